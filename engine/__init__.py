@@ -1,0 +1,12 @@
+"""NeuralMAG Studio engine: finite-difference micromagnetics (LLG) with FFT or neural demag.
+
+Headless: torch, numpy and h5py only. Start with `Problem` and `Simulation`.
+"""
+from .errors import ProblemError
+from .problem import (FieldSpec, InitialState, Material, Mesh, Output, Problem, ShapeOp,
+                      SolverSpec, Stage)
+from .simulation import Simulation
+
+__version__ = "0.1.0"
+__all__ = ["Problem", "Simulation", "ProblemError", "Mesh", "Material", "ShapeOp", "InitialState",
+           "FieldSpec", "SolverSpec", "Stage", "Output", "__version__"]

@@ -1,0 +1,448 @@
+"""HDF5 results and projects, and the CSV table.
+
+Two kinds of HDF5 file share one layout (h5py, no other dependency):
+
+- a **results** file (`format = "nmag-results"`), written by `ResultWriter` while `nmag run`
+  works through a problem file;
+- a **project** file (`format = "nmag-project"`), what the GUI saves and opens: the problem,
+  its (painted) region map, the current m and t, the table and the snapshots.
+
+Layout (both kinds; every part but the root attributes and `regions` is optional)::
+
+    /                 attrs: format, format_version (1), problem_json (json of
+                      Problem.to_dict()), created (ISO 8601, UTC), nmag_version; projects: t (s)
+    /regions          int16 (nz, ny, nx): -1 vacuum, k = problem.materials[k]
+    /table            float64 (rows, cols), resizable; attrs columns (names), units
+    /snapshots/t      float64 (n,), s
+    /snapshots/m      float32 (n, 3, nz, ny, nx), chunked, gzip
+    /m                (3, nz, ny, nx), the final or current state (float32 or float64 as
+                      given); attr t (s)
+
+Units: t in s, m dimensionless (unit vectors, 0 in vacuum), energies in J, the problem in its
+own units (nm, mT, ns, ps; see engine.problem). Files are never left half-written: writers
+work on `<path>.part` and rename it over `<path>` only when everything is in.
+
+Example::
+
+    with ResultWriter("run.h5", problem, sim.regions) as out:
+        out.add_row(sim.table_row())
+        out.add_snapshot(sim.t, sim.m)
+        out.set_final_state(sim.m, sim.t)
+    res = read_results("run.h5")       # res["table"]["mx"], res["snapshots_m"], ...
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import ProblemError
+from .problem import Problem
+
+RESULTS_FORMAT = "nmag-results"
+PROJECT_FORMAT = "nmag-project"
+FORMAT_VERSION = 1
+
+_CHUNK_BYTES = 1 << 20        # about 1 MiB per chunk: h5py's advice for compressed data
+_TABLE_CHUNK_ROWS = 256
+
+
+def column_unit(name: str) -> str:
+    """The SI unit of a table column, from its name (t, dt -> s; mx.. -> 1; E_* -> J; *_mT -> mT)."""
+    if name in ("t", "dt") or name.endswith("_s"):
+        return "s"
+    if name.startswith("E_") or name.endswith("_J"):
+        return "J"
+    if name.endswith("_mT"):
+        return "mT"
+    if name.endswith("_A_per_m"):
+        return "A/m"
+    if name in ("mx", "my", "mz", "max_torque", "step", "steps") or name.startswith("m_"):
+        return "1"
+    return ""
+
+
+def nmag_version() -> str:
+    """The installed nmag (neuralmag-studio) version, or "unknown" when it is not installed."""
+    try:
+        from importlib.metadata import version
+        return version("neuralmag-studio")
+    except Exception:
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- writing
+class ResultWriter:
+    """Write a results file as a run goes; a context manager.
+
+    Everything goes to `path + ".part"`; a clean exit (or `close()`) renames it to `path`, an
+    exception (or `abort()`) deletes it, so a crashed run leaves no half-written results.
+
+    problem: the Problem that was run (stored as JSON). regions: int (nz, ny, nx) region map.
+    """
+
+    format_name = RESULTS_FORMAT
+
+    def __init__(self, path, problem: Problem, regions):
+        self.path = Path(path)
+        self.part = Path(str(path) + ".part")
+        regions = np.asarray(regions)
+        if regions.ndim != 3:
+            raise ValueError(f"regions must be a (nz, ny, nx) array, not shape {regions.shape}")
+        self.shape_zyx = tuple(regions.shape)
+        self.columns: list[str] | None = None
+        self._file = h5py.File(self.part, "w")
+        try:
+            a = self._file.attrs
+            a["format"] = self.format_name
+            a["format_version"] = FORMAT_VERSION
+            a["problem_json"] = json.dumps(problem.to_dict())
+            a["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            a["nmag_version"] = nmag_version()
+            d = self._file.create_dataset("regions", data=regions.astype(np.int16),
+                                          **_compressed(regions.shape, 2))
+            d.attrs["meaning"] = "-1 vacuum, k = problem.materials[k]"
+        except BaseException:
+            self.abort()
+            raise
+
+    # -------------------------------------------------------------- context manager
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    # -------------------------------------------------------------- content
+    def add_row(self, row: dict) -> None:
+        """Append one table row {name: number}; the first row fixes the columns and their order.
+
+        Later rows must have the same names (in any order). Units come from the names
+        (see `column_unit`)."""
+        if self.columns is None:
+            self._create_table(list(row))
+        elif set(row) != set(self.columns):
+            raise ValueError(f"table row has columns {sorted(row)}, the table has {sorted(self.columns)}")
+        self._append_rows(np.array([[float(row[c]) for c in self.columns]], dtype=np.float64))
+
+    def add_snapshot(self, t: float, m) -> None:
+        """Append m (3, nz, ny, nx) at time t (s) to /snapshots (stored as float32)."""
+        a = self._field(m, "snapshot m")
+        g = self._file.require_group("snapshots")
+        if "m" not in g:
+            g.create_dataset("m", shape=(0,) + a.shape, maxshape=(None,) + a.shape, dtype=np.float32,
+                             **_compressed((1,) + a.shape, 4))
+            ds_t = g.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                    chunks=(_TABLE_CHUNK_ROWS,))
+            ds_t.attrs["units"] = "s"
+        dm, dt = g["m"], g["t"]
+        n = dm.shape[0]
+        dm.resize(n + 1, axis=0)
+        dm[n] = a.astype(np.float32)
+        dt.resize(n + 1, axis=0)
+        dt[n] = float(t)
+
+    def set_final_state(self, m, t: float) -> None:
+        """Store m (3, nz, ny, nx) as /m with attribute t (s); float64 stays float64, other
+        dtypes are stored as float32. A second call replaces the first."""
+        a = self._field(m, "final m")
+        a = a.astype(np.float64 if a.dtype == np.float64 else np.float32)
+        if "m" in self._file:
+            del self._file["m"]
+        d = self._file.create_dataset("m", data=a, **_compressed(a.shape, a.dtype.itemsize))
+        d.attrs["t"] = float(t)
+        d.attrs["units"] = "1"
+
+    # -------------------------------------------------------------- finish
+    def close(self) -> None:
+        """Finish: close the HDF5 file and rename `<path>.part` to `<path>`."""
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+            self._file = None
+            os.replace(self.part, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Give up: close and delete `<path>.part`; `<path>` is not touched."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:
+                pass
+            self._file = None
+        try:
+            os.unlink(self.part)
+        except FileNotFoundError:
+            pass
+
+    # -------------------------------------------------------------- helpers
+    def _create_table(self, columns: list[str]) -> None:
+        if not columns:
+            raise ValueError("a table row needs at least one column")
+        self.columns = [str(c) for c in columns]
+        ncols = len(self.columns)
+        d = self._file.create_dataset("table", shape=(0, ncols), maxshape=(None, ncols),
+                                      dtype=np.float64, chunks=(_TABLE_CHUNK_ROWS, ncols))
+        d.attrs.create("columns", self.columns, dtype=h5py.string_dtype())
+        d.attrs.create("units", [column_unit(c) for c in self.columns], dtype=h5py.string_dtype())
+
+    def _append_rows(self, rows: np.ndarray) -> None:
+        d = self._file["table"]
+        n = d.shape[0]
+        d.resize(n + rows.shape[0], axis=0)
+        d[n:] = rows
+
+    def _field(self, m, what: str) -> np.ndarray:
+        if self._file is None:
+            raise ValueError(f"{self.path} is closed")
+        if hasattr(m, "detach"):          # a torch tensor, without importing torch
+            m = m.detach().cpu().numpy()
+        a = np.asarray(m)
+        if a.shape != (3,) + self.shape_zyx:
+            raise ValueError(f"{what} must have shape {(3,) + self.shape_zyx}, not {a.shape}")
+        return a
+
+
+class _ProjectWriter(ResultWriter):
+    format_name = PROJECT_FORMAT
+
+
+def _compressed(chunk_of: tuple, itemsize: int) -> dict:
+    """Chunked gzip settings for an array whose natural chunk is `chunk_of`: the leading axes
+    are halved until a chunk holds about 1 MiB, so big grids still compress in small pieces."""
+    chunk = [max(1, int(c)) for c in chunk_of]
+    for axis in range(len(chunk)):
+        while chunk[axis] > 1 and int(np.prod(chunk)) * itemsize > _CHUNK_BYTES:
+            chunk[axis] = (chunk[axis] + 1) // 2
+    return {"chunks": tuple(chunk), "compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+def save_project(path, problem: Problem, m=None, t: float = 0.0, table_rows=None,
+                 snapshots=None) -> Path:
+    """Save a GUI project atomically (`<path>.part`, then os.replace).
+
+    problem: validated first (a copy), so a saved project always opens again; its region map
+    (problem.regions(): the painted map or the rasterised geometry) goes to /regions.
+    m: the current state (3, nz, ny, nx) or None; t: its time in s.
+    table_rows: a list of row dicts, or a dict column -> 1-D array (as `Project.table`).
+    snapshots: a list of (t, m) pairs (as `Project.snapshots`).
+    """
+    problem = problem.copy().validate()
+    regions = problem.regions()
+    with _ProjectWriter(path, problem, regions) as out:
+        out._file.attrs["t"] = float(t)
+        if table_rows is not None and len(table_rows) > 0:
+            if isinstance(table_rows, dict):
+                columns = list(table_rows)
+                rows = np.column_stack([np.asarray(table_rows[c], dtype=np.float64).ravel()
+                                        for c in columns])
+                if rows.shape[0] > 0:
+                    out._create_table(columns)
+                    out._append_rows(rows)
+            else:
+                for row in table_rows:
+                    out.add_row(row)
+        for ts, ms in snapshots or ():
+            out.add_snapshot(ts, ms)
+        if m is not None:
+            out.set_final_state(m, t)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass
+class Project:
+    """An opened project (or results) file. problem.region_map holds the stored region map.
+    m: (3, nz, ny, nx) or None; t in s; table: column -> 1-D array; snapshots: [(t, m)]."""
+    problem: Problem
+    m: np.ndarray | None = None
+    t: float = 0.0
+    table: dict = field(default_factory=dict)
+    columns: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    path: str = ""
+    nmag_version: str = ""
+    created: str = ""
+
+
+def read_results(path) -> dict:
+    """Read a results file (a project file is accepted too).
+
+    Returns dict(problem (region_map set from /regions), regions int16 (nz, ny, nx),
+    table {column: 1-D float64 array}, columns [names], snapshots_t (n,) s,
+    snapshots_m (n, 3, nz, ny, nx) float32, m (3, nz, ny, nx) or None, t (s) or None,
+    nmag_version, created). Errors: ProblemError("results file", path, ...)."""
+    return _read(path, "results file", "an nmag results file", RESULTS_FORMAT)
+
+
+def open_project(path) -> Project:
+    """Open a project file saved by `save_project` (a results file opens as a project too).
+    Errors (missing, not HDF5, damaged, written by a newer nmag): ProblemError("project file", ...)."""
+    r = _read(path, "project file", "an nmag project", PROJECT_FORMAT)
+    t = r["t"] if r["t"] is not None else 0.0
+    snaps = [(float(ts), ms) for ts, ms in zip(r["snapshots_t"], r["snapshots_m"])]
+    return Project(problem=r["problem"], m=r["m"], t=float(t), table=r["table"],
+                   columns=r["columns"], snapshots=snaps, path=str(path),
+                   nmag_version=r["nmag_version"], created=r["created"])
+
+
+def load_problem(path) -> Problem:
+    """The Problem in a .toml problem file or an .h5 project/results file (`nmag run FILE`).
+
+    From HDF5 the problem comes with region_map set to the stored region map, so a painted
+    geometry runs as painted. Anything that is not HDF5 is read as TOML."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProblemError("problem file", str(p), "an existing .toml problem file or .h5 project")
+    if p.suffix.lower() in (".h5", ".hdf5") or (p.suffix.lower() != ".toml" and h5py.is_hdf5(p)):
+        return _read(p, "project file", "an nmag project or results file", PROJECT_FORMAT,
+                     arrays=False)["problem"]
+    return Problem.from_toml(p)
+
+
+class _Unreadable(Exception):
+    """Why a file cannot be read as a project/results file (internal)."""
+
+
+def _read(path, key: str, expected: str, preferred_format: str, arrays: bool = True) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemError(key, str(path), f"an existing file: {expected}")
+    if not h5py.is_hdf5(path):
+        raise ProblemError(key, str(path), f"{expected} (this is not an HDF5 file)")
+    try:
+        with h5py.File(path, "r") as f:
+            return _contents(f, path, arrays, preferred_format)
+    except _Unreadable as e:
+        raise ProblemError(key, str(path), f"{expected} ({e})") from None
+    except ProblemError as e:
+        raise ProblemError(key, str(path), f"{expected} (its problem description is invalid: {e})") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise ProblemError(key, str(path), f"{expected} (the file is damaged: {e})") from None
+
+
+def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> dict:
+    a = f.attrs
+    fmt = _text(a.get("format"))
+    if fmt is None:
+        raise _Unreadable("it has no 'format' attribute: it was not written by nmag")
+    if fmt not in (RESULTS_FORMAT, PROJECT_FORMAT):
+        raise _Unreadable(f"its format is {fmt!r}, not {preferred_format!r}")
+    version = a.get("format_version")
+    if version is None:
+        raise _Unreadable("it has no 'format_version' attribute")
+    version = int(version)
+    writer = _text(a.get("nmag_version")) or "unknown"
+    if version > FORMAT_VERSION:
+        raise _Unreadable(f"it has format_version {version}, this nmag reads format_version "
+                          f"{FORMAT_VERSION} or older: it was written by a newer nmag "
+                          f"(version {writer}); update nmag to open it")
+    if version < 1:
+        raise _Unreadable(f"format_version {version} is not a valid version")
+    pj = _text(a.get("problem_json"))
+    if pj is None:
+        raise _Unreadable("it has no 'problem_json' attribute")
+    if "regions" not in f:
+        raise _Unreadable("it has no 'regions' dataset")
+    try:
+        d = json.loads(pj)
+    except json.JSONDecodeError as e:
+        raise _Unreadable(f"problem_json is not valid JSON: {e}") from None
+    regions = np.asarray(f["regions"][...], dtype=np.int16)
+    problem = Problem.from_dict(d, base_dir=path.parent, region_map=regions)
+    out = {"problem": problem, "regions": regions, "format": fmt, "format_version": version,
+           "nmag_version": writer, "created": _text(a.get("created")) or ""}
+    if not arrays:
+        return out
+    field_shape = (3,) + regions.shape
+
+    columns, table = [], {}
+    if "table" in f:
+        d_table = f["table"]
+        columns = [_text(c) for c in d_table.attrs.get("columns", [])]
+        rows = np.asarray(d_table[...], dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != len(columns):
+            raise _Unreadable(f"/table has shape {rows.shape} but {len(columns)} column names")
+        table = {c: rows[:, i].copy() for i, c in enumerate(columns)}
+
+    snaps_t = np.zeros(0, dtype=np.float64)
+    snaps_m = np.zeros((0,) + field_shape, dtype=np.float32)
+    if "snapshots" in f:
+        g = f["snapshots"]
+        snaps_t = np.asarray(g["t"][...], dtype=np.float64)
+        snaps_m = g["m"][...]
+        if snaps_m.shape[1:] != field_shape or snaps_m.shape[0] != snaps_t.shape[0]:
+            raise _Unreadable(f"/snapshots hold m {snaps_m.shape} and t {snaps_t.shape}, "
+                              f"expected (n,) + {field_shape} and (n,)")
+
+    m, t = None, None
+    if "m" in f:
+        m = f["m"][...]
+        if m.shape != field_shape:
+            raise _Unreadable(f"/m has shape {m.shape}, expected {field_shape}")
+        if "t" in f["m"].attrs:
+            t = float(f["m"].attrs["t"])
+    if "t" in a:
+        t = float(a["t"])
+    out.update(table=table, columns=columns, snapshots_t=snaps_t, snapshots_m=snaps_m, m=m, t=t)
+    return out
+
+
+def _text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.shape == ():
+        return _text(v.item())
+    return str(v)
+
+
+# --------------------------------------------------------------------------- CSV
+def write_table_csv(path, columns, rows_array, units=None) -> Path:
+    """Write a table as CSV, atomically: one comment line with the units, the column names,
+    then one row per line (shortest text that reads back as the same float64).
+
+    rows_array: (rows, len(columns)). units: one per column, by default from the names.
+    Read back with numpy.genfromtxt(path, delimiter=",", names=True, comments="#")."""
+    columns = [str(c) for c in columns]
+    rows = np.asarray(rows_array, dtype=np.float64)
+    if rows.ndim == 1:
+        rows = rows.reshape(-1, len(columns)) if rows.size else rows.reshape(0, len(columns))
+    if rows.ndim != 2 or rows.shape[1] != len(columns):
+        raise ValueError(f"rows_array must have shape (rows, {len(columns)}), not {rows.shape}")
+    units = [column_unit(c) for c in columns] if units is None else [str(u) for u in units]
+    lines = ["# columns: " + ", ".join(f"{c} [{u or '-'}]" for c, u in zip(columns, units)),
+             ",".join(columns)]
+    lines += [",".join(repr(float(v)) for v in row) for row in rows]
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="\n") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

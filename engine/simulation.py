@@ -1,0 +1,221 @@
+"""Simulation: a Problem turned into a state, a list of field terms and an integrator.
+
+The effective field is the sum of the terms' h(state); the integrator sees only the LLG
+right-hand side. Parameter edits arrive as a new Problem (`update_problem`) and are applied
+between steps, keeping m and t.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .anisotropy import CubicAnisotropy, UniaxialAnisotropy
+from .constants import PS
+from .demag import FFTDemag, NoDemag
+from .dmi import InterfacialDMI
+from .exchange import Exchange
+from .frame import Frame
+from .initial_states import initial_m
+from .llg import llg_rhs, max_torque
+from .solvers import RK4, RK45, Heun, relax
+from .state import State, normalize
+from .zeeman import AppliedField, Zeeman
+
+
+def make_demag(method: str, state: State, problem=None):
+    """A Demag implementation by name: "fft", "neural", "neural+probe" or "none"."""
+    if method == "fft":
+        return FFTDemag(state.n, state.d, state.dtype, state.device)
+    if method == "none":
+        return NoDemag()
+    if method in ("neural", "neural+probe"):
+        from .neural.demag import NeuralDemag
+        return NeuralDemag(state.n, state.d, state.dtype, state.device,
+                           probe_every=problem.solver.probe_every if (problem and method == "neural+probe") else 0)
+    raise ValueError(f"unknown demag method {method!r}")
+
+
+def make_integrator(solver_spec):
+    if solver_spec.method == "rk45":
+        return RK45(solver_spec.tolerance, dt=solver_spec.dt_ps * PS, max_dt=solver_spec.max_dt_ps * PS)
+    if solver_spec.method == "rk4":
+        return RK4(solver_spec.dt_ps * PS)
+    return Heun(solver_spec.dt_ps * PS)
+
+
+class Simulation:
+    """Evolve m(r, t) of a Problem by the LLG equation. See docs/ARCHITECTURE.md for the API."""
+
+    def __init__(self, problem, m0=None):
+        self.problem = problem.copy().validate()
+        self.regions = self.problem.regions()
+        self.mask = self.regions >= 0
+        if m0 is None:
+            ini = self.problem.initial
+            m0 = initial_m(ini.kind, ini.params, self.problem.mesh, self.mask, self.problem.base_dir)
+        self.state = State.from_problem(self.problem, self.regions, np.asarray(m0))
+        self.steps = 0
+        self.demag = make_demag(self.problem.solver.demag, self.state, self.problem)
+        self._build_terms()
+        self.integrator = make_integrator(self.problem.solver)
+
+    # ------------------------------------------------------------------ set-up
+    def _build_terms(self):
+        st, mats = self.state, self.problem.materials
+        self.zeeman = Zeeman(st, AppliedField(self.problem.field.B_mT, self.problem.field.ac))
+        terms = [Exchange(st), self.demag, self.zeeman]
+        if any(mm.Ku != 0 for mm in mats):
+            terms.append(UniaxialAnisotropy(st))
+        if any(mm.Kc1 != 0 for mm in mats):
+            terms.append(CubicAnisotropy(st))
+        if any(mm.D != 0 for mm in mats):
+            terms.append(InterfacialDMI(st))
+        self.terms = terms
+
+    def update_problem(self, problem):
+        """Apply edited materials, field and solver settings between steps; keep m and t.
+        A changed grid or geometry needs a new Simulation."""
+        problem = problem.copy().validate()
+        if tuple(problem.mesh.n) != tuple(self.problem.mesh.n) or \
+                tuple(problem.mesh.cell_nm) != tuple(self.problem.mesh.cell_nm) or \
+                not np.array_equal(problem.regions(), self.regions):
+            raise ValueError("the grid or the geometry changed: build a new Simulation")
+        m, t = self.state.m, self.state.t
+        old_demag = self.problem.solver.demag
+        self.problem = problem
+        self.state = State.from_problem(problem, self.regions, m.cpu().numpy())
+        self.state.t = t
+        if problem.solver.demag != old_demag or self.state.dtype != self.demag_dtype():
+            self.demag = make_demag(problem.solver.demag, self.state, problem)
+        self._build_terms()
+        self.integrator = make_integrator(problem.solver)
+
+    def demag_dtype(self):
+        return getattr(self.demag, "dtype", self.state.dtype)
+
+    def set_applied_field(self, B_mT, ac=None):
+        self.zeeman.applied = AppliedField(B_mT, ac)
+        self.problem.field.B_mT = tuple(float(b) for b in B_mT)
+        if ac is not None:
+            self.problem.field.ac = dict(ac)
+        self.integrator.reset()
+
+    def set_alpha(self, alpha: float):
+        self.state.alpha = torch.full_like(self.state.alpha, float(alpha))
+        self.integrator.reset()
+
+    def set_m(self, m):
+        m = torch.as_tensor(np.asarray(m), dtype=self.state.dtype, device=self.state.device)
+        self.state.m = normalize(m, self.state.mask)
+        self.integrator.reset()
+
+    # ------------------------------------------------------------------ physics
+    @property
+    def m(self) -> torch.Tensor:
+        return self.state.m
+
+    @property
+    def t(self) -> float:
+        return self.state.t
+
+    def effective_field(self, m=None, t=None) -> torch.Tensor:
+        """H_eff in A/m for m (default: the current m) at time t."""
+        st = self.state
+        saved = (st.m, st.t)
+        if m is not None:
+            st.m = m
+        if t is not None:
+            st.t = t
+        try:
+            H = self.terms[0].h(st)
+            for term in self.terms[1:]:
+                H = H + term.h(st)
+        finally:
+            st.m, st.t = saved
+        return H
+
+    def _rhs(self, t, m):
+        return llg_rhs(m, self.effective_field(m, t), self.state.alpha)
+
+    def step(self) -> float:
+        """One integrator step; returns its length dt in s."""
+        st = self.state
+        t, m = self.integrator.step(self._rhs, st.t, st.m, st.mask)
+        st.t, st.m = t, m
+        self.steps += 1
+        on_step = getattr(self.demag, "after_step", None)
+        if on_step is not None:
+            on_step(st)
+        return self.integrator.last_dt
+
+    def run(self, duration: float, callback=None) -> None:
+        """Advance by `duration` seconds, landing exactly on the end time.
+        callback(sim) after every step; returning True stops early."""
+        end = self.state.t + duration
+        while self.state.t < end * (1 - 1e-12) - 1e-21:
+            remaining = end - self.state.t
+            if self.integrator.adaptive:
+                self.integrator.dt = min(self.integrator.dt, remaining)
+                self.step()
+            else:
+                keep = self.integrator.dt
+                self.integrator.dt = min(keep, remaining)
+                self.step()
+                self.integrator.dt = keep
+            if callback is not None and callback(self):
+                break
+
+    def relax(self, torque=None, max_steps=100000, callback=None) -> dict:
+        """Minimise the energy (no precession, no time) until max |m x H|/Ms < torque."""
+        tol = torque if torque is not None else self.problem.solver.relax_torque
+        st = self.state
+        m, steps, final = relax(lambda mm: self.effective_field(mm), st.m, st.mask, st.Ms, tol, max_steps,
+                                callback)
+        st.m = m
+        self.integrator.reset()
+        return {"steps": steps, "max_torque": final, "converged": final <= tol}
+
+    # ------------------------------------------------------------------ measurements
+    def mean_m(self) -> np.ndarray:
+        """<m> over the magnet, weighted by Ms (the magnetization average mumax3 reports)."""
+        st = self.state
+        w = st.Ms
+        tot = float(w.sum())
+        if tot == 0:
+            return np.zeros(3)
+        return (st.m * w).sum(dim=(1, 2, 3)).cpu().numpy().astype(float) / tot
+
+    def fields(self) -> dict:
+        return {term.name if hasattr(term, "name") else type(term).__name__: term.h(self.state) for term in self.terms}
+
+    def energies(self) -> dict:
+        """Energy of each term in J, and the total."""
+        out = {}
+        for term in self.terms:
+            out[term.name] = term.energy(self.state)
+        out["total"] = sum(out.values())
+        return out
+
+    def max_torque(self) -> float:
+        return max_torque(self.state.m, self.effective_field(), self.state.Ms)
+
+    def table_row(self) -> dict:
+        mx, my, mz = self.mean_m()
+        row = {"t": self.state.t, "mx": mx, "my": my, "mz": mz}
+        for k, v in self.energies().items():
+            row[f"E_{k}"] = v
+        B = self.zeeman.applied.B_mT(self.state.t)
+        row.update({"Bx_mT": B[0], "By_mT": B[1], "Bz_mT": B[2]})
+        return row
+
+    def frame(self, with_energies: bool = True) -> Frame:
+        """A private copy of what the view shows."""
+        st = self.state
+        probe = getattr(self.demag, "last_probe", None)
+        return Frame(t=st.t, steps=self.steps, dt=self.integrator.last_dt,
+                     m=st.m.detach().to(torch.float32).cpu().numpy().copy(),
+                     mean_m=self.mean_m(), energies=self.energies() if with_energies else {},
+                     max_torque=self.max_torque() if with_energies else float("nan"),
+                     demag_method=self.problem.solver.demag,
+                     error_map=None if probe is None else probe.error_map.copy(),
+                     error_rel_l2=None if probe is None else probe.rel_l2)
