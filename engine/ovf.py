@@ -73,7 +73,7 @@ def write_ovf(path, m, cell_m, mode: str = "binary4", title: str = "m", desc: st
     lines = ["# OOMMF OVF 2.0", "# Segment count: 1", "# Begin: Segment", "# Begin: Header",
              f"# Title: {_one_line(title)}", "# meshtype: rectangular", "# meshunit: m",
              "# xmin: 0", "# ymin: 0", "# zmin: 0",
-             f"# xmax: {_num(nx * dx)}", f"# ymax: {_num(ny * dy)}", f"# zmax: {_num(nz * dz)}",
+             f"# xmax: {_num(nx * dx, 15)}", f"# ymax: {_num(ny * dy, 15)}", f"# zmax: {_num(nz * dz, 15)}",
              f"# valuedim: {valuedim}",
              "# valuelabels: " + " ".join(_one_word(s) for s in valuelabels),
              "# valueunits: " + " ".join(_one_word(s) for s in valueunits)]
@@ -117,9 +117,11 @@ def _per_component(given, default, valuedim, fallback):
     raise ValueError(f"expected {valuedim} value labels/units (one per component), got {given}")
 
 
-def _num(x: float) -> str:
-    """Shortest text that reads back as the same float64 ("5e-09", "0")."""
-    return "0" if x == 0 else repr(float(x))
+def _num(x: float, digits: int | None = None) -> str:
+    """Shortest text that reads back as the same float64 ("5e-09", "0"); with `digits`, rounded
+    to that many significant digits first (extents: 3 * 5e-9 is written 1.5e-08)."""
+    x = float(x) if digits is None else float(f"{float(x):.{digits}g}")
+    return "0" if x == 0 else repr(x)
 
 
 def _one_line(s) -> str:
