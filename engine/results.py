@@ -69,7 +69,11 @@ def column_unit(name: str) -> str:
 
 
 def nmag_version() -> str:
-    """The installed nmag (neuralmag-studio) version, or "unknown" when it is not installed."""
+    """The running nmag's version (engine.__version__, else the installed package's), or "unknown"."""
+    import engine
+    v = getattr(engine, "__version__", None)
+    if v:
+        return str(v)
     try:
         from importlib.metadata import version
         return version("neuralmag-studio")
