@@ -1,0 +1,93 @@
+"""Work through a problem's stages (relax, run, sweep), recording the table and snapshots.
+
+Used by `nmag run` and by scripts. The recorder is anything with add_row(dict) and
+add_snapshot(t, m) (engine.results.ResultWriter, or a list-backed one for tests). `progress`
+is called with (stage index, fraction of that stage done in [0, 1], text).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import NS, PS
+from .problem import Stage
+
+
+class MemoryRecorder:
+    """Keeps rows and snapshots in lists (for scripts and tests)."""
+
+    def __init__(self):
+        self.rows, self.snapshots = [], []
+
+    def add_row(self, row):
+        self.rows.append(dict(row))
+
+    def add_snapshot(self, t, m):
+        self.snapshots.append((t, np.asarray(m.detach().cpu() if hasattr(m, "detach") else m).copy()))
+
+    def column(self, name):
+        return np.array([r[name] for r in self.rows])
+
+
+def default_stages():
+    """What `nmag run` does for a problem without stages (a GUI project): relax."""
+    return [Stage("relax", {})]
+
+
+def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
+    """Run every stage of `problem` on `sim`. Returns a summary dict."""
+    stages = problem.stages or default_stages()
+    every_row = problem.output.table_every_ps * PS
+    every_snap = problem.output.snapshot_every_ps * PS
+    summary = {"stages": []}
+    recorder.add_row(sim.table_row())
+    recorder.add_snapshot(sim.t, sim.m)
+    for i, stage in enumerate(stages):
+        p = stage.params
+        report = (lambda f, text, i=i: progress(i, f, text)) if progress else (lambda f, text: None)
+        if "B_mT" in p:
+            sim.set_applied_field(p["B_mT"], sim.problem.field.ac)
+        if "alpha" in p:
+            sim.set_alpha(p["alpha"])
+        if stage.kind == "relax":
+            info = sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 100000),
+                             callback=lambda m, k, tq: (should_stop is not None and should_stop()))
+            recorder.add_row(sim.table_row())
+            recorder.add_snapshot(sim.t, sim.m)
+            report(1.0, f"relaxed in {info['steps']} steps, torque {info['max_torque']:.2e}")
+            summary["stages"].append({"kind": "relax", **info})
+        elif stage.kind == "run":
+            duration = p["duration_ns"] * NS
+            t0 = sim.t
+            end = t0 + duration
+            next_row, next_snap = t0 + every_row, t0 + every_snap
+            steps0 = sim.steps
+            while sim.t < end * (1 - 1e-12):
+                target = min(next_row, next_snap, end)
+                sim.run(target - sim.t)
+                if sim.t >= next_row * (1 - 1e-9) or sim.t >= end * (1 - 1e-12):
+                    recorder.add_row(sim.table_row())
+                    next_row += every_row
+                if sim.t >= next_snap * (1 - 1e-9):
+                    recorder.add_snapshot(sim.t, sim.m)
+                    next_snap += every_snap
+                report((sim.t - t0) / duration, f"t = {sim.t / NS:.4f} ns")
+                if should_stop is not None and should_stop():
+                    break
+            summary["stages"].append({"kind": "run", "steps": sim.steps - steps0, "t_end": sim.t})
+        elif stage.kind == "sweep":
+            fields = np.linspace(p["from_mT"], p["to_mT"], p["steps"])
+            for k, B in enumerate(fields):
+                sim.set_applied_field(B, {"kind": "none"})
+                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000))
+                recorder.add_row(sim.table_row())
+                recorder.add_snapshot(sim.t, sim.m)
+                report((k + 1) / len(fields), f"B = {np.round(B, 3).tolist()} mT")
+                if should_stop is not None and should_stop():
+                    break
+            summary["stages"].append({"kind": "sweep", "points": len(fields)})
+        if should_stop is not None and should_stop():
+            break
+    summary["t"] = sim.t
+    summary["steps"] = sim.steps
+    summary["mean_m"] = sim.mean_m().tolist()
+    return summary
