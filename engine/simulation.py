@@ -186,15 +186,22 @@ class Simulation:
         return (st.m * w).sum(dim=(1, 2, 3)).cpu().numpy().astype(float) / tot
 
     def fields(self) -> dict:
-        return {term.name if hasattr(term, "name") else type(term).__name__: term.h(self.state) for term in self.terms}
+        """H of each term in A/m, by term name."""
+        return {term.name: term.h(self.state) for term in self.terms}
+
+    def measure(self) -> tuple:
+        """(energies dict in J with "total", max torque) from one evaluation of every term."""
+        energies, H_eff = {}, None
+        for name, H in self.fields().items():
+            term = next(t for t in self.terms if t.name == name)
+            energies[name] = term.energy(self.state, H)
+            H_eff = H if H_eff is None else H_eff + H
+        energies["total"] = sum(energies.values())
+        return energies, max_torque(self.state.m, H_eff, self.state.Ms)
 
     def energies(self) -> dict:
         """Energy of each term in J, and the total."""
-        out = {}
-        for term in self.terms:
-            out[term.name] = term.energy(self.state)
-        out["total"] = sum(out.values())
-        return out
+        return self.measure()[0]
 
     def max_torque(self) -> float:
         return max_torque(self.state.m, self.effective_field(), self.state.Ms)
@@ -212,10 +219,10 @@ class Simulation:
         """A private copy of what the view shows."""
         st = self.state
         probe = getattr(self.demag, "last_probe", None)
+        energies, torque = self.measure() if with_energies else ({}, float("nan"))
         return Frame(t=st.t, steps=self.steps, dt=self.integrator.last_dt,
                      m=st.m.detach().to(torch.float32).cpu().numpy().copy(),
-                     mean_m=self.mean_m(), energies=self.energies() if with_energies else {},
-                     max_torque=self.max_torque() if with_energies else float("nan"),
+                     mean_m=self.mean_m(), energies=energies, max_torque=torque,
                      demag_method=self.problem.solver.demag,
                      error_map=None if probe is None else probe.error_map.copy(),
                      error_rel_l2=None if probe is None else probe.rel_l2)
