@@ -1,0 +1,415 @@
+"""SpinView: the live 3D picture of m, drawn by VTK through a pyvistaqt QtInteractor.
+
+The film is an ImageData with one coloured cell per simulation cell; vacuum cells are cut away
+by a threshold on a mask array. A second layer shows arrows on every k-th cell, with k chosen so
+there are at most `arrow_budget` arrows (software rendering draws about 1,000 arrows in 30 ms;
+one arrow per cell of a 256x256 film would take a quarter of a second per frame).
+
+Actors are created once per grid; each frame only writes into their arrays in place
+(`cell_data[...][:] = ...`, Modified()) and renders. Only the GUI thread calls into this class.
+
+Example::
+
+    view = SpinView()
+    view.show_frame(frame, cell_nm=(3, 3, 3))
+    view.set_color_by("angle")
+    view.set_camera("top")
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyvista as pv
+import vtk
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton,
+                               QVBoxLayout, QWidget)
+from pyvistaqt import QtInteractor
+
+COLOR_MODES = {"mx": "mx", "my": "my", "mz": "mz", "angle": "in-plane angle"}
+ARROW_BUDGET = 1500
+BACKGROUND = "#20242b"
+
+
+def arrow_stride(nx: int, ny: int, budget: int = ARROW_BUDGET) -> int:
+    """The smallest k such that an arrow on every k-th cell in x and y gives <= budget arrows."""
+    k = 1
+    while math.ceil(nx / k) * math.ceil(ny / k) > budget:
+        k += 1
+    return k
+
+
+def nice_length(span: float) -> float:
+    """A round length (1, 2 or 5 times a power of ten) near a quarter of `span`."""
+    target = max(span / 4.0, 1e-9)
+    p = 10 ** math.floor(math.log10(target))
+    for f in (1, 2, 5, 10):
+        if f * p >= target:
+            return f * p
+    return 10 * p
+
+
+def hsv_wheel_image(size: int = 128) -> QImage:
+    """The in-plane angle legend: a colour wheel (hue = angle of (mx, my), 0 deg = +x,
+    counter-clockwise) with the axis names, as a QImage with alpha."""
+    img = QImage(size, size, QImage.Format_RGBA8888)
+    img.fill(Qt.transparent)
+    r_out = size * 0.36
+    c = size / 2
+    y, x = np.mgrid[0:size, 0:size].astype(float)
+    dx, dy = x + 0.5 - c, c - (y + 0.5)
+    r = np.hypot(dx, dy)
+    hue = (np.degrees(np.arctan2(dy, dx)) + 360.0) % 360.0
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgb = _hsv_to_rgb(hue / 360.0)
+    inside = r <= r_out
+    rgba[..., :3] = (rgb * 255).astype(np.uint8)
+    rgba[..., 3] = np.where(inside, 255, 0)
+    buf = QImage(rgba.tobytes(), size, size, 4 * size, QImage.Format_RGBA8888).copy()
+    painter = QPainter(buf)
+    painter.setRenderHint(QPainter.Antialiasing)
+    painter.setPen(QPen(QColor("white")))
+    f = QFont()
+    f.setPixelSize(max(9, size // 9))
+    f.setBold(True)
+    painter.setFont(f)
+    w = size * 0.14
+    painter.drawText(int(c + r_out + 1), int(c - w / 2), int(w), int(w), Qt.AlignCenter, "x")
+    painter.drawText(int(c - w / 2), int(c - r_out - w - 1), int(w), int(w), Qt.AlignCenter, "y")
+    painter.end()
+    return buf
+
+
+def _hsv_to_rgb(h: np.ndarray) -> np.ndarray:
+    """Full-saturation, full-value HSV to RGB for hue h in [0, 1)."""
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    q, t = 1 - f, f
+    one, zero = np.ones_like(h), np.zeros_like(h)
+    table = [(one, t, zero), (q, one, zero), (zero, one, t), (zero, q, one), (t, zero, one), (one, zero, q)]
+    out = np.zeros(h.shape + (3,))
+    for k, (r, g, b) in enumerate(table):
+        sel = i == k
+        out[sel, 0], out[sel, 1], out[sel, 2] = r[sel], g[sel], b[sel]
+    return out
+
+
+def _hsv_lookup_table() -> pv.LookupTable:
+    lut = pv.LookupTable(cmap="hsv", n_values=360)
+    lut.scalar_range = (0.0, 360.0)
+    return lut
+
+
+def _qimage_to_vtk(img: QImage) -> pv.ImageData:
+    img = img.convertToFormat(QImage.Format_RGBA8888)
+    w, h = img.width(), img.height()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=w * h * 4).reshape(h, w, 4)
+    arr = np.ascontiguousarray(arr[::-1])  # VTK images start at the bottom row
+    im = pv.ImageData(dimensions=(w, h, 1))
+    im.point_data["rgba"] = arr.reshape(-1, 4)
+    return im
+
+
+class SpinView(QWidget):
+    """The 3D view of the magnetization, with its controls (colour, arrows, camera).
+
+    show_frame(frame, cell_nm) draws a Frame; the first frame of a grid builds the actors, later
+    ones update their arrays. `fps` is the measured rate of rendered frames."""
+
+    colorByChanged = Signal(str)
+
+    def __init__(self, parent=None, arrow_budget: int = ARROW_BUDGET):
+        super().__init__(parent)
+        self.arrow_budget = arrow_budget
+        self.color_by = "angle"
+        self.show_arrows = True
+        self.grid: pv.ImageData | None = None     # the film: cell arrays "color", "mask"
+        self.points: pv.PolyData | None = None    # arrow anchors: point array "m"
+        self.film_actor = None
+        self.arrow_actor = None
+        self._glyph = None
+        self._layers = []
+        self._lut_rgba = None
+        self._shape = None        # (nz, ny, nx, cell_nm) of the current actors
+        self._stride = 1
+        self._ruler = None
+        self._legend = None
+        self._last_m: np.ndarray | None = None
+        self._render_times: list[float] = []
+        self.fps = 0.0
+        self.frames_drawn = 0
+        self._build_ui()
+
+    # ------------------------------------------------------------------ widgets
+    def _build_ui(self):
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.addWidget(QLabel("Colour by"))
+        self.color_combo = QComboBox()
+        for key, label in COLOR_MODES.items():
+            self.color_combo.addItem(label, key)
+        self.color_combo.setCurrentIndex(list(COLOR_MODES).index(self.color_by))
+        self.color_combo.setToolTip("Colour the cells by a component of m or by the in-plane angle of (mx, my)")
+        self.color_combo.currentIndexChanged.connect(self._on_color_combo)
+        bar.addWidget(self.color_combo)
+        self.arrows_check = QCheckBox("Arrows")
+        self.arrows_check.setChecked(True)
+        self.arrows_check.setToolTip(f"Arrows on a subsample of cells (at most {self.arrow_budget})")
+        self.arrows_check.toggled.connect(self.set_arrows_visible)
+        bar.addWidget(self.arrows_check)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Camera"))
+        for name, tip in (("Top", "look down the z axis"), ("Side", "look along the y axis"),
+                          ("3D", "isometric view"), ("Reset", "fit the sample in the view")):
+            b = QPushButton(name)
+            b.setToolTip(tip)
+            b.setFixedWidth(56)
+            b.clicked.connect(lambda _=False, n=name.lower(): self.set_camera(n))
+            bar.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addLayout(bar)
+        # multi_samples=1: MSAA makes every software-rendered frame about 4 times slower
+        self.plotter = QtInteractor(self, auto_update=False, multi_samples=1)
+        self.plotter.set_background(BACKGROUND)
+        lay.addWidget(self.plotter.interactor, 1)
+
+    def _on_color_combo(self, _i):
+        self.set_color_by(self.color_combo.currentData())
+
+    # ------------------------------------------------------------------ public
+    def show_frame(self, frame, cell_nm) -> None:
+        """Draw frame.m (3, nz, ny, nx) on a grid of cells cell_nm (dx, dy, dz) in nm."""
+        m = frame.m
+        nz, ny, nx = m.shape[1:]
+        key = (nz, ny, nx, tuple(float(c) for c in cell_nm))
+        if key != self._shape:
+            self._build_actors(nz, ny, nx, key[3])
+        self._last_m = m
+        self._update_arrays(m)
+        self._render()
+
+    def set_color_by(self, mode: str) -> None:
+        if mode not in COLOR_MODES:
+            raise ValueError(f"colour mode {mode!r}: expected one of {', '.join(COLOR_MODES)}")
+        self.color_by = mode
+        if self.color_combo.currentData() != mode:
+            self.color_combo.blockSignals(True)
+            self.color_combo.setCurrentIndex(list(COLOR_MODES).index(mode))
+            self.color_combo.blockSignals(False)
+        if self.film_actor is not None:
+            self._apply_color_mode()
+            if self._last_m is not None:
+                self._update_arrays(self._last_m)
+            self._render()
+        self.colorByChanged.emit(mode)
+
+    def set_arrows_visible(self, on: bool) -> None:
+        self.show_arrows = bool(on)
+        if self.arrow_actor is not None:
+            self.arrow_actor.SetVisibility(self.show_arrows)
+            self._render()
+
+    def set_camera(self, preset: str) -> None:
+        """'top', 'side', '3d' or 'reset'."""
+        p = self.plotter
+        if preset == "top":
+            p.view_xy()
+        elif preset == "side":
+            p.view_xz()
+        elif preset == "3d":
+            p.view_isometric()
+        elif preset == "reset":
+            p.view_xy()
+            p.reset_camera()
+        else:
+            raise ValueError(f"camera preset {preset!r}: expected top, side, 3d or reset")
+        self._render()
+
+    def color_array(self) -> np.ndarray | None:
+        """The cell colour array as drawn (a copy), or None before the first frame."""
+        return None if self.grid is None else np.array(self.grid.cell_data["color"])
+
+    def arrow_vectors(self) -> np.ndarray | None:
+        return None if self.points is None else np.array(self.points.point_data["m"])
+
+    @property
+    def arrow_count(self) -> int:
+        return 0 if self.points is None else self.points.n_points
+
+    def close(self) -> bool:
+        """Close the VTK render window (pyvistaqt needs this before exit)."""
+        try:
+            self.plotter.close()
+        except Exception:  # noqa: BLE001 - closing twice is harmless
+            pass
+        return super().close()
+
+    # ------------------------------------------------------------------ actors (once per grid)
+    def _build_actors(self, nz, ny, nx, cell_nm):
+        p = self.plotter
+        p.clear_actors() if hasattr(p, "clear_actors") else p.clear()
+        if p.scalar_bars:
+            p.remove_scalar_bar()
+        dx, dy, dz = cell_nm
+        origin = (-nx * dx / 2.0, -ny * dy / 2.0, 0.0)
+        # The model: one ImageData, a cell per simulation cell, with the colour scalar and the
+        # magnet mask as cell arrays (what the tests and the probe overlay read).
+        grid = pv.ImageData(dimensions=(nx + 1, ny + 1, nz + 1), spacing=(dx, dy, dz), origin=origin)
+        grid.cell_data["color"] = np.zeros(grid.n_cells, np.float32)
+        grid.cell_data["mask"] = np.zeros(grid.n_cells, np.float32)
+        grid.cell_data.active_scalars_name = "color"
+        self.grid = grid
+        # The picture: each layer is one quad textured by an RGBA image with a pixel per cell
+        # (nearest-neighbour, so cells stay sharp; alpha 0 in vacuum). Software OpenGL draws a
+        # textured quad in a few ms, the same 65,536 cells as polygons in about 30 ms.
+        self._layers = []
+        for k in range(nz):
+            quad = pv.Plane(center=(0.0, 0.0, (k + 1) * dz), direction=(0, 0, 1),
+                            i_size=nx * dx, j_size=ny * dy, i_resolution=1, j_resolution=1)
+            image = pv.ImageData(dimensions=(nx, ny, 1))
+            image.point_data["rgba"] = np.zeros((nx * ny, 4), np.uint8)
+            tex = pv.Texture(image)
+            tex.interpolate = False
+            tex.SetColorModeToDirectScalars()
+            actor = p.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
+            self._layers.append((image, tex, actor))
+        self.film_actor = self._layers[-1][2]
+
+        # arrows: anchors on every k-th cell (of every layer), just above the film
+        k = arrow_stride(nx, ny, max(1, self.arrow_budget // nz))
+        self._stride = k
+        xs = origin[0] + (np.arange(0, nx, k) + 0.5) * dx
+        ys = origin[1] + (np.arange(0, ny, k) + 0.5) * dy
+        zs = (np.arange(nz) + 0.5) * dz
+        Z, Y, X = np.meshgrid(zs, ys, xs, indexing="ij")
+        pts = np.column_stack([X.ravel(), Y.ravel(), Z.ravel() + 0.5 * dz + 0.3 * min(dx, dy)])
+        points = pv.PolyData(pts.astype(np.float32))
+        points.point_data["m"] = np.zeros((points.n_points, 3), np.float32)
+        points.point_data.active_vectors_name = "m"
+        self.points = points
+        glyph = vtk.vtkGlyph3D()
+        glyph.SetInputData(points)
+        arrow = vtk.vtkArrowSource()
+        arrow.SetTipResolution(8)
+        arrow.SetShaftResolution(6)
+        arrow.SetTipLength(0.4)
+        arrow.SetTipRadius(0.16)
+        arrow.SetShaftRadius(0.06)
+        tr = vtk.vtkTransform()
+        tr.Translate(-0.5, 0.0, 0.0)  # arrows centred on their cell, not starting there
+        tf = vtk.vtkTransformPolyDataFilter()
+        tf.SetTransform(tr)
+        tf.SetInputConnection(arrow.GetOutputPort())
+        glyph.SetSourceConnection(tf.GetOutputPort())
+        glyph.SetVectorModeToUseVector()
+        glyph.SetScaleModeToScaleByVector()
+        glyph.SetScaleFactor(0.9 * k * min(dx, dy))
+        glyph.OrientOn()
+        glyph.SetColorModeToColorByScale()
+        glyph.ScalingOn()
+        self._glyph = glyph
+        self.arrow_actor = p.add_mesh(glyph, color="#111111", lighting=True, reset_camera=False,
+                                      show_scalar_bar=False)
+        self.arrow_actor.SetVisibility(self.show_arrows)
+
+        self._add_ruler(nx * dx, ny * dy, origin)
+        self._shape = (nz, ny, nx, tuple(cell_nm))
+        self._apply_color_mode()
+        p.view_xy()
+        p.reset_camera()
+
+    def _add_ruler(self, lx, ly, origin):
+        length = nice_length(lx)
+        y = origin[1] - 0.06 * ly
+        a = (origin[0], y, 0.0)
+        b = (origin[0] + length, y, 0.0)
+        self._ruler = self.plotter.add_ruler(a, b, title=f"{length:g} nm", number_labels=2,
+                                             label_format="%.0f", font_size_factor=0.7,
+                                             label_size_factor=0.7, number_minor_ticks=1,
+                                             tick_color="white")
+        self._ruler.GetTitleTextProperty().SetColor(1, 1, 1)
+        self._ruler.GetLabelTextProperty().SetColor(1, 1, 1)
+        self._ruler.GetProperty().SetColor(1, 1, 1)
+
+    def _apply_color_mode(self):
+        p = self.plotter
+        if self.color_by == "angle":
+            self._lut = _hsv_lookup_table()
+        else:
+            self._lut = pv.LookupTable(cmap="RdBu_r", n_values=256)
+            self._lut.scalar_range = (-1.0, 1.0)
+        lo, hi = self._lut.scalar_range
+        n = self._lut.GetNumberOfTableValues()
+        self._lut_rgba = (np.array([self._lut.GetTableValue(i) for i in range(n)]) * 255).astype(np.uint8)
+        self._lut_lo, self._lut_scale = lo, (n - 1e-6) / (hi - lo)
+        if p.scalar_bars:
+            p.remove_scalar_bar()
+        if self._legend is not None:
+            self._legend.Off()
+            self._legend = None
+        if self.color_by == "angle":
+            self._legend = self._add_wheel_legend()
+        else:
+            # a scalar bar needs a mapper: an invisible one that carries the lookup table
+            self._bar_mapper = vtk.vtkPolyDataMapper()
+            self._bar_mapper.SetLookupTable(self._lut)
+            self._bar_mapper.SetScalarRange(lo, hi)
+            p.add_scalar_bar(title=COLOR_MODES[self.color_by] + "\n", mapper=self._bar_mapper,
+                             vertical=True, position_x=0.88, position_y=0.25, width=0.06,
+                             height=0.5, n_labels=5, fmt="%.1f", color="white",
+                             title_font_size=14, label_font_size=12)
+
+    def _add_wheel_legend(self):
+        image = _qimage_to_vtk(hsv_wheel_image(128))
+        rep = vtk.vtkLogoRepresentation()
+        rep.SetImage(image)
+        rep.SetPosition(0.84, 0.72)
+        rep.SetPosition2(0.15, 0.26)
+        rep.GetImageProperty().SetOpacity(1.0)
+        widget = vtk.vtkLogoWidget()
+        widget.SetInteractor(self.plotter.iren.interactor)
+        widget.SetRepresentation(rep)
+        widget.ProcessEventsOff()
+        widget.On()
+        return widget
+
+    # ------------------------------------------------------------------ per frame
+    def _update_arrays(self, m: np.ndarray):
+        mx, my, mz = m[0], m[1], m[2]
+        mask = (mx * mx + my * my + mz * mz) > 0.25
+        if self.color_by == "angle":
+            color = np.degrees(np.arctan2(my, mx)) % 360.0  # 0 = +x, as on the wheel
+        else:
+            color = {"mx": mx, "my": my, "mz": mz}[self.color_by]
+        # cell order of ImageData is x fastest, then y, then z: the same as m[c].ravel()
+        self.grid.cell_data["color"][:] = color.ravel()
+        self.grid.cell_data["mask"][:] = mask.ravel()
+        self.grid.Modified()
+        idx = ((color - self._lut_lo) * self._lut_scale).astype(np.intp)
+        np.clip(idx, 0, len(self._lut_rgba) - 1, out=idx)
+        rgba = self._lut_rgba[idx]                      # (nz, ny, nx, 4)
+        rgba[..., 3] = np.where(mask, 255, 0)
+        for k, (image, tex, _actor) in enumerate(self._layers):
+            image.point_data["rgba"][:] = rgba[k].reshape(-1, 4)
+            image.Modified()
+            tex.Modified()
+        k = self._stride
+        sub = m[:, :, ::k, ::k]
+        self.points.point_data["m"][:] = sub.reshape(3, -1).T
+        self.points.Modified()
+
+    def _render(self):
+        self.plotter.render()
+        self.frames_drawn += 1
+        now = time.perf_counter()
+        self._render_times.append(now)
+        while self._render_times and now - self._render_times[0] > 1.0:
+            self._render_times.pop(0)
+        n = len(self._render_times)
+        if n >= 2:
+            self.fps = (n - 1) / max(self._render_times[-1] - self._render_times[0], 1e-9)

@@ -1,0 +1,347 @@
+"""The simulation thread: one `SimulationWorker` owns the engine's `Simulation` on its own QThread.
+
+Data flows one way. The GUI sends commands (run, pause, step, reset, relax, a new Problem) as
+queued signals; the worker steps the engine in small batches (about 30 ms of wall time), emits a
+`Frame` (a private copy of the arrays) after each batch, and returns to its event loop so the
+next command gets through. Errors inside the thread are caught, reported by `error` and stop the
+run; the GUI keeps its drawing and settings.
+
+Stopping is cooperative: `SimulationThread.stop()` sets a flag that the batch loop and the relax
+callback read, then `quit()` and `wait()`. The thread is never terminated.
+
+Example::
+
+    thread = SimulationThread()
+    thread.worker.frameReady.connect(window.on_frame)   # a bound slot of a GUI-thread QObject
+    thread.reset(problem)
+    thread.run()
+    ...
+    thread.stop()
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from engine import Simulation
+
+BATCH_SECONDS = 0.030      # wall time of one batch of steps before a frame is emitted
+RATE_WINDOW_SECONDS = 1.0  # steps per second are averaged over about this long
+
+IDLE, RUNNING, RELAXING = "idle", "running", "relaxing"
+
+
+def geometry_changed(old, new) -> bool:
+    """True when `new` needs a new Simulation: another grid, cell size or region map."""
+    if tuple(old.mesh.n) != tuple(new.mesh.n) or tuple(old.mesh.cell_nm) != tuple(new.mesh.cell_nm):
+        return True
+    return not np.array_equal(old.regions(), new.regions())
+
+
+class SimulationWorker(QObject):
+    """Owns a `Simulation` and steps it on the thread it was moved to.
+
+    Signals (connect them to bound slots of GUI-thread objects, so they run there):
+      frameReady(Frame)  after every batch; frame.extra["steps_per_s"] is the measured rate
+      stateChanged(str)  "idle", "running" or "relaxing"
+      error(str)         an exception inside the thread; the run has stopped
+      message(str)       information for the user (relax finished, simulation rebuilt)
+      rebuilt(object)    the Problem of a newly built Simulation (new grid or regions)
+    """
+
+    frameReady = Signal(object)
+    stateChanged = Signal(str)
+    error = Signal(str)
+    message = Signal(str)
+    rebuilt = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.sim: Simulation | None = None
+        self.state = IDLE
+        self._stop = threading.Event()     # set from any thread: stop the current run or relax
+        self._rate_steps = 0
+        self._rate_t0 = time.perf_counter()
+        self.steps_per_s = 0.0
+        self._timer: QTimer | None = None  # created in the worker thread (see _ensure_timer)
+
+    # ------------------------------------------------------------------ thread-safe requests
+    def request_stop(self) -> None:
+        """Ask the running batch or relax to stop as soon as the current step is done.
+        Safe to call from any thread (a flag, not a queued call)."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ commands (slots)
+    @Slot(object)
+    def reset(self, problem) -> None:
+        """Build a new Simulation from `problem` (its initial state, t = 0)."""
+        self._guard(self._reset, problem)
+
+    @Slot(object, object, float, int)
+    def load(self, problem, m, t, steps) -> None:
+        """Build a Simulation from `problem` and put it in state m at time t (an opened project)."""
+        self._guard(self._load, problem, m, t, steps)
+
+    @Slot(object)
+    def apply_problem(self, problem) -> None:
+        """Apply an edited Problem between steps: parameters in place (m and t kept); a new grid
+        or region map rebuilds the Simulation, keeping m where the magnet stays."""
+        self._guard(self._apply_problem, problem)
+
+    @Slot()
+    def start(self) -> None:
+        """Run until paused."""
+        if self.sim is None or self.state != IDLE:
+            return
+        self._stop.clear()
+        self._set_state(RUNNING)
+        self._ensure_timer().start()
+
+    @Slot()
+    def pause(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.stop()
+        if self.state == RUNNING:
+            self._set_state(IDLE)
+
+    @Slot()
+    def step_once(self) -> None:
+        """Exactly one integrator step, then a frame (only while idle)."""
+        if self.sim is None or self.state != IDLE:
+            return
+        self._guard(self._step_once)
+
+    @Slot()
+    def relax(self) -> None:
+        """Minimise the energy (sim.relax) with live frames; request_stop() ends it early."""
+        if self.sim is None or self.state != IDLE:
+            return
+        self._stop.clear()
+        self._set_state(RELAXING)
+        try:
+            self._relax()
+        except Exception as exc:  # noqa: BLE001 - every engine error is reported, none kill the thread
+            self._fail(exc)
+        finally:
+            if self.state == RELAXING:
+                self._set_state(IDLE)
+
+    @Slot()
+    def emit_frame(self) -> None:
+        if self.sim is not None:
+            self._guard(self._emit_frame)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop the timer; called on the worker thread before it quits."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.stop()
+        self.state = IDLE
+
+    # ------------------------------------------------------------------ work
+    def _ensure_timer(self) -> QTimer:
+        if self._timer is None:
+            self._timer = QTimer(self)
+            self._timer.setInterval(0)
+            self._timer.timeout.connect(self._batch)
+        return self._timer
+
+    @Slot()
+    def _batch(self) -> None:
+        """Step until BATCH_SECONDS of wall time passed (at least one step), then emit a frame.
+        Between batches the event loop runs, so queued commands arrive between steps."""
+        if self.state != RUNNING or self.sim is None or self._stop.is_set():
+            self.pause()
+            return
+        try:
+            t0 = time.perf_counter()
+            n = 0
+            while True:
+                self.sim.step()
+                n += 1
+                if self._stop.is_set() or time.perf_counter() - t0 >= BATCH_SECONDS:
+                    break
+            self._count_steps(n)
+            self._emit_frame()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _step_once(self) -> None:
+        self.sim.step()
+        self._count_steps(1)
+        self._emit_frame()
+
+    def _relax(self) -> None:
+        sim = self.sim
+        last = [time.perf_counter()]
+        steps = [0]
+
+        def callback(m, step, torque):
+            steps[0] += 1
+            now = time.perf_counter()
+            if now - last[0] >= BATCH_SECONDS:
+                sim.state.m = m  # relax() keeps its own m; show it (it sets state.m at the end)
+                self._count_steps(steps[0])
+                steps[0] = 0
+                self._emit_frame(with_energies=False)
+                last[0] = time.perf_counter()
+            return self._stop.is_set()
+
+        result = sim.relax(callback=callback)
+        self._count_steps(steps[0])
+        self._emit_frame()
+        if self._stop.is_set():
+            self.message.emit(f"Relax stopped after {result['steps']} steps "
+                              f"(max torque {result['max_torque']:.3g}).")
+        else:
+            word = "converged" if result["converged"] else "stopped without converging"
+            self.message.emit(f"Relax {word} after {result['steps']} steps "
+                              f"(max torque {result['max_torque']:.3g}).")
+
+    def _reset(self, problem) -> None:
+        self.pause()
+        self.sim = Simulation(problem)
+        self.rebuilt.emit(self.sim.problem)
+        self._emit_frame()
+
+    def _load(self, problem, m, t, steps) -> None:
+        self.pause()
+        sim = Simulation(problem, m0=None if m is None else np.asarray(m))
+        sim.state.t = float(t)
+        sim.steps = int(steps)
+        self.sim = sim
+        self.rebuilt.emit(sim.problem)
+        self._emit_frame()
+
+    def _apply_problem(self, problem) -> None:
+        sim = self.sim
+        if sim is None:
+            self._reset(problem)
+            return
+        if not geometry_changed(sim.problem, problem):
+            sim.update_problem(problem)
+            return
+        old_m = sim.m.detach().cpu().numpy()
+        old_mask = sim.mask
+        t, steps = sim.t, sim.steps
+        new = Simulation(problem)
+        if old_m.shape == tuple(new.m.shape):
+            keep = old_mask & new.mask
+            m = new.m.detach().cpu().numpy().copy()
+            m[:, keep] = old_m[:, keep]
+            new.set_m(m)
+            new.state.t, new.steps = t, steps
+        self.sim = new
+        self.rebuilt.emit(new.problem)
+        self.message.emit("Geometry or grid changed: the simulation was rebuilt.")
+        self._emit_frame()
+
+    def _emit_frame(self, with_energies: bool = True) -> None:
+        frame = self.sim.frame(with_energies=with_energies)
+        frame.extra["steps_per_s"] = self.steps_per_s
+        self.frameReady.emit(frame)
+
+    def _count_steps(self, n: int) -> None:
+        self._rate_steps += n
+        now = time.perf_counter()
+        dt = now - self._rate_t0
+        if dt >= RATE_WINDOW_SECONDS or (self.steps_per_s == 0.0 and dt > 0.2):
+            self.steps_per_s = self._rate_steps / dt
+            self._rate_steps = 0
+            self._rate_t0 = now
+
+    # ------------------------------------------------------------------ errors
+    def _guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        traceback.print_exc()
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.stop()
+        self._set_state(IDLE)
+        self.error.emit(f"{type(exc).__name__}: {exc}")
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.stateChanged.emit(state)
+
+
+class SimulationThread(QObject):
+    """The GUI-side handle of the simulation thread: starts it, sends commands as queued
+    signals and stops it cooperatively. Lives in the GUI thread."""
+
+    _reset = Signal(object)
+    _load = Signal(object, object, float, int)
+    _apply = Signal(object)
+    _start = Signal()
+    _pause = Signal()
+    _step = Signal()
+    _relax = Signal()
+    _shutdown = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("simulation")
+        self.worker = SimulationWorker()
+        self.worker.moveToThread(self.thread)
+        w = self.worker
+        self._reset.connect(w.reset)
+        self._load.connect(w.load)
+        self._apply.connect(w.apply_problem)
+        self._start.connect(w.start)
+        self._pause.connect(w.pause)
+        self._step.connect(w.step_once)
+        self._relax.connect(w.relax)
+        self._shutdown.connect(w.shutdown)
+        self.thread.start()
+
+    # commands: each one is queued to the worker and runs there between steps
+    def reset(self, problem) -> None:
+        self.worker.request_stop()
+        self._reset.emit(problem.copy())
+
+    def load(self, problem, m, t: float, steps: int = 0) -> None:
+        self.worker.request_stop()
+        self._load.emit(problem.copy(), None if m is None else np.array(m, copy=True), float(t), int(steps))
+
+    def apply_problem(self, problem) -> None:
+        self._apply.emit(problem.copy())
+
+    def run(self) -> None:
+        self._start.emit()
+
+    def pause(self) -> None:
+        self.worker.request_stop()
+        self._pause.emit()
+
+    def step(self) -> None:
+        self._step.emit()
+
+    def relax(self) -> None:
+        self._relax.emit()
+
+    @property
+    def state(self) -> str:
+        return self.worker.state
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Stop cooperatively: flag, shutdown slot, quit(), wait(). Never terminates the thread.
+        Returns True when the thread has finished."""
+        if not self.thread.isRunning():
+            return True
+        self.worker.request_stop()
+        self._shutdown.emit()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
