@@ -1,0 +1,250 @@
+"""Training of the film U-Net (`nmag train ...` calls main_train(argv)).
+
+    nmag train --data data/neural/train.h5 --out runs/unet --epochs 20 --batch 16
+
+Loss: the squared relative L2 error over the magnet's cells, per sample, averaged over the batch
+(the error measure we report). Adam with a cosine learning-rate schedule. Each batch holds
+samples of one grid shape; a batch is randomly rotated by 90/180/270 degrees and/or mirrored,
+with the vector components transformed to match (the operator of a square-cell film has the
+symmetry of the square). A checkpoint is written every epoch (resume with --resume), the best
+model by validation error is kept, and the learning curve is written as PNG and JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import MS_REF, load_h5
+from .unet import FilmUNet
+
+
+# ------------------------------------------------------------------ symmetries of the square
+def transform(x: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
+    """Rotate a (B, 3, ny, nx) vector field by k*90 degrees (counter-clockwise in the x-y plane,
+    y up the rows), then optionally mirror x -> -x; the components transform with the points."""
+    for _ in range(k % 4):
+        # r -> R r with R = rot(+90): (x, y) -> (-y, x); the array's new [i', j'] = old[j, nx-1-i']
+        x = torch.rot90(x, 1, dims=(2, 3))
+        x = torch.stack([-x[:, 1], x[:, 0], x[:, 2]], dim=1)
+    if mirror:
+        x = torch.flip(x, dims=(3,))
+        x = torch.stack([-x[:, 0], x[:, 1], x[:, 2]], dim=1)
+    return x
+
+
+def transform_mask(mask: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
+    """The same transform for a (B, ny, nx) cell array."""
+    mask = torch.rot90(mask, k % 4, dims=(1, 2))
+    return torch.flip(mask, dims=(2,)) if mirror else mask
+
+
+def rel_err(pred, target, mask):
+    """Per-sample relative L2 error over mask cells: (B,)."""
+    m = mask[:, None].to(pred.dtype)
+    num = (((pred - target) ** 2) * m).sum(dim=(1, 2, 3))
+    den = ((target ** 2) * m).sum(dim=(1, 2, 3)).clamp_min(1e-30)
+    return torch.sqrt(num / den)
+
+
+def git_commit(cwd=None) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=cwd or Path(__file__).resolve().parents[2], timeout=10).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+# ------------------------------------------------------------------ data handling
+class Batches:
+    """Same-shape mini-batches over {shape: (M, H, mask)} arrays (torch)."""
+
+    def __init__(self, sets, batch, rng):
+        self.sets = {k: tuple(torch.as_tensor(a) for a in v) for k, v in sets.items()}
+        self.batch, self.rng = batch, rng
+
+    def __len__(self):
+        return sum(math.ceil(len(v[0]) / self.batch) for v in self.sets.values())
+
+    def epoch(self):
+        order = []
+        for k, (M, _, _) in self.sets.items():
+            idx = self.rng.permutation(len(M))
+            order += [(k, idx[i:i + self.batch]) for i in range(0, len(idx), self.batch)]
+        self.rng.shuffle(order)
+        for k, idx in order:
+            M, H, mk = self.sets[k]
+            idx = torch.as_tensor(idx)
+            yield M[idx], H[idx], mk[idx]
+
+
+def split(sets, val_fraction, seed):
+    train, val = {}, {}
+    rng = np.random.default_rng(seed)
+    for k, (M, H, mk) in sets.items():
+        n = len(M)
+        nv = int(round(n * val_fraction))
+        idx = rng.permutation(n)
+        vi, ti = np.sort(idx[:nv]), np.sort(idx[nv:])
+        train[k] = (M[ti], H[ti], mk[ti])
+        if nv:
+            val[k] = (M[vi], H[vi], mk[vi])
+    return train, val
+
+
+@torch.no_grad()
+def evaluate(net, sets, batch=16):
+    """{shape name: median rel L2} and all errors concatenated."""
+    net.eval()
+    out, allv = {}, []
+    for (ny, nx), (M, H, mk) in sets.items():
+        errs = []
+        for i in range(0, len(M), batch):
+            Mb, Hb, mb = (torch.as_tensor(a[i:i + batch]) for a in (M, H, mk))
+            errs.append(rel_err(net(Mb), Hb, mb))
+        e = torch.cat(errs).numpy()
+        out[f"{ny}x{nx}"] = float(np.median(e))
+        allv.append(e)
+    net.train()
+    return out, (np.concatenate(allv) if allv else np.zeros(0))
+
+
+def plot_curve(history, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ep = [h["epoch"] for h in history]
+    ax.semilogy(ep, [h["train_rel_l2"] for h in history], "o-", label="train (mean rel L2)")
+    keys = sorted({k for h in history for k in h.get("val_median", {})})
+    for k in keys:
+        ax.semilogy(ep, [h["val_median"].get(k, np.nan) for h in history], "s--", label=f"val {k} (median)")
+    ax.axhline(0.02, color="gray", lw=0.8, ls=":", label="2 % target")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("relative L2 error of H_d")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_model(net, path, meta):
+    torch.save({"config": net.config, "state_dict": {k: v.detach().float().cpu() for k, v in net.state_dict().items()},
+                "meta": meta}, path)
+
+
+# ------------------------------------------------------------------ main
+def build_parser():
+    ap = argparse.ArgumentParser(prog="nmag train", description="train the NeuralMAG film U-Net")
+    ap.add_argument("--data", required=True, help="HDF5 data set from engine.neural.data")
+    ap.add_argument("--val-data", default=None, help="optional separate HDF5 validation set")
+    ap.add_argument("--out", required=True, help="output folder (checkpoints, curve, model.pt)")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", nargs="?", const="auto", default=None,
+                    help="resume from a checkpoint (default: OUT/checkpoint.pt)")
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--channels", default="12,16,24,32")
+    ap.add_argument("--local-radius", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop after this wall time (0: no limit)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main_train(argv=None) -> dict:
+    a = build_parser().parse_args(argv)
+    from tqdm import tqdm
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import h5py
+    with h5py.File(a.data, "r") as f:
+        aspect = float(f.attrs.get("aspect_dz_dx", 1.0))
+        data_attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    sets = load_h5(a.data)
+    train, val = split(sets, a.val_fraction, a.seed)
+    if a.val_data:
+        for k, v in load_h5(a.val_data).items():
+            val[k] = v
+    channels = tuple(int(c) for c in a.channels.split(","))
+    net = FilmUNet(channels=channels, local_radius=a.local_radius, aspect=aspect)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    rng = np.random.default_rng(a.seed)
+    batches = Batches(train, a.batch, rng)
+    total_steps = a.epochs * len(batches)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    history, start_epoch, best, elapsed0 = [], 0, float("inf"), 0.0
+    ck_path = out / "checkpoint.pt"
+    if a.resume:
+        rp = ck_path if a.resume == "auto" else Path(a.resume)
+        ck = torch.load(rp, weights_only=False)
+        net.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, start_epoch, best = ck["history"], ck["epoch"], ck["best"]
+        elapsed0 = ck.get("elapsed_s", 0.0)
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed from {rp} at epoch {start_epoch}")
+    meta_base = dict(data=str(a.data), data_attrs=data_attrs, n_train=sum(len(v[0]) for v in train.values()),
+                     n_val=sum(len(v[0]) for v in val.values()), seed=a.seed, lr=a.lr, batch=a.batch,
+                     epochs=a.epochs, ms_ref=MS_REF, aspect_dz_dx=aspect, git_commit=git_commit(),
+                     n_params=net.n_params(), threads=a.threads)
+    t0 = time.time()
+    for epoch in range(start_epoch, a.epochs):
+        losses, errs = [], []
+        bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",
+                   disable=a.no_progress, leave=False)
+        for M, H, mk in bar:
+            k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+            M, H, mk = transform(M, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
+            e = rel_err(net(M), H, mk)
+            loss = (e ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            errs.append(float(e.detach().mean()))
+            bar.set_postfix(rel=f"{np.mean(errs[-20:]):.4f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        val_med, val_all = evaluate(net, val) if val else ({}, np.zeros(0))
+        elapsed = elapsed0 + time.time() - t0
+        h = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)), train_rel_l2=float(np.mean(errs)),
+                 val_median=val_med, val_median_all=float(np.median(val_all)) if len(val_all) else None,
+                 elapsed_s=elapsed, lr=sched.get_last_lr()[0])
+        history.append(h)
+        score = h["val_median_all"] if h["val_median_all"] is not None else h["train_rel_l2"]
+        meta = dict(meta_base, epochs_done=epoch + 1, history=history, train_time_s=elapsed)
+        if score < best:
+            best = score
+            save_model(net, out / "best.pt", meta)
+        torch.save(dict(state_dict=net.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                        history=history, epoch=epoch + 1, best=best, elapsed_s=elapsed, rng=rng.bit_generator.state,
+                        torch_rng=torch.get_rng_state(), config=net.config), ck_path)
+        save_model(net, out / "model.pt", meta)
+        (out / "learning_curve.json").write_text(json.dumps(history, indent=1))
+        plot_curve(history, out / "learning_curve.png")
+        print(f"epoch {epoch + 1}: train rel L2 {h['train_rel_l2']:.4f}  val median {val_med}  "
+              f"({elapsed / 60:.1f} min)", flush=True)
+        if a.max_minutes and elapsed > a.max_minutes * 60:
+            print("time limit reached")
+            break
+    return dict(history=history, out=str(out), best=best)
+
+
+if __name__ == "__main__":
+    main_train()
