@@ -1,0 +1,438 @@
+"""Make the surrogate's error visible: plots of the error probe, the model card, twin runs.
+
+- `SurrogateErrorPanel`: the global relative error ||H_net - H_fft|| / ||H_fft|| against time
+  (log axis), a histogram of the per-cell error |H_net - H_fft| / Ms of the last probe
+  (log-spaced bins), the model card's summary and a "Model card…" button. Feed it Frames with
+  `add_frame(frame)`; frames without a probe are ignored, and a probe that several frames
+  carry is counted once.
+- `TwinRunPanel`: <m>(t) of a neural and an FFT run from the same start, and how far they
+  drift apart (|<m>_neural - <m>_fft| and max over cells of |m_neural - m_fft|).
+- `ModelCardDialog`: the shipped model card (resources/neural/model_card.json), or a note
+  that none is shipped.
+- `outside_model_card(problem, card)`: the reasons a problem lies outside the card, as
+  sentences for the user (no Qt; tolerant of cards that lack a key).
+
+Units: t in ns on the axes; errors dimensionless.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
+                               QTextBrowser, QVBoxLayout, QWidget)
+
+HIST_BINS = 40
+HIST_DECADES = 6          # the histogram spans at most this many decades below the largest error
+MAX_POINTS = 20000        # points kept on a time plot (older ones are thinned)
+
+
+def _plain_axes(plot) -> None:
+    """No automatic SI prefixes ("x0.001") on the axes: the labels carry the units."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
+# --------------------------------------------------------------------------- the model card
+def card_path() -> Path:
+    from engine.resources import resource_path
+    return resource_path("neural/model_card.json")
+
+
+def load_model_card(path=None) -> dict | None:
+    """The model card as a dict, or None when the file is missing or unreadable."""
+    p = Path(path) if path is not None else card_path()
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _lookup(card: dict, *names):
+    """The first of `names` found in the card, at its top level or in one of its sections
+    ("valid", "validity", "training", "trained_on", "data")."""
+    if not isinstance(card, dict):
+        return None
+    places = [card] + [card[k] for k in ("valid", "validity", "training", "trained_on", "data")
+                       if isinstance(card.get(k), dict)]
+    for name in names:
+        for place in places:
+            if place.get(name) is not None:
+                return place[name]
+    return None
+
+
+def _as_range(v):
+    """A card value as (lo, hi): a number is an exact trained value, a pair or
+    {"min", "max"} a range. None when it is neither."""
+    try:
+        if isinstance(v, dict):
+            lo, hi = v.get("min", -math.inf), v.get("max", math.inf)
+            return float(lo), float(hi)
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            return float(v[0]), float(v[1])
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v), float(v)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _fmt(r, unit=""):
+    lo, hi = r
+    u = f" {unit}" if unit else ""
+    if lo == hi:
+        return f"{lo:g}{u}"
+    if math.isinf(hi):
+        return f"at least {lo:g}{u}"
+    if math.isinf(lo):
+        return f"at most {hi:g}{u}"
+    return f"{lo:g} to {hi:g}{u}"
+
+
+def _inside(v, r, rel=1e-3):
+    lo, hi = r
+    tol = rel * max(abs(lo), abs(hi), 1e-30) if lo == hi else 1e-9 * max(abs(hi), 1.0) if math.isfinite(hi) else 0
+    return lo - tol <= v <= hi + tol
+
+
+def outside_model_card(problem, card) -> list[str]:
+    """Why `problem` lies outside what the network was trained or validated for.
+
+    Checks, where the card says something about them: cell size dx (nm), square cells
+    (dx = dy), film thickness (nm), the cell aspect dz/dx, the number of layers (nz; the
+    network is for single-layer films unless the card says otherwise) and the grid size
+    (largest of nx, ny; also against the receptive field). Keys are looked up tolerantly (see
+    `_lookup`); a card without a key gives no warning about it. An empty or missing card gives
+    one warning. Returns sentences a user can read; empty when all is inside.
+    """
+    if not card:
+        return ["No model card is shipped with the network, so nothing says where it is valid: "
+                "use the error probe."]
+    nx, ny, nz = (int(v) for v in problem.mesh.n)
+    dx, dy, dz = (float(v) for v in problem.mesh.cell_nm)
+    out = []
+    r = _as_range(_lookup(card, "cell_nm", "dx_nm", "cell_size_nm", "cell_nm_range"))
+    if r is not None and not _inside(dx, r):
+        out.append(f"Cell size dx = {dx:g} nm lies outside the trained {_fmt(r, 'nm')}.")
+    if abs(dx - dy) > 1e-6 * dx and _lookup(card, "square_cells", "dx_eq_dy") is not False:
+        out.append(f"Cells are not square (dx = {dx:g} nm, dy = {dy:g} nm); the network knows only dx = dy.")
+    r = _as_range(_lookup(card, "thickness_nm", "dz_nm", "film_thickness_nm"))
+    if r is not None and not _inside(dz * nz, r):
+        out.append(f"Film thickness {dz * nz:g} nm lies outside the trained {_fmt(r, 'nm')}.")
+    r = _as_range(_lookup(card, "dz_dx_validated", "dz_dx", "aspect_dz_dx", "aspect", "dz_over_dx"))
+    if r is not None and not _inside(dz / dx, r):
+        out.append(f"Cell aspect dz/dx = {dz / dx:.3g} lies outside the validated {_fmt(r)}; "
+                   "the demag field depends on the cells' shape.")
+    r = _as_range(_lookup(card, "nz", "layers", "nz_max"))
+    if r is None:
+        r = (1.0, 1.0)
+    if not _inside(nz, r):
+        out.append(f"{nz} layers: the network is for films of {_fmt(r)} layer(s) (nz).")
+    r = _as_range(_lookup(card, "grid", "grid_cells", "grid_sizes", "grid_range", "train_grids"))
+    if r is None:
+        sizes = _lookup(card, "grid", "grid_cells", "grid_sizes", "train_grids")
+        if isinstance(sizes, (list, tuple)) and sizes and all(isinstance(s, (int, float)) for s in sizes):
+            r = (float(min(sizes)), float(max(sizes)))
+    big = max(nx, ny)
+    if r is not None and not _inside(big, (r[0], r[1]), rel=0):
+        out.append(f"Grid of {nx} × {ny} cells: trained on {_fmt(r)} cells a side.")
+    rf = _lookup(card, "receptive_field_cells", "receptive_field")
+    if isinstance(rf, (int, float)) and big > rf:
+        out.append(f"The grid ({big} cells a side) is larger than the network's receptive field "
+                   f"({rf:g} cells): the far field of distant cells is cut off.")
+    return out
+
+
+def model_card_summary(card) -> str:
+    """Two or three lines of rich text about the card (architecture, training, validation)."""
+    if not card:
+        return "<i>No model card is shipped</i> (resources/neural/model_card.json is missing)."
+    bits = []
+    name = _lookup(card, "name", "model", "architecture")
+    if isinstance(name, dict):
+        name = name.get("name") or name.get("kind")
+    if name:
+        bits.append(f"<b>{html.escape(str(name))}</b>")
+    params = _lookup(card, "parameters", "parameter_count", "n_parameters")
+    if isinstance(params, (int, float)):
+        bits.append(f"{int(params):,} weights")
+    aspect = _as_range(_lookup(card, "dz_dx_validated", "dz_dx", "aspect_dz_dx", "aspect"))
+    if aspect:
+        bits.append(f"dz/dx {_fmt(aspect)}")
+    cell = _as_range(_lookup(card, "cell_nm", "dx_nm", "cell_size_nm"))
+    if cell:
+        bits.append(f"cells {_fmt(cell, 'nm')}")
+    err = _lookup(card, "val_median_rel_l2", "validation_rel_l2", "val_rel_l2", "median_rel_l2")
+    if isinstance(err, (int, float)):
+        bits.append(f"validation rel. L2 {100 * err:.2g} %")
+    return "Model card: " + (", ".join(bits) if bits else "present (see details)") + "."
+
+
+class ModelCardDialog(QDialog):
+    """The model card of the shipped network, readable, with the raw JSON below it."""
+
+    def __init__(self, parent=None, card=None, path=None):
+        super().__init__(parent)
+        self.setWindowTitle("Model card of the neural demag")
+        self.resize(560, 480)
+        path = Path(path) if path is not None else card_path()
+        self.card = card if card is not None else load_model_card(path)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(True)
+        if not self.card:
+            self.browser.setHtml(f"<p>No model card is shipped: <tt>{html.escape(str(path))}</tt> "
+                                 "was not found.</p><p>Without one, nothing says on which cell sizes, "
+                                 "thicknesses and grids the network was trained; use the error probe "
+                                 "(demag method <b>neural + error probe</b>) to see how far its field is "
+                                 "from the exact one.</p>")
+        else:
+            self.browser.setHtml(self._html(self.card, path))
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.browser)
+        lay.addWidget(buttons)
+
+    @staticmethod
+    def _html(card: dict, path: Path) -> str:
+        def rows(d, depth=0):
+            out = []
+            for k, v in d.items():
+                pad = "&nbsp;" * 4 * depth
+                if isinstance(v, dict):
+                    out.append(f"<tr><td colspan=2>{pad}<b>{html.escape(str(k))}</b></td></tr>")
+                    out += rows(v, depth + 1)
+                else:
+                    text = json.dumps(v) if not isinstance(v, str) else v
+                    if len(text) > 300:
+                        text = text[:300] + " …"
+                    out.append(f"<tr><td>{pad}{html.escape(str(k))}</td><td>{html.escape(text)}</td></tr>")
+            return out
+        return (f"<p>{model_card_summary(card)}</p><table cellspacing=2>{''.join(rows(card))}</table>"
+                f"<p style='color:gray'>{html.escape(str(path))}</p>")
+
+
+# --------------------------------------------------------------------------- error probe panel
+def log_histogram(values, bins: int = HIST_BINS, decades: float = HIST_DECADES):
+    """Counts of the positive finite values in log-spaced bins. Returns (edges, counts, zeros):
+    edges (bins + 1,), counts (bins,), zeros = how many values were 0 (or below the lowest edge).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    pos = v[v > 0]
+    if pos.size == 0:
+        return np.array([1e-6, 1.0]), np.array([0]), int(v.size)
+    top = float(pos.max())
+    lo = max(float(pos.min()), top * 10.0 ** -decades)
+    if lo >= top:
+        lo = top / 10.0
+    edges = np.logspace(np.log10(lo), np.log10(top), bins + 1)
+    edges[-1] = np.nextafter(top, np.inf)
+    counts, _ = np.histogram(pos, edges)
+    return edges, counts, int(v.size - counts.sum())
+
+
+class SurrogateErrorPanel(QWidget):
+    """Live view of the error probe (see the module docstring). add_frame(frame) is a slot for
+    the GUI thread; reset() starts over (a new problem)."""
+
+    def __init__(self, parent=None, card=None):
+        super().__init__(parent)
+        import pyqtgraph as pg
+        self.card = card if card is not None else load_model_card()
+        self.t_ns: list[float] = []
+        self.rel: list[float] = []
+        self._last_key = None
+        self.last_error_map: np.ndarray | None = None
+
+        self.status = QLabel()
+        self.status.setTextFormat(Qt.RichText)
+        self.status.setWordWrap(True)
+
+        self.rel_plot = pg.PlotWidget()
+        self.rel_plot.setLogMode(y=True)
+        self.rel_plot.showGrid(x=True, y=True, alpha=0.3)
+        _plain_axes(self.rel_plot)
+        self.rel_plot.setLabel("bottom", "t (ns)")
+        self.rel_plot.setLabel("left", "relative error (%)")
+        self.rel_plot.setTitle("global relative error", size="9pt")
+        self.rel_plot.setToolTip("Relative L2 error of the network's demag field against the exact "
+                                 "FFT field over the magnet, at each probe (dimensionless, log scale)")
+        self.rel_curve = self.rel_plot.plot([], [], pen=pg.mkPen((220, 80, 40), width=2),
+                                            symbol="o", symbolSize=4, symbolBrush=(220, 80, 40))
+
+        self.hist_plot = pg.PlotWidget()
+        self.hist_plot.setLogMode(x=True)
+        self.hist_plot.showGrid(x=True, y=True, alpha=0.3)
+        _plain_axes(self.hist_plot)
+        self.hist_plot.setLabel("bottom", "|H_net − H_fft| / Ms per cell")
+        self.hist_plot.setLabel("left", "cells")
+        self.hist_plot.setTitle("per-cell error, last probe", size="9pt")
+        self.hist_plot.setToolTip("How many magnet cells have each error |H_net − H_fft| / Ms "
+                                  "(dimensionless; log-spaced bins)")
+        self.hist_curve = self.hist_plot.plot([], [], stepMode="center", fillLevel=0,
+                                              brush=(40, 120, 220, 150), pen=pg.mkPen((40, 120, 220), width=1))
+
+        self.card_label = QLabel(model_card_summary(self.card))
+        self.card_label.setTextFormat(Qt.RichText)
+        self.card_label.setWordWrap(True)
+        self.card_button = QPushButton("Model card…")
+        self.card_button.setToolTip("What the network was trained on, its size and its validation errors")
+        self.card_button.clicked.connect(self.show_model_card)
+        card_row = QHBoxLayout()
+        card_row.addWidget(self.card_label, 1)
+        card_row.addWidget(self.card_button, 0, Qt.AlignTop)
+
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setTextFormat(Qt.RichText)
+        self.warning_label.hide()
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.status)
+        lay.addWidget(self.warning_label)
+        lay.addWidget(self.rel_plot, 1)
+        lay.addWidget(self.hist_plot, 1)
+        lay.addLayout(card_row)
+        self._show_status(None)
+
+    # ---- input
+    def add_frame(self, frame) -> bool:
+        """Take the probe a Frame carries (error_map, error_rel_l2). Returns True when it was a
+        new probe. The point is plotted at the frame's time (the first frame after the probe)."""
+        emap = getattr(frame, "error_map", None)
+        rel = getattr(frame, "error_rel_l2", None)
+        if emap is None or rel is None:
+            return False
+        emap = np.asarray(emap)
+        key = (float(rel), float(np.nanmax(emap)) if emap.size else 0.0, emap.shape)
+        if key == self._last_key:
+            return False
+        self._last_key = key
+        self.t_ns.append(float(frame.t) * 1e9)
+        self.rel.append(max(float(rel), 1e-12))     # log axis: no zeros
+        if len(self.t_ns) > MAX_POINTS:
+            self.t_ns, self.rel = self.t_ns[::2], self.rel[::2]
+        self.rel_curve.setData(self.t_ns, 100.0 * np.asarray(self.rel))
+        mask = np.einsum("c...,c...->...", frame.m, frame.m) > 0 if getattr(frame, "m", None) is not None \
+            else np.ones(emap.shape, bool)
+        self.last_error_map = emap
+        edges, counts, zeros = log_histogram(emap[mask])
+        self.hist_curve.setData(edges, counts)
+        self._show_status(frame, emap[mask], zeros)
+        return True
+
+    def set_warnings(self, warnings: list[str]) -> None:
+        """Show why the problem lies outside the model card (empty: hide)."""
+        if warnings:
+            items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+            self.warning_label.setText(f"<span style='color:#d08000'><b>Outside the model card:</b></span>"
+                                       f"<ul style='margin:0'>{items}</ul>")
+            self.warning_label.show()
+        else:
+            self.warning_label.hide()
+
+    def reset(self) -> None:
+        self.t_ns, self.rel, self._last_key, self.last_error_map = [], [], None, None
+        self.rel_curve.setData([], [])
+        self.hist_curve.setData([], [])
+        self._show_status(None)
+
+    def show_model_card(self) -> None:
+        ModelCardDialog(self, self.card).exec()
+
+    def _show_status(self, frame, cells=None, zeros=0):
+        if frame is None:
+            self.status.setText("<i>No probe yet.</i> Choose the demag method <b>neural + error probe</b>: "
+                                "every k-th step the exact FFT field is computed beside the network's.")
+            return
+        med = float(np.median(cells)) if cells is not None and cells.size else 0.0
+        mx = float(np.max(cells)) if cells is not None and cells.size else 0.0
+        self.status.setText(f"Probe {len(self.rel)} at t = {frame.t * 1e9:.4g} ns: relative error "
+                            f"<b>{100 * self.rel[-1]:.3g} %</b>; per cell median {med:.2g}, max {mx:.2g} "
+                            f"(of Ms)" + (f"; {zeros} cell(s) below the histogram's range" if zeros else ""))
+
+
+# --------------------------------------------------------------------------- twin runs
+class TwinRunPanel(QWidget):
+    """<m>(t) of a neural and an FFT run from the same start, and their drift.
+
+    add_twin(t, mean_neural, mean_fft, max_diff): t in s; means (3,); max_diff = max over cells
+    of |m_neural - m_fft| (dimensionless). Solid lines: neural; dashed: FFT."""
+
+    COLOURS = ((220, 60, 60), (60, 170, 60), (60, 100, 230))
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        import pyqtgraph as pg
+        self.t_ns: list[float] = []
+        self.neural: list[np.ndarray] = []
+        self.fft: list[np.ndarray] = []
+        self.max_diff: list[float] = []
+
+        self.m_plot = pg.PlotWidget()
+        self.m_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.m_plot.showGrid(x=True, y=True, alpha=0.3)
+        _plain_axes(self.m_plot)
+        self.m_plot.setLabel("bottom", "t (ns)")
+        self.m_plot.setLabel("left", "⟨m⟩")
+        self.m_plot.setTitle("twin run: neural (solid) and FFT (dashed)", size="9pt")
+        self.m_plot.setToolTip("Average magnetization of both runs, started from the same state")
+        self.curves_neural, self.curves_fft = [], []
+        for i, c in enumerate("xyz"):
+            col = self.COLOURS[i]
+            self.curves_neural.append(self.m_plot.plot([], [], pen=pg.mkPen(col, width=2),
+                                                       name=f"⟨m{c}⟩"))
+            self.curves_fft.append(self.m_plot.plot([], [], pen=pg.mkPen(col, width=2, style=Qt.DashLine)))
+        self.d_plot = pg.PlotWidget()
+        self.d_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.d_plot.showGrid(x=True, y=True, alpha=0.3)
+        _plain_axes(self.d_plot)
+        self.d_plot.setLabel("bottom", "t (ns)")
+        self.d_plot.setLabel("left", "difference")
+        self.d_plot.setTitle("how far they drift apart", size="9pt")
+        self.d_plot.setToolTip("|<m>_neural − <m>_FFT| and the largest per-cell |m_neural − m_FFT| "
+                               "(dimensionless, 0 to 2)")
+        self.mean_curve = self.d_plot.plot([], [], pen=pg.mkPen((200, 120, 0), width=2), name="|Δ⟨m⟩|")
+        self.max_curve = self.d_plot.plot([], [], pen=pg.mkPen((120, 60, 200), width=2), name="max cell |Δm|")
+        self.label = QLabel("<i>No twin run yet.</i>")
+        self.label.setTextFormat(Qt.RichText)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.label)
+        lay.addWidget(self.m_plot, 1)
+        lay.addWidget(self.d_plot, 1)
+
+    def add_twin(self, t, mean_neural, mean_fft, max_diff) -> None:
+        a, b = np.asarray(mean_neural, float).reshape(3), np.asarray(mean_fft, float).reshape(3)
+        self.t_ns.append(float(t) * 1e9)
+        self.neural.append(a)
+        self.fft.append(b)
+        self.max_diff.append(float(max_diff))
+        N, F = np.array(self.neural), np.array(self.fft)
+        for i in range(3):
+            self.curves_neural[i].setData(self.t_ns, N[:, i])
+            self.curves_fft[i].setData(self.t_ns, F[:, i])
+        dmean = np.linalg.norm(N - F, axis=1)
+        self.mean_curve.setData(self.t_ns, dmean)
+        self.max_curve.setData(self.t_ns, self.max_diff)
+        self.label.setText(f"t = {self.t_ns[-1]:.4g} ns: |Δ&lt;m&gt;| = {dmean[-1]:.3g}, "
+                           f"max cell |Δm| = {self.max_diff[-1]:.3g}")
+
+    def mean_difference(self) -> np.ndarray:
+        """|<m>_neural - <m>_fft| at each sample."""
+        if not self.t_ns:
+            return np.zeros(0)
+        return np.linalg.norm(np.array(self.neural) - np.array(self.fft), axis=1)
+
+    def reset(self) -> None:
+        self.t_ns, self.neural, self.fft, self.max_diff = [], [], [], []
+        for c in self.curves_neural + self.curves_fft + [self.mean_curve, self.max_curve]:
+            c.setData([], [])
+        self.label.setText("<i>No twin run yet.</i>")
