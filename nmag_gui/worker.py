@@ -20,6 +20,7 @@ Example::
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -33,6 +34,13 @@ BATCH_SECONDS = 0.030      # wall time of one batch of steps before a frame is e
 RATE_WINDOW_SECONDS = 1.0  # steps per second are averaged over about this long
 
 IDLE, RUNNING, RELAXING = "idle", "running", "relaxing"
+
+
+def default_torch_threads() -> int:
+    """One core fewer than the machine has (at least one): the GUI thread needs a core to draw.
+    On 2 cores, torch with 2 threads beside a rendering GUI ran 8 times slower than with 1
+    (its workers spin while waiting for the busy core)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def geometry_changed(old, new) -> bool:
@@ -290,8 +298,10 @@ class SimulationThread(QObject):
     _relax = Signal()
     _shutdown = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, torch_threads: int | None = None):
         super().__init__(parent)
+        import torch
+        torch.set_num_threads(torch_threads or default_torch_threads())
         self.thread = QThread()
         self.thread.setObjectName("simulation")
         self.worker = SimulationWorker()

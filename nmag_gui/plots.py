@@ -1,0 +1,142 @@
+"""Live plots: <mx>, <my>, <mz> and each energy term against simulated time (ns).
+
+Points are appended from frames. To keep drawing cheap on long runs, the stored series are
+decimated (every other point dropped) whenever they reach `max_points`, so the whole history
+stays visible at half the resolution. The curves are redrawn by `refresh()`, which the window
+calls from its frame timer, not per appended point.
+
+Example::
+
+    plots = LivePlots()
+    plots.append(frame.t, frame.mean_m, frame.energies)
+    plots.refresh()
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+MAX_POINTS = 4000
+M_COLORS = {"mx": "#e4572e", "my": "#4caf50", "mz": "#3d8bfd"}
+E_COLORS = ["#f4a261", "#2a9d8f", "#e9c46a", "#b56576", "#8ab17d", "#9d4edd", "#cccccc"]
+
+
+class Series:
+    """A growing (t, y...) table with a point cap: at `max_points` every other row is dropped."""
+
+    def __init__(self, max_points: int = MAX_POINTS):
+        self.max_points = max_points
+        self.t = np.empty(0)
+        self.y: dict[str, np.ndarray] = {}
+        self._buf_t: list[float] = []
+        self._buf_y: dict[str, list[float]] = {}
+
+    def append(self, t: float, values: dict) -> None:
+        self._buf_t.append(t)
+        for k in set(values) | set(self._buf_y) | set(self.y):
+            self._buf_y.setdefault(k, [np.nan] * (len(self._buf_t) - 1)).append(float(values.get(k, np.nan)))
+
+    def flush(self) -> bool:
+        """Move buffered points into the arrays; decimate past the cap. True when anything changed."""
+        if not self._buf_t:
+            return False
+        n_old = len(self.t)
+        self.t = np.concatenate([self.t, self._buf_t])
+        for k, vals in self._buf_y.items():
+            old = self.y.get(k, np.full(n_old, np.nan))
+            self.y[k] = np.concatenate([old, vals])
+        for k in self.y:
+            if len(self.y[k]) < len(self.t):
+                self.y[k] = np.concatenate([self.y[k], np.full(len(self.t) - len(self.y[k]), np.nan)])
+        self._buf_t, self._buf_y = [], {}
+        while len(self.t) > self.max_points:
+            last_t = self.t[-1]
+            keep = np.zeros(len(self.t), bool)
+            keep[::2] = True
+            keep[-1] = True           # the newest point always stays
+            self.t = self.t[keep]
+            self.y = {k: v[keep] for k, v in self.y.items()}
+            assert self.t[-1] == last_t
+        return True
+
+    def clear(self) -> None:
+        self.__init__(self.max_points)
+
+    def __len__(self) -> int:
+        return len(self.t) + len(self._buf_t)
+
+
+class LivePlots(QWidget):
+    """Two pyqtgraph plots side by side: the average magnetization and the energies (J)."""
+
+    def __init__(self, parent=None, max_points: int = MAX_POINTS):
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=False)
+        self.m_series = Series(max_points)
+        self.e_series = Series(max_points)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        self.m_plot = pg.PlotWidget()
+        self.m_plot.setLabel("bottom", "t (ns)")
+        self.m_plot.setLabel("left", "⟨m⟩")
+        self.m_plot.setYRange(-1.05, 1.05)
+        self.m_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.m_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(0, 0, 0, 160))
+        self.m_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=f"⟨{k}⟩")
+                         for k, c in M_COLORS.items()}
+        self.e_plot = pg.PlotWidget()
+        self.e_plot.setLabel("bottom", "t (ns)")
+        self.e_plot.setLabel("left", "E", units="J")
+        self.e_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.e_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(0, 0, 0, 160))
+        self.e_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.e_curves: dict[str, pg.PlotDataItem] = {}
+        lay.addWidget(self.m_plot, 1)
+        lay.addWidget(self.e_plot, 1)
+
+    def append(self, t_s: float, mean_m, energies: dict) -> None:
+        """Add one point: t in s, mean_m (3,), energies name -> J (empty during relax)."""
+        t_ns = t_s * 1e9
+        self.m_series.append(t_ns, {"mx": mean_m[0], "my": mean_m[1], "mz": mean_m[2]})
+        if energies:
+            self.e_series.append(t_ns, {k: v for k, v in energies.items()})
+
+    def refresh(self) -> None:
+        """Redraw curves that got new points."""
+        if self.m_series.flush():
+            for k, curve in self.m_curves.items():
+                curve.setData(self.m_series.t, self.m_series.y[k])
+        if self.e_series.flush():
+            for k, y in self.e_series.y.items():
+                curve = self.e_curves.get(k)
+                if curve is None:
+                    color = E_COLORS[len(self.e_curves) % len(E_COLORS)]
+                    width = 3 if k == "total" else 2
+                    curve = self.e_plot.plot([], [], pen=pg.mkPen(color, width=width), name=k)
+                    self.e_curves[k] = curve
+                curve.setData(self.e_series.t, y, connect="finite")
+
+    def clear(self) -> None:
+        self.m_series.clear()
+        self.e_series.clear()
+        for c in self.m_curves.values():
+            c.setData([], [])
+        for k, c in self.e_curves.items():
+            self.e_plot.removeItem(c)
+            legend = self.e_plot.plotItem.legend
+            if legend is not None:
+                legend.removeItem(c)
+        self.e_curves = {}
+
+    def load_table(self, table: dict) -> None:
+        """Show a recorded table (column -> array; t in s, mx.., E_<term> in J)."""
+        self.clear()
+        t = np.asarray(table.get("t", []), float)
+        names = [c for c in table if c.startswith("E_")]
+        for i in range(len(t)):
+            mean = [table.get(c, np.zeros(len(t)))[i] for c in ("mx", "my", "mz")]
+            energies = {c[2:]: table[c][i] for c in names}
+            self.append(t[i], mean, energies)
+        self.refresh()
