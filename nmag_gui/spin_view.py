@@ -302,7 +302,7 @@ class SpinView(QWidget):
         arrow.SetShaftRadius(0.06)
         tr = vtk.vtkTransform()
         tr.Translate(-0.5, 0.0, 0.0)  # arrows centred on their cell, not starting there
-        tf = vtk.vtkTransformPolyDataFilter()
+        tf = vtk.vtkTransformFilter()
         tf.SetTransform(tr)
         tf.SetInputConnection(arrow.GetOutputPort())
         glyph.SetSourceConnection(tf.GetOutputPort())

@@ -146,10 +146,13 @@ class SimulationWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop the timer; called on the worker thread before it quits."""
+        """Stop and delete the timer here, on the worker thread, before the thread quits (a Qt
+        timer must be stopped by the thread that owns it)."""
         self._stop.set()
         if self._timer is not None:
             self._timer.stop()
+            self._timer.setParent(None)
+            self._timer = None        # the last reference: deleted now, on this thread
         self.state = IDLE
 
     # ------------------------------------------------------------------ work
