@@ -12,6 +12,16 @@ from engine.demag import FFTDemag
 from engine.demag_kernel import (NEAR_CELLS, PARITY, demag_tensor_quadrant, far_field_tensor,
                                  newell_f, newell_g)
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These grids are tiny: extra intra-op threads only add overhead, and on a busy 2-core
+    machine OpenMP's spin-waiting can make them 10-40x slower. Restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
 # ----------------------------------------------------------------------------- helpers
 # Newell's 27-point combination written out independently of the engine's block code:
 # weight of an offset with k non-zero entries is (-1)^k 2^(3-k) (+8, -4, +2, -1).
