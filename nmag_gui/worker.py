@@ -26,7 +26,7 @@ import time
 import traceback
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from engine import Simulation
 
@@ -317,7 +317,8 @@ class SimulationThread(QObject):
         self._pause.connect(w.pause)
         self._step.connect(w.step_once)
         self._relax.connect(w.relax)
-        self._shutdown.connect(w.shutdown)
+        # blocking: stop() returns only after the worker has stopped and deleted its timer
+        self._shutdown.connect(w.shutdown, Qt.BlockingQueuedConnection)
         self.thread.start()
 
     # commands: each one is queued to the worker and runs there between steps
