@@ -54,10 +54,11 @@ def load_model_card(path=None) -> dict | None:
 
 def _lookup(card: dict, *names):
     """The first of `names` found in the card, at its top level or in one of its sections
-    ("valid", "validity", "training", "trained_on", "data")."""
+    ("valid", "validity", "training", "trained_on", "data", "validation", "architecture"))."""
     if not isinstance(card, dict):
         return None
-    places = [card] + [card[k] for k in ("valid", "validity", "training", "trained_on", "data")
+    places = [card] + [card[k] for k in ("valid", "validity", "training", "trained_on", "data",
+                                         "validation", "architecture")
                        if isinstance(card.get(k), dict)]
     for name in names:
         for place in places:
@@ -158,17 +159,23 @@ def model_card_summary(card) -> str:
         name = name.get("name") or name.get("kind")
     if name:
         bits.append(f"<b>{html.escape(str(name))}</b>")
-    params = _lookup(card, "parameters", "parameter_count", "n_parameters")
+    params = _lookup(card, "n_params", "parameters", "parameter_count", "n_parameters")
     if isinstance(params, (int, float)):
         bits.append(f"{int(params):,} weights")
     aspect = _as_range(_lookup(card, "dz_dx_validated", "dz_dx", "aspect_dz_dx", "aspect"))
     if aspect:
-        bits.append(f"dz/dx {_fmt(aspect)}")
+        bits.append(f"validated for dz/dx {_fmt(aspect)}")
     cell = _as_range(_lookup(card, "cell_nm", "dx_nm", "cell_size_nm"))
     if cell:
         bits.append(f"cells {_fmt(cell, 'nm')}")
-    err = _lookup(card, "val_median_rel_l2", "validation_rel_l2", "val_rel_l2", "median_rel_l2")
-    if isinstance(err, (int, float)):
+    err = _lookup(card, "median_rel_l2", "val_median_rel_l2", "validation_rel_l2", "val_rel_l2")
+    if isinstance(err, dict):          # one median per validation set
+        vals = [float(v) for v in err.values() if isinstance(v, (int, float))]
+        if vals:
+            lo, hi = min(vals), max(vals)
+            bits.append(f"validation median rel. L2 {100 * lo:.2g}" + (f"–{100 * hi:.2g}" if hi > lo else "")
+                        + f" % on {len(vals)} sets")
+    elif isinstance(err, (int, float)):
         bits.append(f"validation rel. L2 {100 * err:.2g} %")
     return "Model card: " + (", ".join(bits) if bits else "present (see details)") + "."
 

@@ -1,0 +1,327 @@
+"""Part 2 of the app: examples, the surrogate's error, export, themes, and install_part2.
+
+Runs in a real X display (Xvfb via pytest-xvfb):
+    python -m pytest tests/gui/test_part2.py -q
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+import nmag_gui  # noqa: F401,E402 - first: pins None/True/False (shiboken6 6.12 refcount bug)
+import pyvista as pv  # noqa: E402
+from PySide6.QtWidgets import QMainWindow  # noqa: E402
+
+from engine import Problem, Simulation  # noqa: E402
+from engine.frame import Frame  # noqa: E402
+from engine.ovf import read_ovf  # noqa: E402
+from engine.resources import resource_path  # noqa: E402
+from nmag_gui.error_view import (SurrogateErrorPanel, TwinRunPanel, log_histogram,  # noqa: E402
+                                 outside_model_card)
+from nmag_gui.examples_menu import ExampleInfoPanel, load_catalog  # noqa: E402
+from nmag_gui.export import MovieRecorder, export_ovf, export_table_csv, save_screenshot  # noqa: E402
+from nmag_gui.overlay import exchange_energy_density, overlay_scalars  # noqa: E402
+from nmag_gui.part2 import install_part2  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+NEURAL_WEIGHTS = resource_path("neural/unet_film.pt")
+
+
+def neural_available() -> bool:
+    return NEURAL_WEIGHTS.exists()
+
+
+def small_problem(demag="fft", n=24, cell=(4.0, 4.0, 4.0)) -> Problem:
+    p = Problem.from_toml(load_catalog()[0].path)       # sp4, made small
+    p.mesh.n = (n, n, 1)
+    p.mesh.cell_nm = cell
+    p.geometry[0].params["size_nm"] = [n * cell[0] * 0.75, n * cell[1] * 0.75]
+    p.solver.demag = demag
+    p.solver.precision = "float32"
+    p.solver.probe_every = 2
+    return p.validate()
+
+
+def fake_frame(m, error_map=None, rel=None, t=1e-10) -> Frame:
+    return Frame(t=t, steps=1, dt=1e-13, m=m, mean_m=np.zeros(3), energies={}, max_torque=0.0,
+                 demag_method="neural+probe", error_map=error_map, error_rel_l2=rel)
+
+
+def film_m(nz=1, ny=8, nx=10):
+    m = np.zeros((3, nz, ny, nx), np.float32)
+    m[0, :, 1:-1, 2:-2] = 1.0                 # magnet in the middle, vacuum around
+    return m
+
+
+# --------------------------------------------------------------------------- examples
+@pytest.mark.parametrize("entry", load_catalog(), ids=lambda e: e.path.stem)
+def test_every_catalog_example_loads_and_steps(entry):
+    problem = entry.load()
+    assert entry.title and len(entry.explanation.split(".")) >= 3
+    if problem.solver.demag.startswith("neural") and not neural_available():
+        problem.solver.demag = "fft"          # the network is not shipped in this checkout
+    sim = Simulation(problem)
+    m0 = sim.m.clone()
+    for _ in range(3):
+        assert sim.step() > 0
+    m = sim.m.cpu().numpy()
+    assert np.isfinite(m).all()
+    assert np.allclose(np.linalg.norm(m, axis=0)[sim.mask], 1.0, atol=1e-5)
+    assert sim.steps == 3 and sim.t > 0
+    assert m0.shape == sim.m.shape
+
+
+def test_example_info_panel_shows_title_and_explanation(qtbot):
+    panel = ExampleInfoPanel()
+    qtbot.addWidget(panel)
+    entry = [e for e in load_catalog() if e.path.stem == "domain_wall_strip"][0]
+    panel.show_entry(entry)
+    assert entry.title in panel.text() and "90 m/s" in panel.text()
+
+
+def test_hysteresis_example_is_plotted_as_a_loop():
+    entry = [e for e in load_catalog() if e.path.stem == "hysteresis_square"][0]
+    assert (entry.plot, entry.plot_x, entry.plot_y) == ("loop", "Bx_mT", "mx")
+
+
+# --------------------------------------------------------------------------- overlays
+def test_error_overlay_is_finite_nonnegative_and_equals_the_map_inside_the_magnet():
+    m = film_m()
+    rng = np.random.default_rng(1)
+    emap = rng.random((1, 8, 10)) * 1e-2
+    values, (lo, hi) = overlay_scalars(fake_frame(m, emap, 0.01), "error", log=False)
+    inside = np.linalg.norm(m, axis=0) > 0
+    assert np.array_equal(values[inside], emap[inside])
+    assert np.isnan(values[~inside]).all()
+    assert (values[inside] >= 0).all() and np.isfinite(values[inside]).all()
+    assert 0 <= lo < hi
+    _, (llo, lhi) = overlay_scalars(fake_frame(m, emap, 0.01), "error", log=True)
+    assert 0 < llo < lhi
+
+
+def test_overlay_without_probe_says_what_is_missing():
+    with pytest.raises(ValueError, match="error probe"):
+        overlay_scalars(fake_frame(film_m()), "error", log=False)
+
+
+@pytest.mark.skipif(not neural_available(), reason="no shipped network weights")
+def test_error_overlay_equals_the_engines_probe_for_the_same_state():
+    sim = Simulation(small_problem("neural+probe"))
+    for _ in range(2):
+        sim.step()
+    frame = sim.frame()
+    probe = sim.demag.last_probe
+    values, _ = overlay_scalars(frame, "error", log=True)
+    assert np.array_equal(values[sim.mask], probe.error_map[sim.mask].astype(np.float64))
+    assert np.isfinite(values[sim.mask]).all() and (values[sim.mask] >= 0).all()
+
+
+def test_exchange_energy_density_of_a_uniform_gradient():
+    nx, d, A = 16, 2e-9, 1.3e-11
+    k = 0.1 / d                                # rotation angle per metre along x
+    phi = k * d * np.arange(nx)
+    m = np.zeros((3, 1, 1, nx))
+    m[0, 0, 0], m[1, 0, 0] = np.cos(phi), np.sin(phi)
+    e = exchange_energy_density(m, (d, d, d), A)
+    chord = (2 * np.sin(0.05) / d) ** 2        # |m_j - m_i|^2 / d^2 of the discrete chain
+    assert np.allclose(e[0, 0, 1:-1], A * chord)
+    assert np.allclose(e[0, 0, [0, -1]], A * chord / 2)
+
+
+# --------------------------------------------------------------------------- the model card
+def test_outside_model_card_warns_for_a_bad_thickness():
+    card = {"valid": {"dz_dx_validated": [0.5, 1.5], "thickness_nm": [1.0, 6.0], "cell_nm": [1.0, 5.0]}}
+    thick = Problem.from_toml([e for e in load_catalog() if e.path.stem == "network_fails"][0].path)
+    warnings = outside_model_card(thick, card)
+    text = " ".join(warnings)
+    assert "thickness 20 nm" in text and "dz/dx = 4" in text
+    assert outside_model_card(small_problem(), card) == []
+    assert len(outside_model_card(small_problem(), {})) == 1          # no card: one warning
+    layered = small_problem()
+    layered.mesh.n = (24, 24, 2)
+    assert any("layers" in w for w in outside_model_card(layered, card))
+
+
+def test_error_panel_counts_each_probe_once_and_histograms_cells(qtbot):
+    panel = SurrogateErrorPanel(card={})
+    qtbot.addWidget(panel)
+    m = film_m()
+    emap = np.full((1, 8, 10), 1e-3)
+    assert panel.add_frame(fake_frame(m, emap, 0.02, t=1e-10))
+    assert not panel.add_frame(fake_frame(m, emap, 0.02, t=2e-10))      # the same probe again
+    assert panel.add_frame(fake_frame(m, emap * 2, 0.03, t=3e-10))
+    assert panel.rel == [0.02, 0.03]
+    assert not panel.add_frame(fake_frame(m))                          # no probe
+    edges, counts, zeros = log_histogram(np.r_[np.logspace(-5, -1, 50), 0.0])
+    assert counts.sum() == 50 and zeros == 1 and np.all(np.diff(np.log(edges)) > 0)
+
+
+def test_twin_panel_difference_starts_at_zero_and_grows(qtbot):
+    panel = TwinRunPanel()
+    qtbot.addWidget(panel)
+    for k in range(5):
+        a = np.array([1.0, 0.0, 0.0])
+        panel.add_twin(k * 1e-11, a, a + [0, 0.01 * k, 0], 0.02 * k)
+    d = panel.mean_difference()
+    assert d[0] == 0 and np.all(np.diff(d) > 0)
+
+
+@pytest.mark.skipif(not neural_available(), reason="no shipped network weights")
+def test_twin_run_difference_starts_at_zero_and_grows():
+    from engine.neural.probe import twin_run
+    res = twin_run(small_problem("neural", n=16), 20e-12, 5e-12)
+    assert res["max_dm"][0] == 0 and res["max_dm"][-1] > res["max_dm"][0]
+
+
+# --------------------------------------------------------------------------- export
+def test_exported_ovf_rereads_to_the_same_state(tmp_path):
+    p = small_problem()
+    sim = Simulation(p)
+    sim.step()
+    frame = sim.frame()
+    path = export_ovf(tmp_path / "m.ovf", frame, p.mesh.cell_m)
+    m, meta = read_ovf(path)
+    assert np.array_equal(m, frame.m) and meta["t"] == frame.t
+    assert np.allclose(meta["cell_m"], p.mesh.cell_m)
+
+
+def test_exported_csv_has_every_row(tmp_path):
+    rows = [{"t": 1e-12 * i, "mx": 0.1 * i, "E_total": -1e-18} for i in range(4)]
+    path = export_table_csv(tmp_path / "t.csv", None, rows)
+    data = np.genfromtxt(path, delimiter=",", names=True, skip_header=1)
+    assert data.shape == (4,) and np.allclose(data["mx"], [0, 0.1, 0.2, 0.3])
+
+
+def _scene():
+    pl = pv.Plotter(off_screen=True, window_size=(200, 160))
+    pl.add_mesh(pv.Cube(), scalars=np.arange(6), show_scalar_bar=False)
+    pl.show(auto_close=False)
+    return pl
+
+
+def test_short_gif_has_the_expected_frame_count(tmp_path):
+    import imageio.v3 as iio
+    pl = _scene()
+    try:
+        rec = MovieRecorder(pl, tmp_path / "run.gif", fps=10)
+        for _ in range(6):
+            pl.camera.azimuth += 25            # distinct frames (Pillow merges identical ones)
+            pl.render()
+            assert rec.add_frame()
+        rec.close()
+    finally:
+        pl.close()
+    frames = iio.imread(tmp_path / "run.gif", index=None)
+    assert frames.shape[0] == 6 and rec.frames_dropped == 0
+
+
+def test_screenshot_of_the_3d_view_is_not_blank(qtbot, tmp_path):
+    from pyvistaqt import QtInteractor
+    w = QMainWindow()
+    qtbot.addWidget(w)
+    plotter = QtInteractor(w)
+    w.setCentralWidget(plotter.interactor)
+    w.resize(320, 240)
+    w.show()
+    try:
+        plotter.add_mesh(pv.Sphere(), color="orange")
+        plotter.render()
+        img = save_screenshot(plotter, tmp_path / "view.png")
+    finally:
+        plotter.close()
+    assert img.var() > 0 and (tmp_path / "view.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- install_part2
+def _menu_titles(window):
+    return [a.text().replace("&", "") for a in window.menuBar().actions()]
+
+
+def _submenu(menu, title):
+    for a in menu.actions():
+        if a.menu() is not None and a.text().replace("&", "") == title:
+            return a.menu()
+    return None
+
+
+def test_install_part2_on_a_bare_window_adds_menus_and_disables_what_it_cannot_do(qtbot):
+    w = QMainWindow()
+    qtbot.addWidget(w)
+    part2 = install_part2(w)
+    try:
+        titles = _menu_titles(w)
+        for t in ("Examples", "File", "View", "Simulation", "Help"):
+            assert t in titles
+        file_menu = [a.menu() for a in w.menuBar().actions() if a.text().replace("&", "") == "File"][0]
+        export = _submenu(file_menu, "Export")
+        assert export is not None and len(export.actions()) == 4
+        assert not part2.act_export_ovf.isEnabled() and "frame" in part2.act_export_ovf.toolTip()
+        assert not part2.act_screenshot.isEnabled()
+        assert part2.act_help.isEnabled() and part2.act_card.isEnabled()
+        # choosing an example on a window that cannot load problems still explains it
+        entry = load_catalog()[0]
+        part2.load_example(entry.load(), entry)
+        assert entry.title in part2.info_panel.text()
+        part2.set_theme("dark")
+        part2.set_theme("light")
+        part2.poll()
+        assert install_part2(w) is part2
+    finally:
+        part2.shutdown()
+
+
+class _FakeView:
+    def __init__(self, plotter):
+        self.plotter = plotter
+        self.color_by = None
+
+    def set_color_by(self, mode):
+        self.color_by = mode
+
+
+def test_install_part2_feeds_the_error_panel_and_exports_from_the_window(qtbot, tmp_path):
+    import imageio.v3 as iio
+    from pyvistaqt import QtInteractor
+    w = QMainWindow()
+    qtbot.addWidget(w)
+    plotter = QtInteractor(w)
+    w.setCentralWidget(plotter.interactor)
+    w.resize(320, 240)
+    w.show()
+    plotter.add_mesh(pv.Sphere(), color="orange")
+    plotter.render()
+    p = small_problem()
+    sim = Simulation(p)
+    w.problem, w.table_rows, w.latest_frame = p, [], None
+    w.spin_view = _FakeView(plotter)
+    loaded = []
+    w.load_problem = loaded.append
+    part2 = install_part2(w)
+    try:
+        assert part2.act_export_ovf.isEnabled() and part2.act_movie.isEnabled()
+        part2.start_movie(tmp_path / "run.gif", fps=10)
+        for k in range(3):
+            sim.step()
+            emap = np.full(sim.mask.shape, 1e-3 * (k + 1))
+            w.latest_frame = Frame(**{**sim.frame().__dict__, "error_map": emap, "error_rel_l2": 0.01 * (k + 1)})
+            w.table_rows.append(sim.table_row())
+            plotter.camera.azimuth += 30
+            plotter.render()
+            part2.poll()
+        assert part2.error_panel.rel == [0.01, 0.02, 0.03]
+        part2.stop_movie(progress=False)
+        assert iio.imread(tmp_path / "run.gif", index=None).shape[0] == 3
+        m, _ = read_ovf(part2.export_ovf_to(tmp_path / "m.ovf"))
+        assert np.array_equal(m, w.latest_frame.m)
+        part2.export_csv_to(tmp_path / "t.csv")
+        assert part2.screenshot_to(tmp_path / "s.png").var() > 0
+        entry = [e for e in load_catalog() if e.path.stem == "network_fails"][0]
+        part2.load_example(entry.load(), entry)
+        assert loaded and loaded[-1].title == entry.load().title
+        assert w.spin_view.color_by == entry.view
+        assert not part2.error_panel.warning_label.isHidden()    # outside the card (or no card)
+    finally:
+        part2.shutdown()
+        plotter.close()
