@@ -37,6 +37,27 @@ def _plain_axes(plot) -> None:
         plot.getAxis(name).enableAutoSIPrefix(False)
 
 
+def _decade_axis():
+    """A log axis that labels 1, 2 and 5 times the powers of ten when the range is short, and
+    only the powers of ten otherwise (pyqtgraph labels 2..9 too, which overlap)."""
+    import pyqtgraph as pg
+
+    class DecadeAxis(pg.AxisItem):
+        def tickStrings(self, values, scale, spacing):
+            if not self.logMode:
+                return super().tickStrings(values, scale, spacing)
+            lo, hi = self.range
+            keep = (1.0,) if hi - lo >= 1.5 else (1.0, 2.0, 5.0)
+            out = []
+            for v in values:
+                mant = 10.0 ** (v - math.floor(v + 1e-9))
+                ok = any(abs(mant - k) < 1e-6 * k for k in keep)
+                out.append(f"{10.0 ** v:.3g}" if ok else "")
+            return out
+
+    return DecadeAxis("bottom")
+
+
 # --------------------------------------------------------------------------- the model card
 def card_path() -> Path:
     from engine.resources import resource_path
@@ -261,19 +282,18 @@ class SurrogateErrorPanel(QWidget):
         self.status.setTextFormat(Qt.RichText)
         self.status.setWordWrap(True)
 
-        self.rel_plot = pg.PlotWidget()
-        self.rel_plot.setLogMode(y=True)
+        self.rel_plot = pg.PlotWidget()     # linear in %: the error of one run seldom spans decades
         self.rel_plot.showGrid(x=True, y=True, alpha=0.3)
         _plain_axes(self.rel_plot)
         self.rel_plot.setLabel("bottom", "t (ns)")
         self.rel_plot.setLabel("left", "relative error (%)")
         self.rel_plot.setTitle("global relative error", size="9pt")
         self.rel_plot.setToolTip("Relative L2 error of the network's demag field against the exact "
-                                 "FFT field over the magnet, at each probe (dimensionless, log scale)")
+                                 "FFT field over the magnet, at each probe, in per cent (right-click: log scale)")
         self.rel_curve = self.rel_plot.plot([], [], pen=pg.mkPen((220, 80, 40), width=2),
                                             symbol="o", symbolSize=4, symbolBrush=(220, 80, 40))
 
-        self.hist_plot = pg.PlotWidget()
+        self.hist_plot = pg.PlotWidget(axisItems={"bottom": _decade_axis()})
         self.hist_plot.setLogMode(x=True)
         self.hist_plot.showGrid(x=True, y=True, alpha=0.3)
         _plain_axes(self.hist_plot)
@@ -332,6 +352,7 @@ class SurrogateErrorPanel(QWidget):
         self.last_error_map = emap
         edges, counts, zeros = log_histogram(emap[mask])
         self.hist_curve.setData(edges, counts)
+
         self._show_status(frame, emap[mask], zeros)
         return True
 
