@@ -252,7 +252,7 @@ def make_samples(seed, ny, nx, count, aspect=1.0, llg_fraction=None, two_region_
     return Ms.astype(np.float32), Hs.astype(np.float32), np.stack(masks).astype(np.uint8), kinds
 
 
-def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True):
+def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None):
     """Generate and write a data set; shapes [(ny, nx)], counts per shape."""
     import h5py
     from tqdm import tqdm
@@ -263,6 +263,7 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True):
         f.attrs["ms_ref"] = MS_REF
         f.attrs["shapes"] = json.dumps([list(s) for s in shapes])
         f.attrs["counts"] = json.dumps(list(counts))
+        f.attrs["llg_fraction"] = TEXTURE_WEIGHTS[-1] if llg_fraction is None else llg_fraction
         f.attrs["textures"] = json.dumps(dict(zip(TEXTURES, TEXTURE_WEIGHTS)))
         f.attrs["geometries"] = json.dumps(dict(zip(GEOMETRIES, GEOMETRY_WEIGHTS)))
         f.attrs["label"] = "engine.demag.FFTDemag float64, cell (1, 1, aspect), H/Ms_ref"
@@ -270,7 +271,8 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True):
             chunk = 64
             M_all, H_all, mk_all, kd_all = [], [], [], []
             for i in range(0, c, chunk):
-                M, H, mk, kd = make_samples(seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect)
+                M, H, mk, kd = make_samples(seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect,
+                                             llg_fraction=llg_fraction)
                 M_all.append(M); H_all.append(H); mk_all.append(mk); kd_all += kd
             g = f.create_group(f"s{ny}x{nx}")
             g.create_dataset("M", data=np.concatenate(M_all), compression="lzf")

@@ -66,21 +66,26 @@ class SymConv(nn.Module):
         return F.conv2d(x, self.kernel(), padding=self.k // 2)
 
 
-def local_kernel(aspect: float, R: int) -> np.ndarray:
-    """Exact Newell kernel of a film of cells (1, 1, aspect) for offsets |dx|, |dy| <= R, as a
-    conv2d weight (3, 3, 2R+1, 2R+1) with H = conv(M) (sign included)."""
+def local_kernel(aspect: float, R: int, r_full: float | None = None) -> np.ndarray:
+    """Exact Newell kernel of a film of cells (1, 1, aspect) for offsets |dx|, |dy| <= R, times a
+    smooth window (1 up to r_full cells, a cos^2 taper to 0 at R + 0.5), as a conv2d weight
+    (3, 3, 2R+1, 2R+1) with H = conv(M) (sign included). The window makes the remainder that the
+    network learns, N (1 - w), smooth: near field exact, far field learned (an Ewald-like split)."""
     from ..demag_kernel import demag_tensor_quadrant
+    r_full = R / 2 if r_full is None else r_full
     q = demag_tensor_quadrant((R + 1, R + 1, 1), (1.0, 1.0, float(aspect)))
     w = np.zeros((3, 3, 2 * R + 1, 2 * R + 1))
     idx = {"xx": (0, 0), "xy": (0, 1), "yy": (1, 1), "zz": (2, 2)}
     for dy in range(-R, R + 1):
         for dx in range(-R, R + 1):
+            r = float(np.hypot(dx, dy))
+            win = 1.0 if r <= r_full else (np.cos(0.5 * np.pi * min(1.0, (r - r_full) / (R + 0.5 - r_full))) ** 2)
             for c, (i, j) in idx.items():
                 v = q[c][0, abs(dy), abs(dx)]
                 if c == "xy":
                     v *= np.sign(dx) * np.sign(dy) if dx and dy else 0.0
-                w[i, j, R + dy, R + dx] = -v
-                w[j, i, R + dy, R + dx] = -v
+                w[i, j, R + dy, R + dx] = -v * win
+                w[j, i, R + dy, R + dx] = -v * win
     return w
 
 
@@ -88,11 +93,12 @@ class FilmUNet(nn.Module):
     """See the module docstring. `channels` gives the widths of levels 0, 1, ..., the last one
     repeated for every deeper (shared) level."""
 
-    def __init__(self, channels=(12, 16, 24, 32), local_radius=2, aspect=1.0, min_coarse=4,
-                 min_levels=2):
+    def __init__(self, channels=(12, 16, 24, 32), local_radius=6, aspect=1.0, min_coarse=4,
+                 min_levels=2, margin=4, bottom=3):
         super().__init__()
         self.config = dict(channels=list(channels), local_radius=local_radius, aspect=float(aspect),
-                           min_coarse=min_coarse, min_levels=min_levels)
+                           min_coarse=min_coarse, min_levels=min_levels, margin=margin, bottom=bottom)
+        self.margin = margin
         self.channels = list(channels)
         self.shared_from = len(channels)   # levels >= this reuse the last enc/dec
         self.min_coarse, self.min_levels = min_coarse, min_levels
@@ -108,6 +114,7 @@ class FilmUNet(nn.Module):
             c, cn = C[l], C[min(l + 1, len(C) - 1)]
             pc, pn = P[l], P[min(l + 1, len(C) - 1)]
             dec.append(SymConv(c + cn, c, 3, torch.cat([pc, pn]), pc))
+        self.bottom = nn.ModuleList([SymConv(C[-1], C[-1], 3, P[-1], P[-1]) for _ in range(bottom)])
         self.enc = nn.ModuleList(enc)   # enc[l-1] makes level l; the last is shared
         self.dec = nn.ModuleList(dec)   # dec[l] makes level l; the last is shared
         self.conv_out = SymConv(C[0], 3, 3, P[0], IO_PARITY, init_scale=0.1)
@@ -116,8 +123,20 @@ class FilmUNet(nn.Module):
 
     # ------------------------------------------------------------------ geometry of the grid
     def levels_for(self, ny: int, nx: int) -> int:
-        n = max(nx, ny)
-        return max(self.min_levels, int(math.ceil(math.log2(max(n, 1) / self.min_coarse))))
+        """Depth for a (padded) grid of ny x nx: the coarsest grid has at most 6 cells along
+        its longer side; among such depths, the one that pads least."""
+        n = max(nx, ny, 1)
+        best = None
+        for L in range(self.min_levels, 16):
+            c = -(-n // 2 ** L)
+            if c > 6:
+                continue
+            P = c * 2 ** L
+            if best is None or P < best[1]:
+                best = (L, P)
+            if c <= 2:
+                break
+        return best[0]
 
     def _enc(self, l):
         return self.enc[min(l, len(self.enc)) - 1]
@@ -130,6 +149,8 @@ class FilmUNet(nn.Module):
         for l in range(1, L + 1):
             a.append(self._enc(l)(F.avg_pool2d(a[-1], 2)))
         d = a[L]
+        for b in self.bottom:   # reach across the whole coarsest grid
+            d = b(d)
         for l in range(L - 1, -1, -1):
             up = F.interpolate(d, scale_factor=2, mode="nearest") * 0.5
             d = self._dec(l)(torch.cat([a[l], up], dim=1))
@@ -140,9 +161,11 @@ class FilmUNet(nn.Module):
         """H/Ms_ref for x = M/Ms_ref (B, 3, ny, nx). `local_w` replaces the exact local kernel and
         `far_scale` multiplies the learned part (used for another cell aspect, see NeuralDemag)."""
         ny, nx = x.shape[-2:]
-        L = self.levels_for(ny, nx)
+        # a margin of vacuum around the grid: the fine convolutions then see the magnet's edge
+        # the same way wherever it lies, also where it touches the grid's border
+        L = self.levels_for(ny + 2 * self.margin, nx + 2 * self.margin)
         m = 2 ** L
-        Py, Px = -(-ny // m) * m, -(-nx // m) * m
+        Py, Px = -(-(ny + 2 * self.margin) // m) * m, -(-(nx + 2 * self.margin) // m) * m
         py, px = Py - ny, Px - nx
         pad = (px // 2, px - px // 2, py // 2, py - py // 2)
         xp = F.pad(x, pad)
