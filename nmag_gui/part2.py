@@ -44,7 +44,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMenu
 
@@ -166,7 +166,15 @@ class Part2(QObject):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
         self.timer.start()
-        window.destroyed.connect(self.timer.stop)
+        window.installEventFilter(self)       # closing the window stops a twin run first
+
+    def eventFilter(self, obj, event):
+        if obj is self.window and event.type() == QEvent.Close:
+            try:
+                self.stop_twin_run()
+            except Exception:
+                traceback.print_exc()
+        return False
 
     def _dock(self, title, name, widget, area) -> QDockWidget:
         d = QDockWidget(title, self.window)
@@ -497,6 +505,7 @@ def install_part2(window: QMainWindow) -> Part2:
     part2 = Part2(window)
     window.part2 = part2
     app = QApplication.instance()
+    app.aboutToQuit.connect(part2.shutdown)
     name = theme.default_theme_name(app)
     try:
         theme.apply_theme(app, name)

@@ -344,3 +344,31 @@ def test_install_part2_feeds_the_error_panel_and_exports_from_the_window(qtbot, 
     finally:
         part2.shutdown()
         plotter.close()
+
+
+def test_twin_run_action_plots_samples_from_its_own_thread(qtbot, monkeypatch):
+    import engine.neural.probe as probe_mod
+
+    def fake_twin_run(problem, duration_s, every_s, m0=None, callback=None):
+        out = {"t": [], "mean_neural": [], "mean_fft": [], "max_dm": []}
+        for k in range(4):
+            out["t"].append(k * every_s)
+            out["mean_neural"].append(np.array([1.0, 0.0, 0.0]))
+            out["mean_fft"].append(np.array([1.0, 0.01 * k, 0.0]))
+            out["max_dm"].append(0.02 * k)
+            if callback(out):
+                break
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    monkeypatch.setattr(probe_mod, "twin_run", fake_twin_run)
+    w = QMainWindow()
+    qtbot.addWidget(w)
+    w.problem = small_problem()
+    part2 = install_part2(w)
+    try:
+        part2.toggle_twin_run()
+        qtbot.waitUntil(lambda: part2._twin_thread is None, timeout=10000)
+        d = part2.twin_panel.mean_difference()
+        assert len(d) == 4 and d[0] == 0 and np.all(np.diff(d) > 0)
+    finally:
+        part2.shutdown()
