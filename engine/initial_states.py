@@ -7,7 +7,7 @@ kinds and params:
 - vortex {chirality: +1 (counter-clockwise) or -1, polarity: +1 or -1, core_nm: radius, center_nm}
 - s_state {}: the muMAG SP4 start, (1, 0.1, 0) tilted at the short edges (relax it afterwards)
 - skyrmion {radius_nm, polarity: +1 (core up) or -1, center_nm, wall_nm, helicity: "neel"|"bloch"}
-- domain_wall {axis: "x"|"y", position_nm, width_nm, kind: "head_to_head"|"bloch"|"neel"}
+- domain_wall {axis: "x"|"y", position_nm, width_nm, wall: "head_to_head"|"bloch"|"neel"}
 - file {path}: an OVF file with the same grid
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def validate_initial(kind: str, p: dict, key: str = "initial") -> None:
         p["axis"] = check_choice(f"{key}.axis", p.get("axis", "x"), ("x", "y"))
         p["position_nm"] = check_number(f"{key}.position_nm", p.get("position_nm", 0.0))
         p["width_nm"] = check_number(f"{key}.width_nm", p.get("width_nm", 10.0), 0.01, 1e5)
-        p["kind"] = check_choice(f"{key}.kind", p.get("kind", "head_to_head"), ("head_to_head", "bloch", "neel"))
+        p["wall"] = check_choice(f"{key}.wall", p.get("wall", "head_to_head"), ("head_to_head", "bloch", "neel"))
     elif kind == "file":
         if not isinstance(p.get("path"), str):
             raise ProblemError(f"{key}.path", p.get("path"), "the path of an OVF file")
@@ -104,7 +104,7 @@ def initial_m(kind: str, p: dict, mesh, mask: np.ndarray, base_dir: str | Path =
         along = 0 if p.get("axis", "x") == "x" else 1
         across = 1 - along
         m = np.zeros((3,) + shape)
-        kind_w = p.get("kind", "head_to_head")
+        kind_w = p.get("wall", "head_to_head")
         if kind_w == "head_to_head":   # in-plane, +u | -u, rotating through the in-plane normal
             m[along] = np.cos(theta)
             m[across] = np.sin(theta)

@@ -146,7 +146,7 @@ class ShapeOp:
     material: str = ""
     params: dict = _f(default_factory=dict)
 
-    def validate(self, key="geometry", material_names=()):
+    def validate(self, key="geometry", material_names=(), base_dir="."):
         check_choice(f"{key}.shape", self.shape, SHAPES)
         check_choice(f"{key}.op", self.op, SHAPE_OPS)
         if self.op == "add" and material_names and self.material not in material_names:
@@ -156,7 +156,11 @@ class ShapeOp:
                 raise ProblemError(f"{key}.material", self.material,
                                    "one of the materials: " + ", ".join(material_names))
         from .geometry import shape_from_op  # validates the params
-        shape_from_op(self, key)
+        self.params["_base_dir"] = str(base_dir)
+        try:
+            shape_from_op(self, key)
+        finally:
+            self.params.pop("_base_dir", None)
 
 
 @dataclass
@@ -295,7 +299,7 @@ class Problem:
             if not self.geometry:
                 raise ProblemError("geometry", [], "at least one shape (or a painted region map)")
             for i, g in enumerate(self.geometry):
-                g.validate(f"geometry[{i}]", names)
+                g.validate(f"geometry[{i}]", names, self.base_dir)
         else:
             rm = np.asarray(self.region_map)
             if rm.shape != self.mesh.shape_zyx:

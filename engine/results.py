@@ -426,7 +426,8 @@ def write_table_csv(path, columns, rows_array, units=None) -> Path:
     then one row per line (shortest text that reads back as the same float64).
 
     rows_array: (rows, len(columns)). units: one per column, by default from the names.
-    Read back with numpy.genfromtxt(path, delimiter=",", names=True, comments="#")."""
+    Read back with numpy.genfromtxt(path, delimiter=",", names=True, skip_header=1) (the first
+    line is the "# columns: name [unit]" comment)."""
     columns = [str(c) for c in columns]
     rows = np.asarray(rows_array, dtype=np.float64)
     if rows.ndim == 1:

@@ -835,7 +835,7 @@ _INITIAL_DEFAULTS = {
     "s_state": {},
     "skyrmion": {"radius_nm": 20.0, "wall_nm": 5.0, "polarity": -1, "helicity": "neel",
                  "center_nm": [0.0, 0.0]},
-    "domain_wall": {"axis": "x", "position_nm": 0.0, "width_nm": 10.0, "kind": "head_to_head"},
+    "domain_wall": {"axis": "x", "position_nm": 0.0, "width_nm": 10.0, "wall": "head_to_head"},
     "file": {"path": ""},
 }
 
@@ -876,7 +876,7 @@ class InitialStatePanel(ProblemPanel):
                                                "The wall is perpendicular to this axis")),
                             ("Position (nm)", num("domain_wall", "position_nm", "Wall position along the axis in nm, origin at the grid centre")),
                             ("Width (nm)", num("domain_wall", "width_nm", "Wall width parameter in nm")),
-                            ("Type", ch("domain_wall", "kind", (("head-to-head (in plane)", "head_to_head"),
+                            ("Type", ch("domain_wall", "wall", (("head-to-head (in plane)", "head_to_head"),
                                                                 ("Bloch (out of plane)", "bloch"),
                                                                 ("Néel (out of plane)", "neel")),
                                         "Domain and wall type"))],

@@ -219,9 +219,6 @@ def test_image_mask_from_png(tmp_path):
     assert (r[0, :5, :] == -1).all() and (r[0, :, 10:] == -1).all()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (engine/problem.py, engine/geometry.py, not this test's to fix): "
-                   "ShapeOp.validate reads an image path relative to the working directory, not the "
-                   "problem's base_dir, so a problem file's relative image path fails validation")
 def test_image_path_is_resolved_relative_to_the_problem_file(tmp_path, monkeypatch):
     _write_mask_png(tmp_path / "mask.png")
     (tmp_path / "p.toml").write_text(
