@@ -32,6 +32,7 @@ from .spin_view import SpinView
 from .worker import IDLE, RELAXING, RUNNING, SimulationThread
 
 FRAME_INTERVAL_MS = 33
+PLOT_INTERVAL_S = 0.2      # the plots redraw at most 5 times a second: they are slower than the view
 MAX_SNAPSHOTS = 64
 APP_NAME = "NeuralMAG Studio"
 
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self._loading = False
         self._saved_key = None            # (t, steps) of the state last saved or opened
         self._closed = False
+        self._plots_drawn_at = 0.0
 
         self.sim_thread = SimulationThread(self)
         w = self.sim_thread.worker
@@ -412,22 +414,17 @@ class MainWindow(QMainWindow):
             self.show_error(f"{type(exc).__name__}: {exc}")
 
     def _record(self, frame):
-        if not frame.energies:       # relax frames carry no energies: not a table row
-            return
-        out = self.problem.output
-        row = {"t": frame.t, "mx": float(frame.mean_m[0]), "my": float(frame.mean_m[1]),
-               "mz": float(frame.mean_m[2])}
-        row.update({f"E_{k}": float(v) for k, v in frame.energies.items()})
-        last = self.table_rows[-1] if self.table_rows else None
-        if last is None or frame.t >= last["t"] + out.table_every_ps * 1e-12 * (1 - 1e-9):
-            if last is not None and set(last) != set(row):
-                row = {k: row.get(k, np.nan) for k in last}   # keep one column set per table
+        """Keep the table rows and snapshots the worker recorded; plot <m> of every frame and
+        the energies of the frames that carry them."""
+        rows = frame.extra.get("rows", ())
+        for row in rows:
+            if self.table_rows and set(row) != set(self.table_rows[-1]):
+                row = {k: row.get(k, np.nan) for k in self.table_rows[-1]}   # one column set
             self.table_rows.append(row)
-            self.plots.append(frame.t, frame.mean_m, frame.energies)
-        if not self.snapshots or frame.t >= self.snapshots[-1][0] + out.snapshot_every_ps * 1e-12 * (1 - 1e-9):
-            self.snapshots.append((frame.t, frame.m))
-            if len(self.snapshots) > MAX_SNAPSHOTS:
-                self.snapshots = self.snapshots[::2]
+        self.snapshots.extend(frame.extra.get("snapshots", ()))
+        while len(self.snapshots) > MAX_SNAPSHOTS:
+            self.snapshots = self.snapshots[::2]      # keep the whole run at half the rate
+        self.plots.append(frame.t, frame.mean_m, frame.energies)
 
     @Slot()
     def _draw_latest(self):
@@ -440,7 +437,10 @@ class MainWindow(QMainWindow):
                 cell = self._sim_cell_nm
                 self.view.show_frame(frame, cell)
                 self.drawn_frame = frame
-                self.plots.refresh()
+                now = time.perf_counter()
+                if now - self._plots_drawn_at >= PLOT_INTERVAL_S:
+                    self._plots_drawn_at = now
+                    self.plots.refresh()
                 self._update_status(frame)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()

@@ -75,6 +75,7 @@ class LivePlots(QWidget):
         pg.setConfigOptions(antialias=False)
         self.m_series = Series(max_points)
         self.e_series = Series(max_points)
+        self._last_t = None
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         self.m_plot = pg.PlotWidget()
@@ -99,6 +100,9 @@ class LivePlots(QWidget):
     def append(self, t_s: float, mean_m, energies: dict) -> None:
         """Add one point: t in s, mean_m (3,), energies name -> J (empty during relax)."""
         t_ns = t_s * 1e9
+        if len(self.m_series) and t_ns == self._last_t:
+            return                   # the same moment again (a repeated frame): one point is enough
+        self._last_t = t_ns
         self.m_series.append(t_ns, {"mx": mean_m[0], "my": mean_m[1], "mz": mean_m[2]})
         if energies:
             self.e_series.append(t_ns, {k: v for k, v in energies.items()})
@@ -119,6 +123,7 @@ class LivePlots(QWidget):
                 curve.setData(self.e_series.t, y, connect="finite")
 
     def clear(self) -> None:
+        self._last_t = None
         self.m_series.clear()
         self.e_series.clear()
         for c in self.m_curves.values():

@@ -31,6 +31,7 @@ from pyvistaqt import QtInteractor
 
 COLOR_MODES = {"mx": "mx", "my": "my", "mz": "mz", "angle": "in-plane angle"}
 ARROW_BUDGET = 1500
+ARROW_MIN_PX = 14      # arrows closer than this on screen are clutter, and cost draw time
 BACKGROUND = "#20242b"
 
 
@@ -281,7 +282,7 @@ class SpinView(QWidget):
         self.film_actor = self._layers[-1][2]
 
         # arrows: anchors on every k-th cell (of every layer), just above the film
-        k = arrow_stride(nx, ny, max(1, self.arrow_budget // nz))
+        k = max(arrow_stride(nx, ny, max(1, self.arrow_budget // nz)), self._stride_for_screen(nx, ny))
         self._stride = k
         xs = origin[0] + (np.arange(0, nx, k) + 0.5) * dx
         ys = origin[1] + (np.arange(0, ny, k) + 0.5) * dy
@@ -295,8 +296,8 @@ class SpinView(QWidget):
         glyph = vtk.vtkGlyph3D()
         glyph.SetInputData(points)
         arrow = vtk.vtkArrowSource()
-        arrow.SetTipResolution(8)
-        arrow.SetShaftResolution(6)
+        arrow.SetTipResolution(6)      # 6/3 draws in half the time of 8/6 and looks the same
+        arrow.SetShaftResolution(3)    # at the 10-20 px an arrow gets
         arrow.SetTipLength(0.4)
         arrow.SetTipRadius(0.16)
         arrow.SetShaftRadius(0.06)
@@ -322,6 +323,14 @@ class SpinView(QWidget):
         self._apply_color_mode()
         p.view_xy()
         p.reset_camera()
+
+    def _stride_for_screen(self, nx, ny) -> int:
+        """Every how many cells an arrow goes so that arrows are about ARROW_MIN_PX apart when
+        the film fills the view from the top (about 80 % of its smaller side)."""
+        w = self.plotter.interactor.width()
+        h = self.plotter.interactor.height()
+        px_per_cell = 0.8 * max(min(w, h), 200) / max(nx, ny)
+        return max(1, math.ceil(ARROW_MIN_PX / px_per_cell - 1e-9))
 
     def _add_ruler(self, lx, ly, origin):
         length = nice_length(lx)
@@ -404,7 +413,9 @@ class SpinView(QWidget):
         self.points.Modified()
 
     def _render(self):
-        self.plotter.render()
+        # Schedule one Qt paint, which renders once. plotter.render() rendered now and then
+        # again in the widget's paintEvent: twice the cost (34 ms instead of 20 ms a frame).
+        self.plotter.interactor.update()
         self.frames_drawn += 1
         now = time.perf_counter()
         self._render_times.append(now)

@@ -26,11 +26,13 @@ import time
 import traceback
 
 import numpy as np
+import torch
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from engine import Simulation
 
 BATCH_SECONDS = 0.030      # wall time of one batch of steps before a frame is emitted
+ENERGY_SECONDS = 0.2       # frames carry energies (two more field evaluations) at most this often
 RATE_WINDOW_SECONDS = 1.0  # steps per second are averaged over about this long
 
 IDLE, RUNNING, RELAXING = "idle", "running", "relaxing"
@@ -76,6 +78,11 @@ class SimulationWorker(QObject):
         self._rate_t0 = time.perf_counter()
         self.steps_per_s = 0.0
         self._timer: QTimer | None = None  # created in the worker thread (see _ensure_timer)
+        self._energies_at = 0.0
+        self._rows: list[dict] = []        # table rows since the last frame
+        self._snaps: list[tuple] = []      # (t, m) snapshots since the last frame
+        self._next_row_t = 0.0
+        self._next_snap_t = 0.0
 
     # ------------------------------------------------------------------ thread-safe requests
     def request_stop(self) -> None:
@@ -175,16 +182,18 @@ class SimulationWorker(QObject):
             n = 0
             while True:
                 self.sim.step()
+                self._record()
                 n += 1
                 if self._stop.is_set() or time.perf_counter() - t0 >= BATCH_SECONDS:
                     break
             self._count_steps(n)
-            self._emit_frame()
+            self._emit_frame(with_energies=time.perf_counter() - self._energies_at >= ENERGY_SECONDS)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
     def _step_once(self) -> None:
         self.sim.step()
+        self._record()
         self._count_steps(1)
         self._emit_frame()
 
@@ -218,6 +227,7 @@ class SimulationWorker(QObject):
     def _reset(self, problem) -> None:
         self.pause()
         self.sim = Simulation(problem)
+        self._start_recording(first_row_now=True)
         self.rebuilt.emit(self.sim.problem)
         self._emit_frame()
 
@@ -227,6 +237,7 @@ class SimulationWorker(QObject):
         sim.state.t = float(t)
         sim.steps = int(steps)
         self.sim = sim
+        self._start_recording(first_row_now=False)   # the opened table already ends at t
         self.rebuilt.emit(sim.problem)
         self._emit_frame()
 
@@ -237,6 +248,7 @@ class SimulationWorker(QObject):
             return
         if not geometry_changed(sim.problem, problem):
             sim.update_problem(problem)
+            self._emit_frame()
             return
         old_m = sim.m.detach().cpu().numpy()
         old_mask = sim.mask
@@ -249,13 +261,42 @@ class SimulationWorker(QObject):
             new.set_m(m)
             new.state.t, new.steps = t, steps
         self.sim = new
+        self._start_recording(first_row_now=False)
         self.rebuilt.emit(new.problem)
         self.message.emit("Geometry or grid changed: the simulation was rebuilt.")
         self._emit_frame()
 
+    def _start_recording(self, first_row_now: bool) -> None:
+        out = self.sim.problem.output
+        self._rows, self._snaps = [], []
+        self._next_row_t = self.sim.t if first_row_now else self.sim.t + out.table_every_ps * 1e-12
+        self._next_snap_t = self.sim.t if first_row_now else self.sim.t + out.snapshot_every_ps * 1e-12
+        if first_row_now:
+            self._record()
+
+    def _record(self) -> None:
+        """The table row and the snapshot of m, at the problem's sampling in simulated time
+        (output.table_every_ps, snapshot_every_ps), whatever the frame rate."""
+        sim, out = self.sim, self.sim.problem.output
+        eps = 1e-9 * out.table_every_ps * 1e-12
+        if sim.t >= self._next_row_t - eps:
+            self._rows.append(sim.table_row())
+            every = out.table_every_ps * 1e-12
+            self._next_row_t = max(self._next_row_t + every, sim.t + every * 1e-6)
+        if sim.t >= self._next_snap_t - eps:
+            self._snaps.append((sim.t, sim.m.detach().to(torch.float32).cpu().numpy().copy()))
+            every = out.snapshot_every_ps * 1e-12
+            self._next_snap_t = max(self._next_snap_t + every, sim.t + every * 1e-6)
+
     def _emit_frame(self, with_energies: bool = True) -> None:
+        """Emit a Frame (copies) with extra: steps_per_s, and the table rows and snapshots
+        recorded since the last frame."""
         frame = self.sim.frame(with_energies=with_energies)
+        if with_energies:
+            self._energies_at = time.perf_counter()
         frame.extra["steps_per_s"] = self.steps_per_s
+        frame.extra["rows"], self._rows = self._rows, []
+        frame.extra["snapshots"], self._snaps = self._snaps, []
         self.frameReady.emit(frame)
 
     def _count_steps(self, n: int) -> None:
@@ -303,7 +344,6 @@ class SimulationThread(QObject):
 
     def __init__(self, parent=None, torch_threads: int | None = None):
         super().__init__(parent)
-        import torch
         torch.set_num_threads(torch_threads or default_torch_threads())
         self.thread = QThread()
         self.thread.setObjectName("simulation")
