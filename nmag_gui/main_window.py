@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self._saved_key = None            # (t, steps) of the state last saved or opened
         self._closed = False
         self._plots_drawn_at = 0.0
+        self._status_at = 0.0
 
         self.sim_thread = SimulationThread(self)
         w = self.sim_thread.worker
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.BottomDockWidgetArea, bottom)
         self.bottom_dock = bottom
         self.resizeDocks([left], [440], Qt.Horizontal)
-        self.resizeDocks([bottom], [230], Qt.Vertical)
+        self.resizeDocks([bottom], [270], Qt.Vertical)
 
     def _action(self, text, slot, shortcut=None, tip="", icon=None):
         a = QAction(text, self)
@@ -261,8 +262,10 @@ class MainWindow(QMainWindow):
         self.lbl_rate = QLabel("0 steps/s")
         self.lbl_fps = QLabel("0 fps")
         self.lbl_demag = QLabel("demag: fft")
-        for lbl in (self.lbl_state, self.lbl_time, self.lbl_rate, self.lbl_fps, self.lbl_demag):
-            lbl.setMinimumWidth(90)
+        # fixed widths: a label that changes width re-lays out the status bar on every frame
+        for lbl, width in ((self.lbl_state, 70), (self.lbl_time, 130), (self.lbl_rate, 120),
+                           (self.lbl_fps, 60), (self.lbl_demag, 150)):
+            lbl.setFixedWidth(width)
             sb.addPermanentWidget(lbl)
 
     # ================================================================== problem and edits
@@ -433,6 +436,10 @@ class MainWindow(QMainWindow):
             with self._lock:
                 frame = self.latest_frame if self._frame_new else None
                 self._frame_new = False
+            now = time.perf_counter()
+            if frame is None and now - self._status_at > 0.5:
+                self._status_at = now
+                self.lbl_fps.setText(f"{self.view.fps:.0f} fps")
             if frame is not None:
                 cell = self._sim_cell_nm
                 self.view.show_frame(frame, cell)
@@ -448,7 +455,10 @@ class MainWindow(QMainWindow):
 
     def _update_status(self, frame):
         self.lbl_time.setText(f"t = {frame.t * 1e9:.4f} ns")
-        self.lbl_rate.setText(f"{frame.extra.get('steps_per_s', 0.0):.1f} steps/s")
+        if self.run_state == IDLE:
+            self.lbl_rate.setText("– steps/s")
+        else:
+            self.lbl_rate.setText(f"{frame.extra.get('steps_per_s', 0.0):.1f} steps/s")
         self.lbl_fps.setText(f"{self.view.fps:.0f} fps")
         self.lbl_demag.setText(f"demag: {frame.demag_method}")
 
@@ -457,6 +467,8 @@ class MainWindow(QMainWindow):
     def on_state_changed(self, state: str):
         self.run_state = state
         self.lbl_state.setText(state)
+        if state == IDLE:
+            self.lbl_rate.setText("– steps/s")
         self._update_actions()
 
     @Slot(str)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 MAX_POINTS = 4000
 M_COLORS = {"mx": "#e4572e", "my": "#4caf50", "mz": "#3d8bfd"}
-E_COLORS = ["#f4a261", "#2a9d8f", "#e9c46a", "#b56576", "#8ab17d", "#9d4edd", "#cccccc"]
+E_COLORS = ["#f4a261", "#2a9d8f", "#c77dff", "#e9c46a", "#8ab17d", "#ef476f"]
 
 
 class Series:
@@ -34,7 +34,9 @@ class Series:
 
     def append(self, t: float, values: dict) -> None:
         self._buf_t.append(t)
-        for k in set(values) | set(self._buf_y) | set(self.y):
+        keys = list(self.y) + [k for k in self._buf_y if k not in self.y]
+        keys += [k for k in values if k not in keys]          # first-seen order, for the legend
+        for k in keys:
             self._buf_y.setdefault(k, [np.nan] * (len(self._buf_t) - 1)).append(float(values.get(k, np.nan)))
 
     def flush(self) -> bool:
@@ -80,18 +82,18 @@ class LivePlots(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         self.m_plot = pg.PlotWidget()
         self.m_plot.setLabel("bottom", "t (ns)")
-        self.m_plot.setLabel("left", "⟨m⟩")
-        self.m_plot.setYRange(-1.05, 1.05)
+        self.m_plot.setLabel("left", "&lt;m&gt;")
+        self.m_plot.setYRange(-1.05, 1.6, padding=0)   # headroom above 1 for the legend
         self.m_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.m_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(0, 0, 0, 160))
+        self.m_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=3)
         self.m_plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=f"⟨{k}⟩")
+        self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=f"&lt;{k}&gt;")
                          for k, c in M_COLORS.items()}
         self.e_plot = pg.PlotWidget()
         self.e_plot.setLabel("bottom", "t (ns)")
         self.e_plot.setLabel("left", "E", units="J")
         self.e_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.e_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(0, 0, 0, 160))
+        self.e_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=4)
         self.e_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.e_curves: dict[str, pg.PlotDataItem] = {}
         lay.addWidget(self.m_plot, 1)
@@ -116,11 +118,17 @@ class LivePlots(QWidget):
             for k, y in self.e_series.y.items():
                 curve = self.e_curves.get(k)
                 if curve is None:
-                    color = E_COLORS[len(self.e_curves) % len(E_COLORS)]
-                    width = 3 if k == "total" else 2
+                    n_terms = sum(1 for name in self.e_curves if name != "total")
+                    color = "#f0f0f0" if k == "total" else E_COLORS[n_terms % len(E_COLORS)]
+                    width = 2
                     curve = self.e_plot.plot([], [], pen=pg.mkPen(color, width=width), name=k)
                     self.e_curves[k] = curve
                 curve.setData(self.e_series.t, y, connect="finite")
+            finite = np.concatenate([v[np.isfinite(v)] for v in self.e_series.y.values()] or [np.zeros(0)])
+            if finite.size:
+                lo, hi = float(finite.min()), float(finite.max())
+                span = max(hi - lo, 1e-3 * max(abs(hi), abs(lo)), 1e-30)
+                self.e_plot.setYRange(lo - 0.05 * span, hi + 0.5 * span, padding=0)  # room for the legend
 
     def clear(self) -> None:
         self._last_t = None

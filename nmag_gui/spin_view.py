@@ -140,7 +140,6 @@ class SpinView(QWidget):
         self._legend = None
         self._last_m: np.ndarray | None = None
         self._render_times: list[float] = []
-        self.fps = 0.0
         self.frames_drawn = 0
         self._build_ui()
 
@@ -421,6 +420,12 @@ class SpinView(QWidget):
         self._render_times.append(now)
         while self._render_times and now - self._render_times[0] > 1.0:
             self._render_times.pop(0)
-        n = len(self._render_times)
-        if n >= 2:
-            self.fps = (n - 1) / max(self._render_times[-1] - self._render_times[0], 1e-9)
+
+    @property
+    def fps(self) -> float:
+        """Frames drawn per second over the last second (0 when nothing was drawn lately)."""
+        now = time.perf_counter()
+        times = [t for t in self._render_times if now - t <= 1.0]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(now - times[0], 1e-9)
