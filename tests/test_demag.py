@@ -240,7 +240,7 @@ def _direct_sum(M, d):
     return H
 
 
-@pytest.mark.parametrize("n", [(7, 5, 3), (6, 5, 1)], ids=["7x5x3", "6x5x1"])
+@pytest.mark.parametrize("n", [(7, 5, 3), (6, 5, 1), (5, 1, 3), (1, 4, 2)], ids=["7x5x3", "6x5x1", "5x1x3", "1x4x2"])
 def test_fft_convolution_equals_direct_sum_on_irregular_masked_grid(n):
     nx, ny, nz = n
     d = (1.0, 1.3, 0.8)  # unequal edges, odd sizes
