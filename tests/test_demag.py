@@ -270,3 +270,15 @@ def test_float32_demag_is_close_to_float64():
     assert H32.dtype == torch.float32
     err = (H32.double() - H64).abs().max() / H64.abs().max()
     assert err < 1e-5
+
+
+def test_thin_film_batch_rides_along_the_third_last_axis():
+    """For nz = 1 only the last two axes are transformed: engine.neural.data stacks samples there."""
+    n, d = (9, 6, 1), (2e-9, 3e-9, 1e-9)
+    dem = FFTDemag(n, d, torch.float64)
+    M = torch.tensor(np.random.default_rng(3).normal(size=(3, 4, 6, 9)) * 8e5)
+    H = dem.h_from_M(M)
+    for b in range(4):
+        torch.testing.assert_close(H[:, b:b + 1], dem.h_from_M(M[:, b:b + 1].contiguous()), rtol=0, atol=1e-9)
+    # the input is left untouched (the multiply works in place on the spectrum only)
+    assert torch.equal(M, torch.tensor(np.random.default_rng(3).normal(size=(3, 4, 6, 9)) * 8e5))
