@@ -22,6 +22,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(saved)
 
+
 # ----------------------------------------------------------------------------- helpers
 # Newell's 27-point combination written out independently of the engine's block code:
 # weight of an offset with k non-zero entries is (-1)^k 2^(3-k) (+8, -4, +2, -1).

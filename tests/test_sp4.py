@@ -24,6 +24,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(saved)
 
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CSV = REFERENCE / "sp4_field1.csv"
 OOMMF = REFERENCE / "sp4_field1_oommf_2p5nm.txt"
