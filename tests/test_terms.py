@@ -275,3 +275,27 @@ def test_dmi_edge_canting_of_perpendicular_strip_matches_rohart_thiaville():
     assert abs(m[1]).max() < 1e-6
     assert m[0, 0] * m[0, -1] < 0
     assert abs(m[0, nx // 2]) < 1e-4
+
+
+def test_dmi_field_is_minus_energy_gradient_away_from_edges():
+    """Interior cells: H = -dE/dm / (mu0 Ms V). At free edges the field carries the ghost-cell
+    boundary condition (as mumax3 does), which is not the gradient of -(1/2) mu0 Ms V m.H there."""
+    rng = np.random.default_rng(6)
+    sim = make_sim((6, 5, 1), (2.0, 2.0, 2.0), [Material(A=1.5e-11, D=3e-3, Ms=1e6)], m0=rng.normal(size=(3, 1, 5, 6)))
+    st = sim.state
+    term = InterfacialDMI(st)
+    H = term.h(st).numpy()
+    m0 = st.m.clone()
+    eps = 1e-6
+    for c in range(3):
+        for y in range(1, 4):
+            for x in range(1, 5):
+                Es = []
+                for sgn in (1, -1):
+                    m = m0.clone()
+                    m[c, 0, y, x] += sgn * eps
+                    st.m = m
+                    Es.append(term.energy(st))
+                st.m = m0
+                expect = -(Es[0] - Es[1]) / (2 * eps) / (MU0 * 1e6 * st.cell_volume)
+                assert H[c, 0, y, x] == pytest.approx(expect, abs=1e-6 * np.abs(H).max())
