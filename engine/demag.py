@@ -10,8 +10,9 @@ along z). Speed-ups over a plain rfftn/irfftn of the padded grid:
   axes), so it is stored as real arrays, negated (H = -N M needs no extra pass), and multiplies
   the real view of the complex spectra in place with fused multiply-adds (no stack, one
   temporary for a thin film);
-- the forward transform is one multi-dimensional rfftn (MKL plans a 2D/3D transform better
-  than a chain of strided 1D calls: measured 1.3-1.7x faster on the forward half);
+- the forward transform is one multi-dimensional rfftn: MKL runs a 2D/3D transform faster than
+  torch's chain of 1D calls along strided axes, even with the zero rows it then transforms
+  (measured here 1.6x at 512 x 512 and up to 2.5x at 1024 x 1024 on the forward half);
 - the inverse is pruned: the inverse FFT along z, then y, keeps only the rows that survive the
   crop, so the last (real) inverse along x runs on the unpadded rows only.
 For nz = 1 only the last two axes are transformed, so a batch may ride along the third-last
