@@ -22,6 +22,15 @@ M_COLORS = {"mx": "#e4572e", "my": "#4caf50", "mz": "#3d8bfd"}
 E_COLORS = ["#f4a261", "#2a9d8f", "#c77dff", "#e9c46a", "#8ab17d", "#ef476f"]
 
 
+def _round_up(x: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is >= x (x > 0)."""
+    p = 10 ** np.floor(np.log10(x))
+    for f in (1, 2, 5, 10):
+        if f * p >= x * (1 - 1e-12):
+            return float(f * p)
+    return float(10 * p)
+
+
 class Series:
     """A growing (t, y...) table with a point cap: at `max_points` every other row is dropped."""
 
@@ -83,7 +92,7 @@ class LivePlots(QWidget):
         self.m_plot = pg.PlotWidget()
         self.m_plot.setLabel("bottom", "t (ns)")
         self.m_plot.setLabel("left", "&lt;m&gt;")
-        self.m_plot.setYRange(-1.05, 1.6, padding=0)   # headroom above 1 for the legend
+        self.m_plot.setYRange(-1.15, 1.6, padding=0)   # headroom above 1 for the legend
         self.m_plot.showGrid(x=True, y=True, alpha=0.25)
         self.m_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=3)
         self.m_plot.getAxis("bottom").enableAutoSIPrefix(False)
@@ -96,6 +105,12 @@ class LivePlots(QWidget):
         self.e_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=4)
         self.e_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.e_curves: dict[str, pg.PlotDataItem] = {}
+        self._e_range = None
+        self._t_range = None
+        for plot in (self.m_plot, self.e_plot):
+            # draw at most about one point per pixel column: long runs stay cheap to paint
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
         lay.addWidget(self.m_plot, 1)
         lay.addWidget(self.e_plot, 1)
 
@@ -114,6 +129,8 @@ class LivePlots(QWidget):
         if self.m_series.flush():
             for k, curve in self.m_curves.items():
                 curve.setData(self.m_series.t, self.m_series.y[k])
+            if len(self.m_series.t):
+                self._fit_time_range(float(self.m_series.t[0]), float(self.m_series.t[-1]))
         if self.e_series.flush():
             for k, y in self.e_series.y.items():
                 curve = self.e_curves.get(k)
@@ -126,12 +143,38 @@ class LivePlots(QWidget):
                 curve.setData(self.e_series.t, y, connect="finite")
             finite = np.concatenate([v[np.isfinite(v)] for v in self.e_series.y.values()] or [np.zeros(0)])
             if finite.size:
-                lo, hi = float(finite.min()), float(finite.max())
-                span = max(hi - lo, 1e-3 * max(abs(hi), abs(lo)), 1e-30)
-                self.e_plot.setYRange(lo - 0.05 * span, hi + 0.5 * span, padding=0)  # room for the legend
+                self._fit_energy_range(float(finite.min()), float(finite.max()))
+
+    def _fit_time_range(self, t0: float, t1: float) -> None:
+        """Grow the time axis in steps (to a round end about 1.5 times the data) rather than on
+        every refresh: a changed axis is re-laid out and re-rendered, which cost more than the
+        curves themselves."""
+        cur = self._t_range
+        if cur is not None and cur[0] <= t0 and t1 <= cur[1]:
+            return
+        span = max(t1 - t0, 1e-6)
+        end = t0 + _round_up(1.5 * span)
+        self._t_range = (t0, end)
+        for plot in (self.m_plot, self.e_plot):
+            plot.setXRange(t0, end, padding=0.02)
+
+    def _fit_energy_range(self, lo: float, hi: float) -> None:
+        """Set the energy axis range, with room above the curves for the legend. Only when the
+        data leave the range or fill less than half of it: each change re-lays out the axis."""
+        cur = self._e_range
+        if cur is not None:
+            span_cur = cur[1] - cur[0]
+            inside = lo >= cur[0] and hi <= cur[1] - 0.25 * span_cur
+            if inside and (hi - lo) > 0.4 * span_cur:
+                return
+        span = max(hi - lo, 1e-3 * max(abs(hi), abs(lo)), 1e-30)
+        self._e_range = (lo - 0.1 * span, hi + 0.6 * span)
+        self.e_plot.setYRange(*self._e_range, padding=0)
 
     def clear(self) -> None:
         self._last_t = None
+        self._e_range = None
+        self._t_range = None
         self.m_series.clear()
         self.e_series.clear()
         for c in self.m_curves.values():
