@@ -333,8 +333,8 @@ class MainWindow(QMainWindow):
         mat = self.panels.get("materials")
         if self.editor is not None and mat is not None and hasattr(mat, "names"):
             names = list(mat.names())
-            if names != list(getattr(self.editor, "_names", [])):
-                self.editor.set_materials(names)
+            if names != [m.name for m in self.problem.materials]:
+                self.editor.set_materials(names)      # region k is drawn as material k
         try:
             p = self.current_problem()
         except ProblemError as exc:

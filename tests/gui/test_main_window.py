@@ -151,6 +151,38 @@ def test_save_and_reopen_keeps_every_array(qtbot, window, tmp_path):
     assert w.windowTitle().startswith("film.h5")
 
 
+def test_keyboard_shortcuts_step_run_and_pause(qtbot, window):
+    from PySide6.QtCore import Qt
+    w = window
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=TIMEOUT_MS)
+    w.view.setFocus()
+    n = w.latest_frame.steps
+    qtbot.keyClick(w.view, Qt.Key_S)
+    qtbot.waitUntil(lambda: w.latest_frame.steps == n + 1, timeout=TIMEOUT_MS)
+    qtbot.keyClick(w.view, Qt.Key_Space)
+    qtbot.waitUntil(lambda: w.run_state == "running", timeout=TIMEOUT_MS)
+    qtbot.keyClick(w.view, Qt.Key_Space)
+    qtbot.waitUntil(lambda: w.run_state == IDLE, timeout=TIMEOUT_MS)
+    assert w.latest_frame.steps > n + 1 or w.latest_frame.steps == n + 1
+
+
+def test_parameter_edit_during_a_run_reaches_the_engine(qtbot, window):
+    w = window
+    w.run()
+    qtbot.waitUntil(lambda: w.drawn_frame.steps >= 2, timeout=TIMEOUT_MS)
+    edit = w.panels["materials"].field_widget("Ms")
+    edit.selectAll()
+    qtbot.keyClicks(edit, "6e5")
+    qtbot.keyClick(edit, "\r")
+    qtbot.waitUntil(lambda: w.problem.materials[0].Ms == 6e5, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.sim_thread.worker.sim.problem.materials[0].Ms == 6e5, timeout=TIMEOUT_MS)
+    assert w.run_state == "running"           # applied between steps, the run goes on
+    w.pause()
+    settle(qtbot, w)
+    assert w.last_error is None
+
+
 def test_opening_a_damaged_file_shows_a_message(window, tmp_path):
     bad = tmp_path / "broken.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
