@@ -10,12 +10,8 @@ from .resources import resource_path
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict:
-    try:
-        import tomllib
-    except ImportError:
-        import tomli as tomllib
-    with open(resource_path("materials.toml"), "rb") as fh:
-        return tomllib.load(fh)
+    from .problem import read_toml
+    return read_toml(resource_path("materials.toml"), "materials presets")
 
 
 def preset_names() -> list[str]:

@@ -22,11 +22,11 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .errors import ProblemError
 
 CHECK4 = 1234567.0
@@ -99,7 +99,7 @@ def write_ovf(path, m, cell_m, mode: str = "binary4", title: str = "m", desc: st
         body = buf.getvalue().encode("ascii")
     sep = b"" if body.endswith(b"\n") else b"\n"
     footer = sep + f"# End: Data {fmt}\n# End: Segment\n".encode("ascii")
-    return _write_atomic(path, header + body + footer)
+    return write_atomic(path, header + body + footer)
 
 
 def _to_numpy(m) -> np.ndarray:
@@ -130,22 +130,6 @@ def _one_line(s) -> str:
 
 def _one_word(s) -> str:
     return "_".join(str(s).split()) or "-"
-
-
-def _write_atomic(path, data: bytes) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------- reading

@@ -410,19 +410,24 @@ class Problem:
     @classmethod
     def from_toml(cls, path: str | Path) -> "Problem":
         """Read a TOML problem file. Syntax errors also come out as ProblemError."""
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                d = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ProblemError("problem file", str(path), "an existing TOML file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ProblemError("problem file", str(path), f"valid TOML ({e})") from None
+        d = read_toml(path, "problem file")
         return cls.from_dict(d, base_dir=path.parent)
+
+
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file as a dict; a missing or malformed file raises ProblemError(what, path, ...)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ProblemError(what, str(path), "an existing TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProblemError(what, str(path), f"valid TOML ({e})") from None
 
 
 def _material_from(mm, key) -> Material:

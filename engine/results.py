@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +41,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .atomic import write_atomic
 from .errors import ProblemError
 from .problem import Problem
 
@@ -438,16 +438,4 @@ def write_table_csv(path, columns, rows_array, units=None) -> Path:
     lines = ["# columns: " + ", ".join(f"{c} [{u or '-'}]" for c, u in zip(columns, units)),
              ",".join(columns)]
     lines += [",".join(repr(float(v)) for v in row) for row in rows]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMenu, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
 from engine.errors import ProblemError
-from engine.problem import Problem
+from engine.problem import Problem, read_toml
 
 CATALOG_FORMAT = "nmag-examples"
 VIEWS = ("mx", "my", "mz", "angle")
@@ -54,15 +54,8 @@ class ExampleEntry:
 
 def load_catalog(path=None) -> list[ExampleEntry]:
     """Read examples/catalog.toml. Raises ProblemError naming the bad key."""
-    import tomllib
     path = Path(path) if path is not None else examples_dir() / "catalog.toml"
-    try:
-        with open(path, "rb") as fh:
-            d = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ProblemError("examples catalog", str(path), "an existing catalog.toml") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ProblemError("examples catalog", str(path), f"valid TOML ({e})") from None
+    d = read_toml(path, "examples catalog")
     if d.get("format") != CATALOG_FORMAT:
         raise ProblemError("format", d.get("format"), repr(CATALOG_FORMAT))
     out = []

@@ -13,14 +13,7 @@ from engine.demag_kernel import (NEAR_CELLS, PARITY, demag_tensor_quadrant, far_
                                  newell_f, newell_g)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These grids are tiny: extra intra-op threads only add overhead, and on a busy 2-core
-    machine OpenMP's spin-waiting can make them 10-40x slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -10,14 +10,7 @@ from engine import Material, Mesh, Problem, Simulation, SolverSpec
 from engine.constants import GAMMA, MU0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These grids are tiny: extra intra-op threads only add overhead, and on a busy 2-core
-    machine OpenMP's spin-waiting can make them 10-40x slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_sim(n=(1, 1, 1), cell_nm=(5.0, 5.0, 3.0), material=None, method="rk45", dt_ps=0.1,

@@ -15,14 +15,7 @@ import torch
 from engine import Material, Mesh, Problem, Simulation, SolverSpec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These grids are tiny: extra intra-op threads only add overhead, and on a busy 2-core
-    machine OpenMP's spin-waiting can make them 10-40x slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"

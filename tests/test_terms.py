@@ -14,14 +14,7 @@ from engine.exchange import Exchange
 from engine.zeeman import AppliedField, Zeeman
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These grids are tiny: extra intra-op threads only add overhead, and on a busy 2-core
-    machine OpenMP's spin-waiting can make them 10-40x slower. Restored afterwards."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_sim(n, cell_nm, materials=None, region_map=None, B_mT=(0.0, 0.0, 0.0), m0=None, demag="none"):
