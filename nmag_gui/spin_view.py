@@ -162,7 +162,7 @@ class SpinView(QWidget):
         bar.addWidget(self.arrows_check)
         bar.addStretch(1)
         bar.addWidget(QLabel("Camera"))
-        for name, tip in (("Top", "look down the z axis"), ("Side", "look along the y axis"),
+        for name, tip in (("Top", "look down the z axis"), ("Side", "look along the y axis, from slightly above"),
                           ("3D", "isometric view"), ("Reset", "fit the sample in the view")):
             b = QPushButton(name)
             b.setToolTip(tip)
@@ -220,7 +220,10 @@ class SpinView(QWidget):
         if preset == "top":
             p.view_xy()
         elif preset == "side":
+            # from -y, raised by 20 degrees: exactly edge-on, a film of a few nm is a line
             p.view_xz()
+            p.camera.elevation = 20.0
+            p.reset_camera()
         elif preset == "3d":
             p.view_isometric()
         elif preset == "reset":

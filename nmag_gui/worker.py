@@ -344,6 +344,7 @@ class SimulationThread(QObject):
 
     def __init__(self, parent=None, torch_threads: int | None = None):
         super().__init__(parent)
+        self._torch_threads_before = torch.get_num_threads()   # restored by stop()
         torch.set_num_threads(torch_threads or default_torch_threads())
         self.thread = QThread()
         self.thread.setObjectName("simulation")
@@ -398,4 +399,7 @@ class SimulationThread(QObject):
         self.worker.request_stop()
         self._shutdown.emit()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        finished = self.thread.wait(timeout_ms)
+        if finished:
+            torch.set_num_threads(self._torch_threads_before)
+        return finished
