@@ -107,6 +107,10 @@ def main_card(argv=None):
             "loss": "squared relative L2 error over the magnet's cells",
             "augmentation": "random 90-degree rotations and mirrors with the vector components",
             "train_time_s": meta.get("train_time_s"), "threads": meta.get("threads"),
+            "earlier_stages": meta.get("stages", []),
+            "total_train_time_s": (meta.get("train_time_s") or 0) + sum((st.get("train_time_s") or 0)
+                                                                        for st in meta.get("stages", [])),
+            "inplane_fraction": meta.get("inplane_fraction"),
             "hardware": "2-core CPU (shared)", "seed": meta.get("seed"),
         },
         "validation": {"median_rel_l2": {k: v["median"] for k, v in per_shape.items()}, "detail": per_shape,

@@ -2,8 +2,9 @@
 
     nmag train --data data/neural/train.h5 --out runs/unet --epochs 20 --batch 16
 
-Loss: the squared relative L2 error over the magnet's cells, per sample, averaged over the batch
-(the error measure we report). Adam with a cosine learning-rate schedule. Each batch holds
+Loss (per sample, averaged over the batch): the squared relative L2 error over the magnet's
+cells (the error measure we report) plus that of the in-plane components alone (split_loss).
+30 % of the batches are made in-plane only by zeroing Mz and Hz (exact for one layer). Adam with a cosine learning-rate schedule. Each batch holds
 samples of one grid shape; a batch is randomly rotated by 90/180/270 degrees and/or mirrored,
 with the vector components transformed to match (the operator of a square-cell film has the
 symmetry of the square). A checkpoint is written every epoch (resume with --resume), the best
@@ -55,16 +56,16 @@ def rel_err(pred, target, mask):
 
 
 def split_loss(pred, target, mask, eps=0.01):
-    """Squared relative errors of the in-plane and the z parts, summed (B,). Each part's
-    denominator is its own norm plus eps times the whole field's, so a small in-plane field
-    (flux-closed and in-plane states) is fitted as well as a large Hz."""
+    """Squared relative error of the whole field plus that of its in-plane part (B,). The
+    in-plane part's denominator is its own norm plus eps times the whole field's, so a small
+    in-plane field (flux-closed and in-plane states, where the large local Hz does not dominate)
+    is fitted as well."""
     m = mask[:, None].to(pred.dtype)
     d2 = ((pred - target) ** 2) * m
     t2 = (target ** 2) * m
     tot = t2.sum(dim=(1, 2, 3)).clamp_min(1e-30)
-    num_xy, num_z = d2[:, :2].sum(dim=(1, 2, 3)), d2[:, 2].sum(dim=(1, 2))
-    den_xy, den_z = t2[:, :2].sum(dim=(1, 2, 3)), t2[:, 2].sum(dim=(1, 2))
-    return num_xy / (den_xy + eps * tot) + num_z / (den_z + eps * tot)
+    num_xy, den_xy = d2[:, :2].sum(dim=(1, 2, 3)), t2[:, :2].sum(dim=(1, 2, 3))
+    return d2.sum(dim=(1, 2, 3)) / tot + num_xy / (den_xy + eps * tot)
 
 
 def git_commit(cwd=None) -> str:
@@ -168,8 +169,11 @@ def build_parser():
                     help="resume from a checkpoint (default: OUT/checkpoint.pt)")
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--channels", default="12,16,24,32")
-    ap.add_argument("--local-radius", type=int, default=6)
+    ap.add_argument("--local-radius", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--inplane-fraction", type=float, default=0.3,
+                    help="fraction of batches made in-plane only (Mz = Hz = 0, exact for one layer)")
+    ap.add_argument("--init", default=None, help="start from the weights of a model.pt (fine-tuning stage)")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop after this wall time (0: no limit)")
     ap.add_argument("--no-progress", action="store_true")
     return ap
@@ -193,6 +197,15 @@ def main_train(argv=None) -> dict:
             val[k] = v
     channels = tuple(int(c) for c in a.channels.split(","))
     net = FilmUNet(channels=channels, local_radius=a.local_radius, aspect=aspect)
+    stages = []
+    if a.init:
+        ck0 = torch.load(a.init, weights_only=False)
+        net = FilmUNet(**ck0["config"])
+        net.load_state_dict(ck0["state_dict"])
+        prev = ck0.get("meta", {})
+        stages = prev.get("stages", []) + [{k: prev.get(k) for k in ("data", "epochs_done", "lr", "train_time_s",
+                                                                      "n_train", "git_commit")}]
+        print(f"starting from {a.init}")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     rng = np.random.default_rng(a.seed)
     batches = Batches(train, a.batch, rng)
@@ -215,7 +228,8 @@ def main_train(argv=None) -> dict:
     meta_base = dict(data=str(a.data), data_attrs=data_attrs, n_train=sum(len(v[0]) for v in train.values()),
                      n_val=sum(len(v[0]) for v in val.values()), seed=a.seed, lr=a.lr, batch=a.batch,
                      epochs=a.epochs, ms_ref=MS_REF, aspect_dz_dx=aspect, git_commit=git_commit(),
-                     n_params=net.n_params(), threads=a.threads)
+                     n_params=net.n_params(), threads=a.threads, inplane_fraction=a.inplane_fraction,
+                     stages=stages, init=a.init)
     t0 = time.time()
     for epoch in range(start_epoch, a.epochs):
         losses, errs = [], []
@@ -224,7 +238,7 @@ def main_train(argv=None) -> dict:
         for M, H, mk in bar:
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             M, H, mk = transform(M, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
-            if rng.random() < 0.3:
+            if rng.random() < a.inplane_fraction:
                 # in-plane only: for one layer Hz depends on Mz alone and Hxy on Mxy alone, so
                 # zeroing Mz and Hz gives an exact sample (in-plane states: small, long-range fields)
                 M, H = M.clone(), H.clone()

@@ -93,7 +93,7 @@ class FilmUNet(nn.Module):
     """See the module docstring. `channels` gives the widths of levels 0, 1, ..., the last one
     repeated for every deeper (shared) level."""
 
-    def __init__(self, channels=(12, 16, 24, 32), local_radius=6, aspect=1.0, min_coarse=4,
+    def __init__(self, channels=(12, 16, 24, 32), local_radius=2, aspect=1.0, min_coarse=4,
                  min_levels=2, margin=4, bottom=3):
         super().__init__()
         self.config = dict(channels=list(channels), local_radius=local_radius, aspect=float(aspect),
@@ -127,7 +127,8 @@ class FilmUNet(nn.Module):
         its longer side; among such depths, the one that pads least."""
         n = max(nx, ny, 1)
         best = None
-        for L in range(self.min_levels, 16):
+        # at least len(channels) - 1 levels: the coarsest level then has the shared width
+        for L in range(max(self.min_levels, len(self.channels) - 1), 16):
             c = -(-n // 2 ** L)
             if c > 6:
                 continue
@@ -152,7 +153,8 @@ class FilmUNet(nn.Module):
         for b in self.bottom:   # reach across the whole coarsest grid
             d = b(d)
         for l in range(L - 1, -1, -1):
-            up = F.interpolate(d, scale_factor=2, mode="nearest") * 0.5
+            B, C, h, w = d.shape   # nearest x2 (faster than F.interpolate on CPU), times 1/2
+            up = (d * 0.5)[:, :, :, None, :, None].expand(B, C, h, 2, w, 2).reshape(B, C, 2 * h, 2 * w)
             d = self._dec(l)(torch.cat([a[l], up], dim=1))
         return self.conv_out(d)
 
