@@ -405,6 +405,8 @@ class MainWindow(QMainWindow):
     def on_frame(self, frame):
         """Every frame lands here (queued from the worker). Keep the latest; record the table."""
         try:
+            if frame.extra.get("generation", self.sim_thread.generation) != self.sim_thread.generation:
+                return            # queued before the last reset or open: from a run that is gone
             with self._lock:
                 self.latest_frame = frame
                 self._frame_new = True

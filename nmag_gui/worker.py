@@ -79,6 +79,7 @@ class SimulationWorker(QObject):
         self.steps_per_s = 0.0
         self._timer: QTimer | None = None  # created in the worker thread (see _ensure_timer)
         self._energies_at = 0.0
+        self.generation = 0                # which reset/load the current Simulation came from
         self._rows: list[dict] = []        # table rows since the last frame
         self._snaps: list[tuple] = []      # (t, m) snapshots since the last frame
         self._next_row_t = 0.0
@@ -91,14 +92,18 @@ class SimulationWorker(QObject):
         self._stop.set()
 
     # ------------------------------------------------------------------ commands (slots)
-    @Slot(object)
-    def reset(self, problem) -> None:
-        """Build a new Simulation from `problem` (its initial state, t = 0)."""
+    @Slot(object, int)
+    def reset(self, problem, generation: int = 0) -> None:
+        """Build a new Simulation from `problem` (its initial state, t = 0). Frames from then on
+        carry extra["generation"] = generation, so the GUI can drop frames of an older run
+        that were still queued."""
+        self.generation = generation
         self._guard(self._reset, problem)
 
-    @Slot(object, object, float, int)
-    def load(self, problem, m, t, steps) -> None:
+    @Slot(object, object, float, int, int)
+    def load(self, problem, m, t, steps, generation: int = 0) -> None:
         """Build a Simulation from `problem` and put it in state m at time t (an opened project)."""
+        self.generation = generation
         self._guard(self._load, problem, m, t, steps)
 
     @Slot(object)
@@ -295,6 +300,7 @@ class SimulationWorker(QObject):
         if with_energies:
             self._energies_at = time.perf_counter()
         frame.extra["steps_per_s"] = self.steps_per_s
+        frame.extra["generation"] = self.generation
         frame.extra["rows"], self._rows = self._rows, []
         frame.extra["snapshots"], self._snaps = self._snaps, []
         self.frameReady.emit(frame)
@@ -333,8 +339,8 @@ class SimulationThread(QObject):
     """The GUI-side handle of the simulation thread: starts it, sends commands as queued
     signals and stops it cooperatively. Lives in the GUI thread."""
 
-    _reset = Signal(object)
-    _load = Signal(object, object, float, int)
+    _reset = Signal(object, int)
+    _load = Signal(object, object, float, int, int)
     _apply = Signal(object)
     _start = Signal()
     _pause = Signal()
@@ -346,6 +352,7 @@ class SimulationThread(QObject):
         super().__init__(parent)
         self._torch_threads_before = torch.get_num_threads()   # restored by stop()
         torch.set_num_threads(torch_threads or default_torch_threads())
+        self.generation = 0     # counts reset() and load(): frames of older runs are stale
         self.thread = QThread()
         self.thread.setObjectName("simulation")
         self.worker = SimulationWorker()
@@ -364,12 +371,15 @@ class SimulationThread(QObject):
 
     # commands: each one is queued to the worker and runs there between steps
     def reset(self, problem) -> None:
+        self.generation += 1
         self.worker.request_stop()
-        self._reset.emit(problem.copy())
+        self._reset.emit(problem.copy(), self.generation)
 
     def load(self, problem, m, t: float, steps: int = 0) -> None:
+        self.generation += 1
         self.worker.request_stop()
-        self._load.emit(problem.copy(), None if m is None else np.array(m, copy=True), float(t), int(steps))
+        self._load.emit(problem.copy(), None if m is None else np.array(m, copy=True), float(t),
+                        int(steps), self.generation)
 
     def apply_problem(self, problem) -> None:
         self._apply.emit(problem.copy())

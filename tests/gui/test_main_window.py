@@ -104,6 +104,19 @@ def test_pause_then_single_step_advances_one_step(qtbot, window):
     assert after.t > before.t
 
 
+def test_reset_while_running_starts_a_clean_table(qtbot, window):
+    w = window
+    w.run()
+    qtbot.waitUntil(lambda: w.drawn_frame.steps >= 5, timeout=TIMEOUT_MS)
+    w.reset()
+    qtbot.waitUntil(lambda: w.latest_frame is not None and w.latest_frame.steps == 0, timeout=TIMEOUT_MS)
+    settle(qtbot, w)
+    assert w.run_state == IDLE
+    assert w.latest_frame.t == 0.0
+    assert [r["t"] for r in w.table_rows] == [0.0]      # no rows of the old run slipped in
+    assert len(w.plots.m_series) <= 1
+
+
 def test_save_and_reopen_keeps_every_array(qtbot, window, tmp_path):
     w = window
     # two materials and a painted map with a vacuum hole
