@@ -176,6 +176,7 @@ class SpinView(QWidget):
         # multi_samples=1: MSAA makes every software-rendered frame about 4 times slower
         self.plotter = QtInteractor(self, auto_update=False, multi_samples=1)
         self.plotter.set_background(BACKGROUND)
+        self.plotter.add_axes(color="white", line_width=2, viewport=(0.0, 0.0, 0.12, 0.16))
         lay.addWidget(self.plotter.interactor, 1)
 
     def _on_color_combo(self, _i):
@@ -340,8 +341,8 @@ class SpinView(QWidget):
         a = (origin[0], y, 0.0)
         b = (origin[0] + length, y, 0.0)
         self._ruler = self.plotter.add_ruler(a, b, title=f"{length:g} nm", number_labels=2,
-                                             label_format="%.0f", font_size_factor=0.7,
-                                             label_size_factor=0.7, number_minor_ticks=1,
+                                             show_labels=False, font_size_factor=0.7,
+                                             number_minor_ticks=0, tick_length=6,
                                              tick_color="white")
         self._ruler.GetTitleTextProperty().SetColor(1, 1, 1)
         self._ruler.GetLabelTextProperty().SetColor(1, 1, 1)
