@@ -8,6 +8,7 @@ with gamma = 2.211e5 m/(A s) and H the effective field in A/m. Cells outside the
 import torch
 
 from .constants import GAMMA
+from .state import vector_length
 
 
 def cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -27,6 +28,6 @@ def llg_rhs(m: torch.Tensor, H: torch.Tensor, alpha: torch.Tensor, precession: b
 
 def max_torque(m: torch.Tensor, H: torch.Tensor, Ms: torch.Tensor) -> float:
     """max over cells of |m x H| / Ms (dimensionless: the torque in units of Ms)."""
-    t = torch.linalg.vector_norm(cross(m, H), dim=0)
+    t = vector_length(cross(m, H))
     safe = torch.where(Ms > 0, Ms, torch.ones_like(Ms))
     return float((t / safe * (Ms > 0)).max())

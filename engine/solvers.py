@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .state import normalize
+from .state import normalize, vector_length
 
 
 class FixedStep:
@@ -103,7 +103,7 @@ class RK45:
                 if b != 0.0:
                     m5 = m5 + (dt * b) * k
             err_vec = sum((dt * e) * k for e, k in zip(_E, ks) if e != 0.0)
-            err = float(torch.linalg.vector_norm(err_vec, dim=0).max())
+            err = float(vector_length(err_vec).max())
             if not math.isfinite(err):
                 err = float("inf")
             factor = 0.9 * (self.tol / err) ** 0.2 if err > 0 else 5.0
@@ -138,7 +138,7 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
     best = float("inf")
     stall = 0
     step = 0
-    torque = float(torch.linalg.vector_norm(g, dim=0).max())
+    torque = float(vector_length(g).max())
     while torque > torque_tol and step < max_steps:
         m_new = normalize(m + tau * g, mask)
         g_new = descent(m_new)
@@ -152,7 +152,7 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
             tau = 1e-2
         m, g = m_new, g_new
         step += 1
-        torque = float(torch.linalg.vector_norm(g, dim=0).max())
+        torque = float(vector_length(g).max())
         if torque < best * 0.999:
             best, stall = torque, 0
         else:
