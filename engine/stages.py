@@ -78,7 +78,8 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
             fields = np.linspace(p["from_mT"], p["to_mT"], p["steps"])
             for k, B in enumerate(fields):
                 sim.set_applied_field(B, {"kind": "none"})
-                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000))
+                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000),
+                          callback=lambda m, k, tq: (should_stop is not None and should_stop()))
                 recorder.add_row(sim.table_row())
                 recorder.add_snapshot(sim.t, sim.m)
                 report((k + 1) / len(fields), f"B = {np.round(B, 3).tolist()} mT")

@@ -10,6 +10,7 @@ SHORTCUTS = (
     ("Space", "Run / pause the simulation"),
     ("S", "One step"),
     ("R", "Reset to the initial state"),
+    ("Ctrl+R", "Run the problem's stages (relax, run, field sweep)"),
     ("Ctrl+S", "Save the project (.h5)"),
     ("Ctrl+O", "Open a project or a problem file"),
     ("Ctrl+Z", "Undo a drawing or parameter edit"),

@@ -8,6 +8,11 @@ if it is new, so a slow view drops frames instead of queueing them.
 
 Nothing here raises into Qt: slots catch their exceptions and show them in the window (the status
 bar, a banner over the view and the Messages tab), never as a traceback dialog.
+
+Part 2 (nmag_gui/part2.py: examples, the surrogate's error panels, twin run, export, themes,
+help) is installed at the end of __init__ (`install_part2=False` leaves it out) and lives on
+`window.part2`. "Run stages" works through the problem's [[stages]] (relax, run, sweep) on the
+simulation thread, so a hysteresis example traces its loop live.
 """
 from __future__ import annotations
 
@@ -88,7 +93,7 @@ class MessageBanner(QWidget):
 class MainWindow(QMainWindow):
     """The app window. `confirm_discard()` asks before unsaved work is dropped (tests replace it)."""
 
-    def __init__(self, problem: Problem | None = None, parent=None):
+    def __init__(self, problem: Problem | None = None, parent=None, install_part2: bool = True):
         super().__init__(parent)
         self.setWindowTitle(APP_NAME)
         self.resize(1400, 900)
@@ -134,6 +139,25 @@ class MainWindow(QMainWindow):
 
         self.load_problem(self.problem)
         self._set_dirty(False)
+        self.part2 = None
+        if install_part2:
+            self._install_part2()
+
+    def _install_part2(self):
+        """Examples, the surrogate's error, export, themes and help (nmag_gui.part2). Imported
+        here, not at the top: part2 must stay importable on its own, without this module."""
+        try:
+            from .part2 import install_part2
+            install_part2(self)
+        except Exception as exc:  # noqa: BLE001 - the app still runs without part 2
+            traceback.print_exc()
+            self.show_error(f"Part 2 (examples, error view, export) unavailable: {exc}")
+            return
+        # right docks take the full height; the live plots stay under the view, readable
+        self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
+        self.setCorner(Qt.TopRightCorner, Qt.RightDockWidgetArea)
+        self.resizeDocks([self.part2.error_dock], [400], Qt.Horizontal)
+        self.resizeDocks([self.bottom_dock], [270], Qt.Vertical)
 
     # ================================================================== building
     def _build_central(self):
@@ -143,6 +167,8 @@ class MainWindow(QMainWindow):
         lay.setSpacing(0)
         self.banner = MessageBanner()
         self.view = SpinView()
+        self.spin_view = self.view          # the name part 2 looks for first
+        self.view.hovered.connect(self._on_hover)
         lay.addWidget(self.banner)
         lay.addWidget(self.view, 1)
         self.setCentralWidget(central)
@@ -229,6 +255,9 @@ class MainWindow(QMainWindow):
                                       QStyle.SP_BrowserReload)
         self.act_relax = self._action("Relax", self.relax, None, "Minimise the energy (no time evolution)",
                                       QStyle.SP_ArrowDown)
+        self.act_stages = self._action("Run stages", self.run_stages, "Ctrl+R",
+                                       "Work through the problem's stages (relax, run, field sweep) from the "
+                                       "current state; Space or Pause stops them", QStyle.SP_MediaSeekForward)
 
         fm = self.menuBar().addMenu("&File")
         for a in (self.act_new, self.act_open, self.act_save, self.act_save_as):
@@ -236,7 +265,7 @@ class MainWindow(QMainWindow):
         fm.addSeparator()
         fm.addAction(self.act_quit)
         sm = self.menuBar().addMenu("&Simulation")
-        for a in (self.act_run, self.act_pause, self.act_step, self.act_reset, self.act_relax):
+        for a in (self.act_run, self.act_pause, self.act_step, self.act_reset, self.act_relax, self.act_stages):
             sm.addAction(a)
         vm = self.menuBar().addMenu("&View")
         for name in ("top", "side", "3d", "reset"):
@@ -251,7 +280,7 @@ class MainWindow(QMainWindow):
         for a in (self.act_new, self.act_open, self.act_save):
             tb.addAction(a)
         tb.addSeparator()
-        for a in (self.act_run, self.act_pause, self.act_step, self.act_reset, self.act_relax):
+        for a in (self.act_run, self.act_pause, self.act_step, self.act_reset, self.act_relax, self.act_stages):
             tb.addAction(a)
         self._update_actions()
 
@@ -292,6 +321,8 @@ class MainWindow(QMainWindow):
         self.problem = problem
         self.table_rows = [] if table is None else list(table)
         self.snapshots = [] if snapshots is None else list(snapshots)
+        if hasattr(self, "act_stages"):
+            self.act_stages.setEnabled(self.run_state == IDLE and bool(problem.stages))
         self.plots.clear()
         for row in self.table_rows:
             self.plots.append(row.get("t", 0.0), [row.get(c, np.nan) for c in ("mx", "my", "mz")],
@@ -382,6 +413,18 @@ class MainWindow(QMainWindow):
             return
         self._advanced = True
         self.sim_thread.relax()
+
+    @guarded
+    def run_stages(self, *_):
+        """Run the problem's stages on the simulation thread (rows and frames come live)."""
+        if self.run_state != IDLE:
+            return
+        if not self.problem.stages:
+            self.show_message("This problem has no stages: Run steps it in time, Relax minimises "
+                              "the energy.")
+            return
+        self._advanced = True
+        self.sim_thread.run_stages()
 
     @guarded
     def reset(self, *_):
@@ -489,6 +532,13 @@ class MainWindow(QMainWindow):
     def on_rebuilt(self, problem):
         self._sim_cell_nm = tuple(problem.mesh.cell_nm)
 
+    @Slot(str)
+    def _on_hover(self, text: str):
+        if text:
+            self.statusBar().showMessage(text.replace("\n", "   ·   "), 4000)
+        else:
+            self.statusBar().clearMessage()
+
     # ================================================================== messages
     def show_error(self, text: str) -> None:
         self.last_error = text
@@ -589,6 +639,7 @@ class MainWindow(QMainWindow):
         self.act_pause.setEnabled(not idle)
         self.act_step.setEnabled(idle)
         self.act_relax.setEnabled(idle)
+        self.act_stages.setEnabled(idle and bool(getattr(self.problem, "stages", None)))
 
     def shutdown(self) -> None:
         """Stop the simulation thread (flag, quit, wait) and close the VTK window. Idempotent."""
@@ -596,6 +647,8 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.frame_timer.stop()
+        if self.part2 is not None:
+            self.part2.shutdown()     # its timer, a twin run, a movie being recorded
         self.sim_thread.stop()
         self.view.close()
 

@@ -306,6 +306,11 @@ class Part2(QObject):
                 view.set_color_by(entry.view)
             except ValueError:
                 pass
+        if view is not None and hasattr(view, "set_overlay_kind"):
+            try:
+                view.set_overlay_kind(entry.overlay or "none")    # the example's suggestion
+            except ValueError:
+                pass
         if entry.plot == "loop":
             self.loop_panel.x_name, self.loop_panel.y_name = entry.plot_x, entry.plot_y
             self.loop_dock.show()

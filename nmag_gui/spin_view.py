@@ -8,6 +8,14 @@ one arrow per cell of a 256x256 film would take a quarter of a second per frame)
 Actors are created once per grid; each frame only writes into their arrays in place
 (`cell_data[...][:] = ...`, Modified()) and renders. Only the GUI thread calls into this class.
 
+Overlay: a second colour map drawn over the film (one more textured quad per layer, created with
+the film), with its own scale bar and a linear or logarithmic lookup table (the values are never
+logged: a log10 vtkLookupTable maps them). The toolbar's "Overlay" box picks what it shows (the
+surrogate's error |H_net - H_fft| / Ms, either demag field, the energy density), computed from
+each frame by `overlay.overlay_scalars`; `set_overlay(values, clim, title, log)` shows any
+(nz, ny, nx) map directly. Hovering over a cell shows its m, both demag fields of the last probe
+and the error (a cell picker on the film's quads; `cell_info(k, j, i)` is the text).
+
 Example::
 
     view = SpinView()
@@ -24,12 +32,20 @@ import numpy as np
 import pyvista as pv
 import vtk
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtGui import QColor, QCursor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QToolTip,
                                QVBoxLayout, QWidget)
 from pyvistaqt import QtInteractor
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+
+from .overlay import overlay_scalars, overlay_title
 
 COLOR_MODES = {"mx": "mx", "my": "my", "mz": "mz", "angle": "in-plane angle"}
+# the second colour map over the film (nmag_gui/overlay.py computes the values)
+OVERLAY_MODES = {"none": "none", "error": "surrogate error", "H_net": "H_net", "H_fft": "H_fft",
+                 "energy_density": "energy density"}
+OVERLAY_CMAP = "viridis"
+HOVER_INTERVAL_S = 0.04    # at most 25 picks a second while the mouse moves
 ARROW_BUDGET = 1500
 ARROW_MIN_PX = 14      # arrows closer than this on screen are clutter, and cost draw time
 BACKGROUND = "#20242b"
@@ -121,6 +137,8 @@ class SpinView(QWidget):
     ones update their arrays. `fps` is the measured rate of rendered frames."""
 
     colorByChanged = Signal(str)
+    overlayChanged = Signal(str, bool)   # kind ("none", "error", ...), log
+    hovered = Signal(str)                # the hover text of the cell under the mouse ("" off the film)
 
     def __init__(self, parent=None, arrow_budget: int = ARROW_BUDGET):
         super().__init__(parent)
@@ -141,7 +159,28 @@ class SpinView(QWidget):
         self._last_m: np.ndarray | None = None
         self._render_times: list[float] = []
         self.frames_drawn = 0
+        # overlay
+        self.overlay_kind = "none"
+        self.overlay_log = True
+        self._overlay_layers = []
+        self._overlay_values: np.ndarray | None = None
+        self._overlay_clim = (0.0, 1.0)
+        self._overlay_title = ""
+        self._overlay_lut = vtk.vtkLookupTable()
+        self._overlay_bar = None
+        self._overlay_note = None
+        self._m_bar = None
+        self._last_frame = None
+        self._origin = (0.0, 0.0, 0.0)
+        self._cell = (1.0, 1.0, 1.0)
+        self._picker = vtk.vtkCellPicker()
+        self._picker.SetTolerance(0.0)
+        self._picker.PickFromListOn()
+        self._hover_at = 0.0
+        self.hover_text = ""
         self._build_ui()
+        self._init_overlay_lut()
+        self.plotter.iren.interactor.AddObserver("MouseMoveEvent", self._on_mouse_move)
 
     # ------------------------------------------------------------------ widgets
     def _build_ui(self):
@@ -160,6 +199,23 @@ class SpinView(QWidget):
         self.arrows_check.setToolTip(f"Arrows on a subsample of cells (at most {self.arrow_budget})")
         self.arrows_check.toggled.connect(self.set_arrows_visible)
         bar.addWidget(self.arrows_check)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Overlay"))
+        self.overlay_combo = QComboBox()
+        for key, label in OVERLAY_MODES.items():
+            self.overlay_combo.addItem(label, key)
+        self.overlay_combo.setToolTip(
+            "A second colour map over the film, with its own scale bar:\n"
+            "surrogate error = |H_net − H_fft| / Ms per cell (dimensionless),\n"
+            "H_net / H_fft = |demag field| of the network / of the exact FFT (A/m),\n"
+            "energy density (J/m³). The first three need the demag method 'neural+probe'.")
+        self.overlay_combo.currentIndexChanged.connect(self._on_overlay_combo)
+        bar.addWidget(self.overlay_combo)
+        self.log_check = QCheckBox("log")
+        self.log_check.setChecked(self.overlay_log)
+        self.log_check.setToolTip("Logarithmic colour scale for the overlay (the values are not changed)")
+        self.log_check.toggled.connect(self.set_overlay_log)
+        bar.addWidget(self.log_check)
         bar.addStretch(1)
         bar.addWidget(QLabel("Camera"))
         for name, tip in (("Top", "look down the z axis"), ("Side", "look along the y axis, from slightly above"),
@@ -182,6 +238,12 @@ class SpinView(QWidget):
     def _on_color_combo(self, _i):
         self.set_color_by(self.color_combo.currentData())
 
+    def _on_overlay_combo(self, _i):
+        try:
+            self.set_overlay_kind(self.overlay_combo.currentData())
+        except Exception as exc:  # noqa: BLE001 - a Qt slot must not raise
+            self.hovered.emit(f"Overlay failed: {exc}")
+
     # ------------------------------------------------------------------ public
     def show_frame(self, frame, cell_nm) -> None:
         """Draw frame.m (3, nz, ny, nx) on a grid of cells cell_nm (dx, dy, dz) in nm."""
@@ -191,7 +253,10 @@ class SpinView(QWidget):
         if key != self._shape:
             self._build_actors(nz, ny, nx, key[3])
         self._last_m = m
+        self._last_frame = frame
         self._update_arrays(m)
+        if self.overlay_kind != "none":
+            self._update_overlay_from_frame(frame)
         self._render()
 
     def set_color_by(self, mode: str) -> None:
@@ -208,6 +273,170 @@ class SpinView(QWidget):
                 self._update_arrays(self._last_m)
             self._render()
         self.colorByChanged.emit(mode)
+
+    # ---- the overlay
+    def set_overlay_kind(self, kind: str) -> None:
+        """Show the overlay `kind` ("none", "error", "H_net", "H_fft", "energy_density") from
+        now on, computed from each frame (the current one at once)."""
+        if kind not in OVERLAY_MODES:
+            raise ValueError(f"overlay {kind!r}: expected one of {', '.join(OVERLAY_MODES)}")
+        self.overlay_kind = kind
+        if self.overlay_combo.currentData() != kind:
+            self.overlay_combo.blockSignals(True)
+            self.overlay_combo.setCurrentIndex(list(OVERLAY_MODES).index(kind))
+            self.overlay_combo.blockSignals(False)
+        if kind == "none":
+            self._hide_overlay()
+        elif self._last_frame is not None and self.grid is not None:
+            self._update_overlay_from_frame(self._last_frame)
+        self._render()
+        self.overlayChanged.emit(kind, self.overlay_log)
+
+    def set_overlay_log(self, log: bool) -> None:
+        """Logarithmic (True) or linear colour scale for the overlay."""
+        self.overlay_log = bool(log)
+        if self.log_check.isChecked() != self.overlay_log:
+            self.log_check.blockSignals(True)
+            self.log_check.setChecked(self.overlay_log)
+            self.log_check.blockSignals(False)
+        if self.overlay_kind != "none" and self._last_frame is not None and self.grid is not None:
+            self._update_overlay_from_frame(self._last_frame)
+            self._render()
+        self.overlayChanged.emit(self.overlay_kind, self.overlay_log)
+
+    def set_overlay(self, values, clim, title: str, log: bool = False) -> None:
+        """Draw `values` (nz, ny, nx; NaN = not drawn) over the film with the colour range
+        clim = (lo, hi) (lo > 0 when log), a scale bar titled `title`, and a log10 or linear
+        lookup table. GUI thread only; needs a frame drawn first (the grid)."""
+        if self.grid is None:
+            raise ValueError("no grid yet: draw a frame first")
+        values = np.asarray(values, dtype=np.float64)
+        nz, ny, nx = self._shape[:3]
+        if values.shape != (nz, ny, nx):
+            raise ValueError(f"overlay of shape {values.shape}, expected (nz, ny, nx) = {(nz, ny, nx)}")
+        lo, hi = float(clim[0]), float(clim[1])
+        if log and lo <= 0:
+            raise ValueError(f"a log colour range needs a positive lower end, not {lo:g}")
+        if not hi > lo:
+            hi = lo + (abs(lo) * 1e-6 or 1e-12)
+        self._overlay_values = values.copy()
+        self._overlay_clim, self._overlay_title = (lo, hi), str(title)
+        self.grid.cell_data["overlay"][:] = values.ravel()
+        self.grid.Modified()
+        lut = self._overlay_lut
+        if log:
+            lut.SetScaleToLog10()
+        else:
+            lut.SetScaleToLinear()
+        lut.SetTableRange(lo, hi)
+        lut.Build()
+        flat = np.ascontiguousarray(values.ravel())
+        colors = lut.MapScalars(numpy_to_vtk(flat, deep=0), vtk.VTK_COLOR_MODE_MAP_SCALARS, -1)
+        rgba = vtk_to_numpy(colors).reshape(nz, ny, nx, 4).copy()
+        rgba[..., 3] = np.where(np.isfinite(values), 255, 0)
+        for k, (image, tex, actor) in enumerate(self._overlay_layers):
+            image.point_data["rgba"][:] = rgba[k].reshape(-1, 4)
+            image.Modified()
+            tex.Modified()
+            actor.SetVisibility(True)
+        self._overlay_bar.SetTitle(title + "\n")
+        self._overlay_bar.SetLabelFormat("%.1e" if log or hi < 1e-2 or hi >= 1e4 else "%.3g")
+        self._overlay_bar.SetVisibility(True)
+        self._overlay_note.SetVisibility(False)
+        self._sync_legends()
+        self._render()
+
+    def clear_overlay(self) -> None:
+        """No overlay (the same as choosing "none")."""
+        self.set_overlay_kind("none")
+
+    def overlay_values(self) -> np.ndarray | None:
+        """The overlay values drawn now (a copy, (nz, ny, nx), NaN outside the magnet), or None."""
+        return None if self._overlay_values is None else self._overlay_values.copy()
+
+    @property
+    def overlay_visible(self) -> bool:
+        return bool(self._overlay_layers) and bool(self._overlay_layers[0][2].GetVisibility())
+
+    def overlay_rgba(self) -> np.ndarray | None:
+        """The overlay's colours as drawn (nz, ny, nx, 4) uint8 (a copy), or None when hidden."""
+        if not self.overlay_visible:
+            return None
+        nz, ny, nx = self._shape[:3]
+        return np.stack([np.array(img.point_data["rgba"]).reshape(ny, nx, 4)
+                         for img, _t, _a in self._overlay_layers])
+
+    # ---- hover
+    def cell_at(self, x: int, y: int):
+        """The cell (k, j, i) under the display position (x, y) (VTK pixels, origin bottom
+        left), or None off the film."""
+        if self.grid is None or not self._layers:
+            return None
+        ren = self.plotter.renderer
+        if not self._picker.Pick(x, y, 0, ren):
+            return None
+        actor = self._picker.GetActor()
+        layer = None
+        for k, (_img, _tex, a) in enumerate(self._layers):
+            if a is actor:
+                layer = k
+        for k, (_img, _tex, a) in enumerate(self._overlay_layers):
+            if a is actor:
+                layer = k
+        if layer is None:
+            return None
+        px, py, _pz = self._picker.GetPickPosition()
+        nz, ny, nx = self._shape[:3]
+        i = int(math.floor((px - self._origin[0]) / self._cell[0]))
+        j = int(math.floor((py - self._origin[1]) / self._cell[1]))
+        if not (0 <= i < nx and 0 <= j < ny):
+            return None
+        return layer, j, i
+
+    def cell_info(self, k: int, j: int, i: int) -> str:
+        """What hovering shows for cell (k, j, i): m, both demag fields of the last probe (kA/m),
+        the error |H_net - H_fft| / Ms and the overlay value."""
+        f = self._last_frame
+        if f is None:
+            return ""
+        m = f.m[:, k, j, i]
+        lines = [f"cell x={i}, y={j}" + (f", z={k}" if f.m.shape[1] > 1 else "")]
+        if not np.any(m):
+            return lines[0] + ": vacuum"
+        lines.append(f"m = ({m[0]:+.3f}, {m[1]:+.3f}, {m[2]:+.3f})")
+        extra = getattr(f, "extra", None) or {}
+        for name in ("H_net", "H_fft"):
+            H = extra.get(name)
+            if H is not None:
+                h = np.asarray(H)[:, k, j, i] / 1e3
+                lines.append(f"{name} = ({h[0]:+.1f}, {h[1]:+.1f}, {h[2]:+.1f}) kA/m, "
+                             f"|{name}| = {np.linalg.norm(h):.1f} kA/m")
+        if f.error_map is not None:
+            lines.append(f"error |H_net − H_fft| / Ms = {float(f.error_map[k, j, i]):.3g}")
+        elif extra.get("H_net") is None:
+            lines.append("(no probe: demag method 'neural+probe' shows both fields and the error)")
+        if self._overlay_values is not None and self.overlay_kind not in ("none", "error"):
+            lines.append(f"{self._overlay_title.replace(' (log)', '')}: {self._overlay_values[k, j, i]:.3g}")
+        return "\n".join(lines)
+
+    def _on_mouse_move(self, iren, _event):
+        try:
+            now = time.perf_counter()
+            if now - self._hover_at < HOVER_INTERVAL_S:
+                return
+            self._hover_at = now
+            x, y = iren.GetEventPosition()
+            cell = self.cell_at(x, y)
+            text = "" if cell is None else self.cell_info(*cell)
+            if text != self.hover_text:
+                self.hover_text = text
+                self.hovered.emit(text)
+            if text:
+                QToolTip.showText(QCursor.pos(), text, self.plotter.interactor)
+            else:
+                QToolTip.hideText()
+        except Exception:  # noqa: BLE001 - hovering must never take the view down
+            pass
 
     def set_arrows_visible(self, on: bool) -> None:
         self.show_arrows = bool(on)
@@ -266,8 +495,11 @@ class SpinView(QWidget):
         grid = pv.ImageData(dimensions=(nx + 1, ny + 1, nz + 1), spacing=(dx, dy, dz), origin=origin)
         grid.cell_data["color"] = np.zeros(grid.n_cells, np.float32)
         grid.cell_data["mask"] = np.zeros(grid.n_cells, np.float32)
+        grid.cell_data["overlay"] = np.full(grid.n_cells, np.nan)
         grid.cell_data.active_scalars_name = "color"
         self.grid = grid
+        self._origin, self._cell = origin, (dx, dy, dz)
+        self._overlay_values = None
         # The picture: each layer is one quad textured by an RGBA image with a pixel per cell
         # (nearest-neighbour, so cells stay sharp; alpha 0 in vacuum). Software OpenGL draws a
         # textured quad in a few ms, the same 65,536 cells as polygons in about 30 ms.
@@ -283,6 +515,23 @@ class SpinView(QWidget):
             actor = p.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
             self._layers.append((image, tex, actor))
         self.film_actor = self._layers[-1][2]
+        # the overlay: the same quads a little above the film, hidden until an overlay is chosen
+        self._overlay_layers = []
+        for k in range(nz):
+            quad = pv.Plane(center=(0.0, 0.0, (k + 1) * dz + 0.02 * dz), direction=(0, 0, 1),
+                            i_size=nx * dx, j_size=ny * dy, i_resolution=1, j_resolution=1)
+            image = pv.ImageData(dimensions=(nx, ny, 1))
+            image.point_data["rgba"] = np.zeros((nx * ny, 4), np.uint8)
+            tex = pv.Texture(image)
+            tex.interpolate = False
+            tex.SetColorModeToDirectScalars()
+            actor = p.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
+            actor.SetVisibility(False)
+            self._overlay_layers.append((image, tex, actor))
+        self._picker.InitializePickList()
+        for _img, _tex, a in self._layers + self._overlay_layers:
+            self._picker.AddPickList(a)
+        self._build_overlay_bar()
 
         # arrows: anchors on every k-th cell (of every layer), just above the film
         k = max(arrow_stride(nx, ny, max(1, self.arrow_budget // nz)), self._stride_for_screen(nx, ny))
@@ -324,6 +573,7 @@ class SpinView(QWidget):
         self._add_ruler(nx * dx, ny * dy, origin)
         self._shape = (nz, ny, nx, tuple(cell_nm))
         self._apply_color_mode()
+        self._sync_legends()
         p.view_xy()
         p.reset_camera()
 
@@ -361,6 +611,7 @@ class SpinView(QWidget):
         self._lut_lo, self._lut_scale = lo, (n - 1e-6) / (hi - lo)
         if p.scalar_bars:
             p.remove_scalar_bar()
+        self._m_bar = None
         if self._legend is not None:
             self._legend.Off()
             self._legend = None
@@ -371,10 +622,81 @@ class SpinView(QWidget):
             self._bar_mapper = vtk.vtkPolyDataMapper()
             self._bar_mapper.SetLookupTable(self._lut)
             self._bar_mapper.SetScalarRange(lo, hi)
-            p.add_scalar_bar(title=COLOR_MODES[self.color_by] + "\n", mapper=self._bar_mapper,
+            self._m_bar = p.add_scalar_bar(title=COLOR_MODES[self.color_by] + "\n", mapper=self._bar_mapper,
                              vertical=True, position_x=0.88, position_y=0.25, width=0.06,
                              height=0.5, n_labels=5, fmt="%.1f", color="white",
                              title_font_size=14, label_font_size=12)
+
+    def _init_overlay_lut(self):
+        src = pv.LookupTable(cmap=OVERLAY_CMAP, n_values=256)
+        lut = self._overlay_lut
+        lut.SetNumberOfTableValues(256)
+        for i in range(256):
+            lut.SetTableValue(i, *src.GetTableValue(i))
+        lut.SetNanColor(0.0, 0.0, 0.0, 0.0)
+        lut.SetTableRange(0.0, 1.0)
+        lut.Build()
+
+    def _build_overlay_bar(self):
+        """The overlay's scale bar and its 'waiting for a probe' note (once per grid, hidden)."""
+        bar = vtk.vtkScalarBarActor()
+        bar.SetLookupTable(self._overlay_lut)
+        bar.SetOrientationToVertical()
+        bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        bar.GetPositionCoordinate().SetValue(0.86, 0.2)
+        bar.SetWidth(0.12)
+        bar.SetHeight(0.6)
+        bar.SetNumberOfLabels(5)
+        bar.SetBarRatio(0.35)
+        bar.UnconstrainedFontSizeOn()
+        for prop, size in ((bar.GetTitleTextProperty(), 14), (bar.GetLabelTextProperty(), 12)):
+            prop.SetColor(1, 1, 1)
+            prop.SetFontSize(size)
+            prop.SetShadow(False)
+            prop.SetItalic(False)
+            prop.SetBold(prop is bar.GetTitleTextProperty())
+        bar.SetVisibility(False)
+        self.plotter.add_actor(bar, reset_camera=False, pickable=False)
+        self._overlay_bar = bar
+        note = vtk.vtkTextActor()
+        note.GetTextProperty().SetFontSize(14)
+        note.GetTextProperty().SetColor(1.0, 0.85, 0.4)
+        note.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        note.GetPositionCoordinate().SetValue(0.02, 0.93)
+        note.SetVisibility(False)
+        self.plotter.add_actor(note, reset_camera=False, pickable=False)
+        self._overlay_note = note
+
+    def _sync_legends(self):
+        """While an overlay is drawn its scale bar replaces the colour legend of m."""
+        on = self.overlay_visible
+        if self._m_bar is not None:
+            self._m_bar.SetVisibility(not on)
+        if self._legend is not None:
+            (self._legend.Off if on else self._legend.On)()
+
+    def _hide_overlay(self, note: str = ""):
+        for _img, _tex, actor in self._overlay_layers:
+            actor.SetVisibility(False)
+        if self._overlay_bar is not None:
+            self._overlay_bar.SetVisibility(False)
+        if self._overlay_note is not None:
+            self._overlay_note.SetInput(note)
+            self._overlay_note.SetVisibility(bool(note))
+        self._overlay_values = None
+        if self.grid is not None:
+            self.grid.cell_data["overlay"][:] = np.nan
+        self._sync_legends()
+
+    def _update_overlay_from_frame(self, frame):
+        extra = getattr(frame, "extra", None) or {}
+        try:
+            values, clim = overlay_scalars(frame, self.overlay_kind, self.overlay_log,
+                                           cell_m=extra.get("cell_m"), A=extra.get("A"))
+        except ValueError as exc:
+            self._hide_overlay(f"{OVERLAY_MODES[self.overlay_kind]}: {exc}")
+            return
+        self.set_overlay(values, clim, overlay_title(self.overlay_kind, self.overlay_log), self.overlay_log)
 
     def _add_wheel_legend(self):
         image = _qimage_to_vtk(hsv_wheel_image(128))

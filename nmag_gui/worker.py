@@ -35,7 +35,7 @@ BATCH_SECONDS = 0.030      # wall time of one batch of steps before a frame is e
 ENERGY_SECONDS = 0.2       # frames carry energies (two more field evaluations) at most this often
 RATE_WINDOW_SECONDS = 1.0  # steps per second are averaged over about this long
 
-IDLE, RUNNING, RELAXING = "idle", "running", "relaxing"
+IDLE, RUNNING, RELAXING, STAGES = "idle", "running", "relaxing", "stages"
 
 
 def default_torch_threads() -> int:
@@ -57,7 +57,7 @@ class SimulationWorker(QObject):
 
     Signals (connect them to bound slots of GUI-thread objects, so they run there):
       frameReady(Frame)  after every batch; frame.extra["steps_per_s"] is the measured rate
-      stateChanged(str)  "idle", "running" or "relaxing"
+      stateChanged(str)  "idle", "running", "relaxing" or "stages" (run_stages)
       error(str)         an exception inside the thread; the run has stopped
       message(str)       information for the user (relax finished, simulation rebuilt)
       rebuilt(object)    the Problem of a newly built Simulation (new grid or regions)
@@ -84,6 +84,9 @@ class SimulationWorker(QObject):
         self._snaps: list[tuple] = []      # (t, m) snapshots since the last frame
         self._next_row_t = 0.0
         self._next_snap_t = 0.0
+        self._probe_ref = None             # the engine's last probe, and our copies of its fields
+        self._probe_fields: dict = {}
+        self._static_extra: dict = {}      # per Simulation: cell size and A (for the overlays)
 
     # ------------------------------------------------------------------ thread-safe requests
     def request_stop(self) -> None:
@@ -149,6 +152,24 @@ class SimulationWorker(QObject):
             self._fail(exc)
         finally:
             if self.state == RELAXING:
+                self._set_state(IDLE)
+
+    @Slot()
+    def run_stages(self) -> None:
+        """Work through the problem's stages (relax, run, sweep) with engine.stages.run_stages,
+        from the current state: rows and snapshots go out with live frames (at most one per
+        BATCH_SECONDS, and one per sweep point), request_stop() ends it after the current
+        step or relax. Commands queued meanwhile run when it is done."""
+        if self.sim is None or self.state != IDLE:
+            return
+        self._stop.clear()
+        self._set_state(STAGES)
+        try:
+            self._run_stages()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            if self.state == STAGES:
                 self._set_state(IDLE)
 
     @Slot()
@@ -229,6 +250,42 @@ class SimulationWorker(QObject):
             self.message.emit(f"Relax {word} after {result['steps']} steps "
                               f"(max torque {result['max_torque']:.3g}).")
 
+    def _run_stages(self) -> None:
+        from engine.stages import run_stages
+        sim = self.sim
+        worker = self
+        last = [0.0]
+
+        class LiveRecorder:
+            """engine.stages recorder: rows and snapshots ride on the next frame."""
+
+            def add_row(self, row):
+                worker._rows.append(dict(row))
+                now = time.perf_counter()
+                if now - last[0] >= BATCH_SECONDS:
+                    worker._count_steps(0)
+                    worker._emit_frame(with_energies=now - worker._energies_at >= ENERGY_SECONDS)
+                    last[0] = time.perf_counter()
+
+            def add_snapshot(self, t, m):
+                m = m.detach().to(torch.float32).cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
+                worker._snaps.append((float(t), np.array(m, dtype=np.float32, copy=True)))
+
+        steps0 = sim.steps
+
+        def should_stop() -> bool:
+            self._count_steps(sim.steps - steps0 - self._stage_steps_counted)
+            self._stage_steps_counted = sim.steps - steps0
+            return self._stop.is_set()
+
+        self._stage_steps_counted = 0
+        summary = run_stages(sim, sim.problem, LiveRecorder(), should_stop=should_stop)
+        self._emit_frame()
+        stopped = " (stopped)" if self._stop.is_set() else ""
+        self.message.emit(f"Stages done{stopped}: {len(summary['stages'])} stage(s), "
+                          f"{sim.steps - steps0} steps, <m> = "
+                          f"({', '.join(f'{v:.3f}' for v in summary['mean_m'])}).")
+
     def _reset(self, problem) -> None:
         self.pause()
         self.sim = Simulation(problem)
@@ -299,11 +356,35 @@ class SimulationWorker(QObject):
         frame = self.sim.frame(with_energies=with_energies)
         if with_energies:
             self._energies_at = time.perf_counter()
+        frame.extra.update(self._overlay_extra())
         frame.extra["steps_per_s"] = self.steps_per_s
         frame.extra["generation"] = self.generation
         frame.extra["rows"], self._rows = self._rows, []
         frame.extra["snapshots"], self._snaps = self._snaps, []
         self.frameReady.emit(frame)
+
+    def _overlay_extra(self) -> dict:
+        """What the view's overlays need beyond m and the error map: both demag fields of the
+        last probe (H_net, H_fft, A/m, copied once per probe), the probe's time, the cell size
+        (m) and the exchange stiffness A per cell (J/m, copied once per Simulation). Frames
+        share these read-only copies; the engine never sees them again."""
+        sim = self.sim
+        key = (id(sim), id(sim.state.A))      # update_problem may give new materials
+        if self._static_extra.get("key") != key:
+            A = sim.state.A.detach().to(torch.float64).cpu().numpy()
+            self._static_extra = {"key": key, "cell_m": tuple(float(c) for c in sim.problem.mesh.cell_m),
+                                  "A": np.broadcast_to(A, tuple(sim.mask.shape)).copy()}
+        out = {k: v for k, v in self._static_extra.items() if k != "key"}
+        probe = getattr(sim.demag, "last_probe", None)
+        if probe is None:
+            self._probe_ref, self._probe_fields = None, {}
+        elif probe is not self._probe_ref:
+            self._probe_ref = probe
+            self._probe_fields = {"H_net": np.array(probe.H_net, dtype=np.float32, copy=True),
+                                  "H_fft": np.array(probe.H_fft, dtype=np.float32, copy=True),
+                                  "probe_t": float(getattr(probe, "t", sim.t))}
+        out.update(self._probe_fields)
+        return out
 
     def _count_steps(self, n: int) -> None:
         self._rate_steps += n
@@ -346,6 +427,7 @@ class SimulationThread(QObject):
     _pause = Signal()
     _step = Signal()
     _relax = Signal()
+    _stages = Signal()
     _shutdown = Signal()
 
     def __init__(self, parent=None, torch_threads: int | None = None):
@@ -365,6 +447,7 @@ class SimulationThread(QObject):
         self._pause.connect(w.pause)
         self._step.connect(w.step_once)
         self._relax.connect(w.relax)
+        self._stages.connect(w.run_stages)
         # blocking: stop() returns only after the worker has stopped and deleted its timer
         self._shutdown.connect(w.shutdown, Qt.BlockingQueuedConnection)
         self.thread.start()
@@ -396,6 +479,9 @@ class SimulationThread(QObject):
 
     def relax(self) -> None:
         self._relax.emit()
+
+    def run_stages(self) -> None:
+        self._stages.emit()
 
     @property
     def state(self) -> str:
