@@ -60,6 +60,7 @@ def main_card(argv=None):
     ap.add_argument("--model", required=True)
     ap.add_argument("--val", default="data/neural/val.h5")
     ap.add_argument("--n256", type=int, default=8)
+    ap.add_argument("--code-note", default=None, help="where the training code is committed")
     ap.add_argument("--extra", default=None, help="JSON file of extra measured numbers to include (SP4, speed)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -89,10 +90,12 @@ def main_card(argv=None):
             "type": "linear multiscale U-Net (no biases, no activations, no normalisation)",
             "channels_per_level": C,
             "shared_levels": f"levels >= {len(C)} share the last encoder/decoder weights",
-            "levels": "L = max(2, ceil(log2(max(nx, ny) / 4))): the coarsest grid is about 4x4",
+            "levels": "grid padded by a 4-cell vacuum margin, then to a multiple of 2^L; L >= 3 chosen so that "
+                      "the coarsest grid has <= 6 cells (least padding); 3 more 3x3 convs there (reach: whole film)",
             "pooling": "2x2 average", "upsampling": "nearest x2 (times 1/2) + 3x3 conv on [skip, up]",
             "kernels": "3x3, tied for exact 180-degree rotation equivariance",
-            "local_term": f"exact Newell kernel of the {2 * net.local_radius + 1}x{2 * net.local_radius + 1} nearest cells (fixed)",
+            "local_term": f"exact Newell kernel of the {2 * net.local_radius + 1}x{2 * net.local_radius + 1} nearest cells, "
+                          "windowed (1 to r = 1, cos^2 taper to r = 2.5), fixed; the network learns the rest",
             "input": "M / Ms_ref (3, ny, nx), zero outside the magnet",
             "output": "H_d / Ms_ref (3, ny, nx)", "ms_ref_A_per_m": MS_REF,
             "macs_per_cell": net.macs_per_cell(),
@@ -104,7 +107,7 @@ def main_card(argv=None):
             "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
             "epochs": meta.get("epochs_done"), "batch": meta.get("batch"), "lr": meta.get("lr"),
             "optimizer": "Adam, cosine schedule to 3 % of lr, grad-norm clip 1",
-            "loss": "squared relative L2 error over the magnet's cells",
+            "loss": "squared relative L2 error over the magnet's cells + that of the in-plane components",
             "augmentation": "random 90-degree rotations and mirrors with the vector components",
             "train_time_s": meta.get("train_time_s"), "threads": meta.get("threads"),
             "earlier_stages": meta.get("stages", []),
@@ -123,10 +126,12 @@ def main_card(argv=None):
             "nz": 1,
             "grid": "any nx, ny (fully convolutional; trained on 32..128, validated to 256)",
             "materials": "any Ms (linear in M); several regions through the Ms-weighted input",
-            "outside": "other dz/dx: exact near field recomputed and learned far field scaled by "
-                       "(dz/dx); warns. nz > 1: falls back to the exact FFT with a warning",
+            "outside": "other dz/dx: the network's field scaled by s = dz/dx plus the exact kernel difference "
+                       "K_a - s K_1 over the nearest 17x17 cells (warns; validated at dz/dx = 0.6 on SP4). "
+                       "dx != dy: warns, rough. nz > 1: falls back to the exact FFT with a warning",
         },
         "git_commit": meta.get("git_commit"),
+        "training_code": a.code_note,
         "created": time.strftime("%Y-%m-%d %H:%M"),
         "learning_curve": hist,
     }
@@ -143,7 +148,8 @@ def main_card(argv=None):
             for k, v in per_shape.items()], "",
           "## Named states (relative L2, %)", *[f"- {k}: {v}" for k, v in canonical.items()], "",
           "## Valid for", *[f"- {k}: {v}" for k, v in card["valid"].items()], "",
-          f"Trained at commit {card['git_commit']}."]
+          f"Training code: {card['training_code']}", "",
+          f"Trained at commit {card['git_commit']} (repository HEAD when the last stage started)."]
     if "measured" in card:
         md += ["", "## Other measurements", "```", json.dumps(card["measured"], indent=1), "```"]
     resource_path("neural/model_card.md").write_text("\n".join(md) + "\n")

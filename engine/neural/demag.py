@@ -5,9 +5,9 @@ H_d = Ms_ref * net(Ms m / Ms_ref) on a one-cell-thick film. The shipped weights
 read from disk; nothing is downloaded. Outside the model card's validity (nz > 1, dx != dy,
 another dz/dx) the constructor warns (warnings.warn and `self.warnings`, for the GUI's log):
 - nz > 1: the network is for single-layer films; the exact FFT field is used instead.
-- dz/dx other than the trained one: the exact near-field kernel (a fixed part of the network) is
-  recomputed for the true cell, and the learned far part, which for a thin film scales with the
-  cell's volume in units of dx^3, is multiplied by (dz/dx) / (dz/dx)_trained. Approximate.
+- dz/dx other than the trained one: the network's field is multiplied by s = (dz/dx) /
+  (dz/dx)_trained (a thin film's far field scales with the cell volume) and the exact difference
+  of the kernels near by, K_a - s K_1 over the nearest 17 x 17 cells, is added. Approximate.
 - dx != dy: not represented; the result is only a rough approximation.
 
 With probe_every > 0 the Simulation's after_step hook computes the exact FFT field beside the
@@ -29,6 +29,7 @@ from .unet import FilmUNet, load_model, local_kernel
 
 DEFAULT_WEIGHTS = "neural/unet_film.pt"
 DEFAULT_CARD = "neural/model_card.json"
+NEAR_CORRECTION_RADIUS = 8   # cells: exact near-field difference for another dz/dx
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,7 +75,7 @@ class NeuralDemag(Demag):
         trained = float(self.net.config.get("aspect", 1.0))
         aspect = dz / dx
         self.aspect = aspect
-        self.far_scale, self.local_w = 1.0, None
+        self.far_scale, self.near_corr = 1.0, None
         if nz > 1:
             self._warn(f"neural demag: the network is for single-layer films (nz = 1), this grid has "
                        f"nz = {nz}; using the exact FFT demag instead")
@@ -84,11 +85,17 @@ class NeuralDemag(Demag):
                        f"dy = {dy * 1e9:g} nm: the field is a rough approximation")
         if abs(aspect - trained) > 1e-3 * trained:
             rng = self.card.get("valid", {}).get("dz_dx_validated", [trained, trained])
+            # the learned operator approximates the kernel K_1 of the trained cell; a film's
+            # kernel at other dz/dx is ~ (dz/dx / trained) K_1 far away (the dipole field scales
+            # with the cell volume) and differs near by; that near difference is exact here:
+            # H = s net(M) + (K_a - s K_1)|_{|offset| <= R} * M
             self.far_scale = aspect / trained
-            self.local_w = torch.tensor(local_kernel(aspect, self.net.local_radius), dtype=self.net_dtype,
-                                        device=device)
+            R = NEAR_CORRECTION_RADIUS
+            kd = local_kernel(aspect, R, r_full=1e9) - self.far_scale * local_kernel(trained, R, r_full=1e9)
+            self.near_corr = torch.tensor(kd, dtype=self.net_dtype, device=device)
             msg = (f"neural demag: trained for cells with dz/dx = {trained:g}; this grid has dz/dx = {aspect:.3g}. "
-                   f"The exact near field is recomputed and the learned far field scaled by {self.far_scale:.3g}")
+                   f"Using the network scaled by {self.far_scale:.3g} plus the exact near-field difference "
+                   f"({2 * R + 1}x{2 * R + 1} cells): an approximation")
             if not (rng[0] - 1e-9 <= aspect <= rng[1] + 1e-9):
                 msg += " (outside the validated range: check with the error probe)"
             self._warn(msg)
@@ -107,7 +114,10 @@ class NeuralDemag(Demag):
         if self.fallback is not None:
             return self.fallback.h_from_M(M.to(self.fallback.dtype)).to(M.dtype)
         x = (M[:, 0] / MS_REF).to(self.net_dtype)[None]
-        y = self.net(x, far_scale=self.far_scale, local_w=self.local_w)
+        y = self.net(x)
+        if self.near_corr is not None:
+            R = self.near_corr.shape[-1] // 2
+            y = self.far_scale * y + torch.nn.functional.conv2d(x, self.near_corr, padding=R)
         return (y[0] * MS_REF)[:, None].to(M.dtype)
 
     def h(self, state) -> torch.Tensor:
