@@ -158,3 +158,15 @@ def test_warns_outside_the_model_card():
     with pytest.warns(UserWarning):
         nd = NeuralDemag((8, 8, 2), (3e-9, 3e-9, 3e-9))
     assert any("nz" in w for w in nd.warnings)
+
+
+def test_twin_run_tracks_the_fft_run():
+    from engine.neural.probe import twin_run
+    pb = small_problem("fft")
+    pb.initial.kind, pb.initial.params = "vortex", {"core_nm": 8.0}
+    pb.field.B_mT = (10.0, 0.0, 0.0)
+    r = twin_run(pb, 20e-12, 10e-12)
+    assert list(r["t"]) == pytest.approx([0.0, 10e-12, 20e-12])
+    assert r["max_dm"][0] < 1e-6                       # same start
+    assert np.abs(r["mean_neural"] - r["mean_fft"]).max() < 0.01
+    assert r["max_dm"].max() < 0.05
