@@ -15,6 +15,7 @@ network's every probe_every steps and stores `last_probe` (engine.neural.probe.P
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import warnings
@@ -63,7 +64,7 @@ class NeuralDemag(Demag):
             self.weights = "<in memory>"
         else:
             net, self.meta = _load(self.weights)
-            self.net = net
+            self.net = copy.deepcopy(net)   # own copy: .to(device) must not move a shared module
         self.net = self.net.to(device=device, dtype=self.net_dtype).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
