@@ -159,6 +159,22 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.part2.error_dock], [400], Qt.Horizontal)
         self.resizeDocks([self.bottom_dock], [270], Qt.Vertical)
 
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not getattr(self, "_docks_sized", False):
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self):
+        """Sizes given before the first show are only hints: set them again once laid out."""
+        try:
+            docks = [self.left_dock] + ([self.part2.error_dock] if self.part2 is not None else [])
+            widths = [min(420, self.width() // 4), min(360, self.width() // 4)][:len(docks)]
+            self.resizeDocks(docks, widths, Qt.Horizontal)
+            self.resizeDocks([self.bottom_dock], [max(240, self.height() * 3 // 10)], Qt.Vertical)
+        except Exception:  # noqa: BLE001 - sizes are cosmetic
+            traceback.print_exc()
+
     # ================================================================== building
     def _build_central(self):
         central = QWidget()

@@ -136,7 +136,8 @@ class LivePlots(QWidget):
                 curve = self.e_curves.get(k)
                 if curve is None:
                     n_terms = sum(1 for name in self.e_curves if name != "total")
-                    color = "#f0f0f0" if k == "total" else E_COLORS[n_terms % len(E_COLORS)]
+                    # the total in the theme's text colour (nmag_gui.theme recolours it on a switch)
+                    color = pg.getConfigOption("foreground") if k == "total" else E_COLORS[n_terms % len(E_COLORS)]
                     width = 2
                     curve = self.e_plot.plot([], [], pen=pg.mkPen(color, width=width), name=k)
                     self.e_curves[k] = curve

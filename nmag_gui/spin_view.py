@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 
 import numpy as np
@@ -112,6 +113,19 @@ def _hsv_to_rgb(h: np.ndarray) -> np.ndarray:
         sel = i == k
         out[sel, 0], out[sel, 1], out[sel, 2] = r[sel], g[sel], b[sel]
     return out
+
+
+def _bar_title(title: str) -> str:
+    """A scale bar title on two lines (the quantity; the unit and "(log)"), so that it fits
+    above a bar at the right edge of the view."""
+    # VTK's scalar bar font drops "|": name the quantity instead
+    title = title.replace("|H_net - H_fft| / Ms", "error ΔH / Ms").replace("|H_demag|", "H_demag")
+    name, _, rest = title.partition(" [")
+    if rest:
+        return f"{name}\n[{rest}"
+    if title.endswith(" (log)"):
+        return f"{title[:-6]}\n(log)"
+    return title
 
 
 def _hsv_lookup_table() -> pv.LookupTable:
@@ -339,7 +353,7 @@ class SpinView(QWidget):
             image.Modified()
             tex.Modified()
             actor.SetVisibility(True)
-        self._overlay_bar.SetTitle(title + "\n")
+        self._overlay_bar.SetTitle(_bar_title(title))
         self._overlay_bar.SetLabelFormat("%.1e" if log or hi < 1e-2 or hi >= 1e4 else "%.3g")
         self._overlay_bar.SetVisibility(True)
         self._overlay_note.SetVisibility(False)
@@ -643,18 +657,19 @@ class SpinView(QWidget):
         bar.SetLookupTable(self._overlay_lut)
         bar.SetOrientationToVertical()
         bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
-        bar.GetPositionCoordinate().SetValue(0.86, 0.2)
-        bar.SetWidth(0.12)
-        bar.SetHeight(0.6)
+        bar.GetPositionCoordinate().SetValue(0.78, 0.16)
+        bar.SetWidth(0.2)
+        bar.SetHeight(0.64)
         bar.SetNumberOfLabels(5)
         bar.SetBarRatio(0.35)
         bar.UnconstrainedFontSizeOn()
-        for prop, size in ((bar.GetTitleTextProperty(), 14), (bar.GetLabelTextProperty(), 12)):
+        for prop, size in ((bar.GetTitleTextProperty(), 13), (bar.GetLabelTextProperty(), 12)):
             prop.SetColor(1, 1, 1)
             prop.SetFontSize(size)
             prop.SetShadow(False)
             prop.SetItalic(False)
             prop.SetBold(prop is bar.GetTitleTextProperty())
+        bar.GetTitleTextProperty().SetJustificationToLeft()
         bar.SetVisibility(False)
         self.plotter.add_actor(bar, reset_camera=False, pickable=False)
         self._overlay_bar = bar
@@ -681,7 +696,7 @@ class SpinView(QWidget):
         if self._overlay_bar is not None:
             self._overlay_bar.SetVisibility(False)
         if self._overlay_note is not None:
-            self._overlay_note.SetInput(note)
+            self._overlay_note.SetInput("\n".join(textwrap.wrap(note, 56)))
             self._overlay_note.SetVisibility(bool(note))
         self._overlay_values = None
         if self.grid is not None:

@@ -18,9 +18,13 @@ from PySide6.QtWidgets import QApplication
 
 THEMES = ("dark", "light")
 
-# VTK backgrounds (RGB 0..1): a gradient bottom and top, calm enough for coloured spins
+# VTK backgrounds (RGB 0..1): a gradient bottom and top, calm enough for coloured spins. The
+# light theme's is a lighter slate, not white: the view's labels, ruler and scale bars are white
+# (on a near-white background they could not be read).
 VTK_BACKGROUND = {"dark": ((0.10, 0.11, 0.13), (0.20, 0.22, 0.26)),
-                  "light": ((0.98, 0.98, 0.99), (0.80, 0.84, 0.90))}
+                  "light": ((0.19, 0.21, 0.25), (0.36, 0.40, 0.47))}
+# pyqtgraph legends: a translucent box in the plot's own colour
+LEGEND_BRUSH = {"dark": (30, 31, 34, 200), "light": (255, 255, 255, 215)}
 # pyqtgraph: plot background and foreground (axes, text)
 PLOT_COLOURS = {"dark": ("#1e1f22", "#d0d0d0"), "light": ("#ffffff", "#303030")}
 
@@ -111,3 +115,13 @@ def _recolour_plots(app, name: str) -> None:
                 ax.setPen(fg)
                 ax.setTextPen(fg)
             item.titleLabel.item.setDefaultTextColor(QColor(fg))
+            for curve in item.listDataItems():
+                if curve.name() == "total":          # drawn in the text colour (nmag_gui.plots)
+                    curve.setPen(pg.mkPen(fg, width=2))
+            legend = item.legend
+            if legend is not None:
+                legend.setBrush(pg.mkBrush(*LEGEND_BRUSH[name]))
+                legend.setPen(pg.mkPen(fg, width=0.5))
+                legend.opts["labelTextColor"] = pg.mkColor(fg)
+                for _sample, label in legend.items:
+                    label.setText(label.text, color=fg)

@@ -1,0 +1,158 @@
+"""Render the README's pictures of the app to docs/ (needs a display: `xvfb-run -a`).
+
+    xvfb-run -a python scripts/screenshots.py              # everything
+    xvfb-run -a python scripts/screenshots.py --only main overlay sp4
+
+- docs/screenshot.png: the main window, a vortex disk in 10 mT at 0.4 ns (as scripts/screenshot.py).
+- docs/screenshot_error_overlay.png: the same disk with the demag method "neural+probe" and the
+  overlay "surrogate error" (log scale), the "Surrogate error" dock in front.
+- docs/example_<name>.png: each example of the Examples menu, loaded through the menu's callback
+  and run with "Run stages" to a fixed point (simulated time, or the whole sweep), so the
+  pictures do not depend on the machine's speed (only a wall-time limit cuts a run short).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import nmag_gui  # noqa: E402,F401 - first (see nmag_gui._pin_singletons)
+
+from screenshot import vortex_disk  # noqa: E402
+
+# simulated time (ns) to reach with "Run stages" (after their relax stages); None: to the end
+EXAMPLE_NS = {"sp4": 0.2, "vortex_disk": 0.6, "skyrmion_disk": None, "domain_wall_strip": 0.6,
+              "hysteresis_square": None, "network_fails": 0.15}
+# the view and the dock in front for each picture
+EXAMPLE_DOCK = {"hysteresis_square": "loop", "network_fails": "error"}
+
+
+def wait(seconds):
+    from PySide6.QtCore import QEventLoop, QTimer
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def wait_until(cond, timeout, step=0.1) -> bool:
+    t0 = time.perf_counter()
+    while not cond():
+        if time.perf_counter() - t0 > timeout:
+            return False
+        wait(step)
+    return True
+
+
+def grab(w, out: Path) -> Path:
+    from nmag_gui.worker import IDLE
+    w.pause()
+    wait_until(lambda: w.run_state == IDLE, 30)
+    wait(0.8)
+    w.plots.refresh()
+    w.part2.poll()
+    wait(0.4)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image = w.grab()
+    if not image.save(str(out)):
+        raise SystemExit(f"could not write {out}")
+    f = w.latest_frame
+    print(f"wrote {out} ({image.width()}x{image.height()}), t = {f.t * 1e9:.3f} ns, "
+          f"<m> = ({f.mean_m[0]:.3f}, {f.mean_m[1]:.3f}, {f.mean_m[2]:.3f}), rows = {len(w.table_rows)}")
+    return out
+
+
+def run_to(w, ns: float, timeout: float) -> None:
+    w.run()
+    wait_until(lambda: w.latest_frame is not None and w.latest_frame.t >= ns * 1e-9
+               or w.last_error is not None, timeout)
+
+
+def shot_main(w, docs: Path, timeout: float):
+    w.part2.info_panel.clear()
+    w.load_problem(vortex_disk())
+    w.view.set_color_by("angle")
+    w.view.set_overlay_kind("none")
+    w.bottom_tabs.setCurrentIndex(0)
+    w.part2.error_dock.raise_()
+    wait(1.0)
+    run_to(w, 0.4, timeout)
+    return grab(w, docs / "screenshot.png")
+
+
+def shot_overlay(w, docs: Path, timeout: float):
+    p = vortex_disk()
+    p.title = "vortex disk, neural demag with the error probe"
+    p.solver.demag = "neural+probe"
+    p.solver.probe_every = 5
+    w.load_problem(p)
+    w.view.set_color_by("angle")
+    w.view.set_overlay_log(True)
+    w.view.set_overlay_kind("error")
+    w.part2.error_panel.reset()
+    w.part2.error_dock.raise_()
+    wait(1.0)
+    run_to(w, 0.3, timeout)
+    return grab(w, docs / "screenshot_error_overlay.png")
+
+
+def shot_example(w, entry, docs: Path, timeout: float):
+    from nmag_gui.worker import IDLE
+    name = entry.path.stem
+    w.part2.load_example(entry.load(), entry)        # what the Examples menu calls
+    dock = EXAMPLE_DOCK.get(name, "info")
+    getattr(w.part2, f"{dock}_dock").raise_()
+    wait(1.0)
+    ns = EXAMPLE_NS.get(name)
+    w.run_stages()
+    if ns is None:
+        wait(0.5)
+        wait_until(lambda: w.run_state == IDLE or w.last_error is not None, timeout)
+    else:
+        wait_until(lambda: (w.latest_frame is not None and w.latest_frame.t >= ns * 1e-9)
+                   or w.run_state == IDLE or w.last_error is not None, timeout)
+    return grab(w, docs / f"example_{name}.png")
+
+
+def main(argv=None) -> list[Path]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", default=str(ROOT / "docs"))
+    ap.add_argument("--only", nargs="*", help="main, overlay and/or example names (e.g. sp4)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="wall-time limit of each run (s)")
+    args = ap.parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+    from nmag_gui.examples_menu import load_catalog
+    from nmag_gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(["screenshots"])
+    docs = Path(args.docs)
+    w = MainWindow(problem=vortex_disk())
+    w.confirm_discard = lambda: True
+    w.resize(1600, 1000)
+    w.show()
+    wait(1.0)
+    want = set(args.only or [])
+    out = []
+    try:
+        if not want or "main" in want:
+            out.append(shot_main(w, docs, args.timeout))
+        if not want or "overlay" in want:
+            out.append(shot_overlay(w, docs, args.timeout))
+        for entry in load_catalog():
+            if not want or entry.path.stem in want:
+                w.last_error = None
+                out.append(shot_example(w, entry, docs, args.timeout))
+    finally:
+        w.shutdown()
+        w.close()
+        app.processEvents()
+    return out
+
+
+if __name__ == "__main__":
+    main()
