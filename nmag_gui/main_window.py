@@ -440,6 +440,8 @@ class MainWindow(QMainWindow):
                               "the energy.")
             return
         self._advanced = True
+        if self.part2 is not None:
+            self.part2.start_loop(len(self.table_rows))   # the loop plot shows this run's rows
         self.sim_thread.run_stages()
 
     @guarded

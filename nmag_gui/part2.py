@@ -316,6 +316,11 @@ class Part2(QObject):
             self.loop_dock.show()
         self._check_card(problem)
 
+    def start_loop(self, first_row: int = 0) -> None:
+        """Start the loop plot afresh from table row `first_row` (a stages run begins)."""
+        self.loop_panel.set_rows([])
+        self._last_rows = int(first_row)
+
     def _check_card(self, problem) -> list[str]:
         warnings = []
         if problem is not None and str(problem.solver.demag).startswith("neural"):

@@ -224,6 +224,9 @@ class SpinView(QWidget):
             "H_net / H_fft = |demag field| of the network / of the exact FFT (A/m),\n"
             "energy density (J/m³). The first three need the demag method 'neural+probe'.")
         self.overlay_combo.currentIndexChanged.connect(self._on_overlay_combo)
+        for combo in (self.color_combo, self.overlay_combo):    # a narrow view stays possible
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(9)
         bar.addWidget(self.overlay_combo)
         self.log_check = QCheckBox("log")
         self.log_check.setChecked(self.overlay_log)
@@ -236,7 +239,7 @@ class SpinView(QWidget):
                           ("3D", "isometric view"), ("Reset", "fit the sample in the view")):
             b = QPushButton(name)
             b.setToolTip(tip)
-            b.setFixedWidth(56)
+            b.setFixedWidth(46)
             b.clicked.connect(lambda _=False, n=name.lower(): self.set_camera(n))
             bar.addWidget(b)
         lay = QVBoxLayout(self)

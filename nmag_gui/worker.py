@@ -257,9 +257,14 @@ class SimulationWorker(QObject):
         last = [0.0]
 
         class LiveRecorder:
-            """engine.stages recorder: rows and snapshots ride on the next frame."""
+            """engine.stages recorder: rows and snapshots ride on the next frame. The first row
+            and snapshot (the state before the first stage) are already in the GUI's table."""
+            rows = snaps = 0
 
             def add_row(self, row):
+                self.rows += 1
+                if self.rows == 1:
+                    return
                 worker._rows.append(dict(row))
                 now = time.perf_counter()
                 if now - last[0] >= BATCH_SECONDS:
@@ -268,6 +273,9 @@ class SimulationWorker(QObject):
                     last[0] = time.perf_counter()
 
             def add_snapshot(self, t, m):
+                self.snaps += 1
+                if self.snaps == 1:
+                    return
                 m = m.detach().to(torch.float32).cpu().numpy() if hasattr(m, "detach") else np.asarray(m)
                 worker._snaps.append((float(t), np.array(m, dtype=np.float32, copy=True)))
 

@@ -133,7 +133,7 @@ def main(argv=None) -> list[Path]:
     docs = Path(args.docs)
     w = MainWindow(problem=vortex_disk())
     w.confirm_discard = lambda: True
-    w.resize(1600, 1000)
+    w.resize(1800, 1060)
     w.show()
     wait(1.0)
     want = set(args.only or [])
