@@ -33,8 +33,25 @@ def default_stages():
     return [Stage("relax", {})]
 
 
-def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
-    """Run every stage of `problem` on `sim`. Returns a summary dict."""
+def run_stages(sim, problem, recorder, progress=None, should_stop=None, relax_callback=None,
+               step_callback=None) -> dict:
+    """Run every stage of `problem` on `sim`. Returns a summary dict.
+
+    should_stop(): polled between steps (and relax iterations); True ends the run early.
+    relax_callback(m, k, torque): called at every iteration of a relax or sweep stage with the
+    relaxing m (a live view can show it); returning True stops that relax.
+    step_callback(sim): called after every step of a run stage (a live view)."""
+
+    def step_cb(s):
+        if step_callback is not None:
+            step_callback(s)
+        return should_stop is not None and should_stop()
+
+    def relax_cb(m, k, tq):
+        if relax_callback is not None and relax_callback(m, k, tq):
+            return True
+        return should_stop is not None and should_stop()
+
     stages = problem.stages or default_stages()
     every_row = problem.output.table_every_ps * PS
     every_snap = problem.output.snapshot_every_ps * PS
@@ -50,7 +67,7 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
             sim.set_alpha(p["alpha"])
         if stage.kind == "relax":
             info = sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 100000),
-                             callback=lambda m, k, tq: (should_stop is not None and should_stop()))
+                             callback=relax_cb)
             recorder.add_row(sim.table_row())
             recorder.add_snapshot(sim.t, sim.m)
             report(1.0, f"relaxed in {info['steps']} steps, torque {info['max_torque']:.2e}")
@@ -63,7 +80,7 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
             steps0 = sim.steps
             while sim.t < end * (1 - 1e-12):
                 target = min(next_row, next_snap, end)
-                sim.run(target - sim.t)
+                sim.run(target - sim.t, callback=step_cb)
                 if sim.t >= next_row * (1 - 1e-9) or sim.t >= end * (1 - 1e-12):
                     recorder.add_row(sim.table_row())
                     next_row += every_row
@@ -78,8 +95,7 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None) -> dict:
             fields = np.linspace(p["from_mT"], p["to_mT"], p["steps"])
             for k, B in enumerate(fields):
                 sim.set_applied_field(B, {"kind": "none"})
-                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000),
-                          callback=lambda m, k, tq: (should_stop is not None and should_stop()))
+                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000), callback=relax_cb)
                 recorder.add_row(sim.table_row())
                 recorder.add_snapshot(sim.t, sim.m)
                 report((k + 1) / len(fields), f"B = {np.round(B, 3).tolist()} mT")

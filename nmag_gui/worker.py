@@ -286,12 +286,28 @@ class SimulationWorker(QObject):
             self._stage_steps_counted = sim.steps - steps0
             return self._stop.is_set()
 
+        def relax_callback(m, k, torque):
+            now = time.perf_counter()
+            if now - last[0] >= BATCH_SECONDS:
+                sim.state.m = m      # relax keeps its own m (and sets state.m at its end): show it
+                self._count_steps(0)
+                self._emit_frame(with_energies=False)
+                last[0] = time.perf_counter()
+            return False
+
+        def step_callback(_sim):
+            now = time.perf_counter()
+            if now - last[0] >= BATCH_SECONDS:
+                should_stop()              # counts the steps
+                self._emit_frame(with_energies=now - self._energies_at >= ENERGY_SECONDS)
+                last[0] = time.perf_counter()
+
         self._stage_steps_counted = 0
-        summary = run_stages(sim, sim.problem, LiveRecorder(), should_stop=should_stop)
+        summary = run_stages(sim, sim.problem, LiveRecorder(), should_stop=should_stop,
+                             relax_callback=relax_callback, step_callback=step_callback)
         self._emit_frame()
         stopped = " (stopped)" if self._stop.is_set() else ""
-        self.message.emit(f"Stages done{stopped}: {len(summary['stages'])} stage(s), "
-                          f"{sim.steps - steps0} steps, <m> = "
+        self.message.emit(f"Stages done{stopped}: {len(summary['stages'])} stage(s), <m> = "
                           f"({', '.join(f'{v:.3f}' for v in summary['mean_m'])}).")
 
     def _reset(self, problem) -> None:
