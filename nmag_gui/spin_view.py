@@ -604,7 +604,7 @@ class SpinView(QWidget):
 
     def _add_ruler(self, lx, ly, origin):
         length = nice_length(lx)
-        y = origin[1] - 0.06 * ly
+        y = origin[1] - 0.05 * max(lx, ly)     # clear of the film also for a long thin strip
         a = (origin[0], y, 0.0)
         b = (origin[0] + length, y, 0.0)
         self._ruler = self.plotter.add_ruler(a, b, title=f"{length:g} nm", number_labels=2,

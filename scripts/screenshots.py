@@ -3,7 +3,7 @@
     xvfb-run -a python scripts/screenshots.py              # everything
     xvfb-run -a python scripts/screenshots.py --only main overlay sp4
 
-- docs/screenshot.png: the main window, a vortex disk in 10 mT at 0.4 ns (as scripts/screenshot.py).
+- docs/screenshot.png: the main window with the vortex-disk example run for 0.4 ns.
 - docs/screenshot_error_overlay.png: the same disk with the demag method "neural+probe" and the
   overlay "surrogate error" (log scale), the "Surrogate error" dock in front.
 - docs/example_<name>.png: each example of the Examples menu, loaded through the menu's callback
@@ -73,12 +73,14 @@ def run_to(w, ns: float, timeout: float) -> None:
 
 
 def shot_main(w, docs: Path, timeout: float):
-    w.part2.info_panel.clear()
-    w.load_problem(vortex_disk())
+    """The vortex-disk example, loaded through the Examples menu's callback, run for 0.4 ns,
+    with its explanation in front (the error docks stay empty without a probe)."""
+    from nmag_gui.examples_menu import load_catalog
+    entry = [e for e in load_catalog() if e.path.stem == "vortex_disk"][0]
+    w.part2.load_example(entry.load(), entry)
     w.view.set_color_by("angle")
-    w.view.set_overlay_kind("none")
     w.bottom_tabs.setCurrentIndex(0)
-    w.part2.error_dock.raise_()
+    w.part2.info_dock.raise_()
     wait(1.0)
     run_to(w, 0.4, timeout)
     return grab(w, docs / "screenshot.png")
@@ -94,6 +96,7 @@ def shot_overlay(w, docs: Path, timeout: float):
     w.view.set_overlay_log(True)
     w.view.set_overlay_kind("error")
     w.part2.error_panel.reset()
+    w.part2.info_panel.clear()
     w.part2.error_dock.raise_()
     wait(1.0)
     run_to(w, 0.3, timeout)
@@ -109,8 +112,8 @@ def shot_example(w, entry, docs: Path, timeout: float):
     wait(1.0)
     ns = EXAMPLE_NS.get(name)
     w.run_stages()
+    wait_until(lambda: w.run_state != IDLE, 10)      # the worker has started the stages
     if ns is None:
-        wait(0.5)
         wait_until(lambda: w.run_state == IDLE or w.last_error is not None, timeout)
     else:
         wait_until(lambda: (w.latest_frame is not None and w.latest_frame.t >= ns * 1e-9)
