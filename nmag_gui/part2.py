@@ -443,7 +443,7 @@ class Part2(QObject):
             self.start_movie(p)
 
     def set_theme(self, name: str):
-        theme.apply_theme(QApplication.instance(), name)
+        theme.apply_theme(QApplication.instance(), name, self.window)
         self.theme_actions[name].setChecked(True)
 
     def show_help(self):
@@ -518,7 +518,7 @@ def install_part2(window: QMainWindow) -> Part2:
     app.aboutToQuit.connect(part2.shutdown)
     name = theme.default_theme_name(app)
     try:
-        theme.apply_theme(app, name)
+        theme.apply_theme(app, name, window)
         part2.theme_actions[name].setChecked(True)
     except Exception:
         traceback.print_exc()

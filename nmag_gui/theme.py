@@ -86,8 +86,10 @@ def set_plotter_background(plotter, name: str) -> None:
         pass
 
 
-def apply_theme(app, name: str) -> None:
-    """Switch the whole app to the "dark" or "light" theme (GUI thread)."""
+def apply_theme(app, name: str, window=None) -> None:
+    """Switch the app to the "dark" or "light" theme (GUI thread). Plots are recoloured inside
+    `window` only: app.allWidgets() also lists widgets of closed windows awaiting deletion,
+    and touching those crashed the process (seen in the test suite)."""
     global current_theme
     pal = palette(name)
     app.setStyle("Fusion")
@@ -95,10 +97,11 @@ def apply_theme(app, name: str) -> None:
     current_theme = name
     for plotter in list(_plotters):
         set_plotter_background(plotter, name)
-    _recolour_plots(app, name)
+    if window is not None:
+        _recolour_plots(window, name)
 
 
-def _recolour_plots(app, name: str) -> None:
+def _recolour_plots(window, name: str) -> None:
     try:
         import pyqtgraph as pg
     except ImportError:
@@ -106,22 +109,21 @@ def _recolour_plots(app, name: str) -> None:
     bg, fg = PLOT_COLOURS[name]
     pg.setConfigOption("background", bg)
     pg.setConfigOption("foreground", fg)
-    for w in app.allWidgets():
-        if isinstance(w, pg.PlotWidget):
-            w.setBackground(bg)
-            item = w.getPlotItem()
-            for axis in ("left", "bottom", "right", "top"):
-                ax = item.getAxis(axis)
-                ax.setPen(fg)
-                ax.setTextPen(fg)
-            item.titleLabel.item.setDefaultTextColor(QColor(fg))
-            for curve in item.listDataItems():
-                if curve.name() == "total":          # drawn in the text colour (nmag_gui.plots)
-                    curve.setPen(pg.mkPen(fg, width=2))
-            legend = item.legend
-            if legend is not None:
-                legend.setBrush(pg.mkBrush(*LEGEND_BRUSH[name]))
-                legend.setPen(pg.mkPen(fg, width=0.5))
-                legend.opts["labelTextColor"] = pg.mkColor(fg)
-                for _sample, label in legend.items:
-                    label.setText(label.text, color=fg)
+    for w in window.findChildren(pg.PlotWidget):
+        w.setBackground(bg)
+        item = w.getPlotItem()
+        for axis in ("left", "bottom", "right", "top"):
+            ax = item.getAxis(axis)
+            ax.setPen(fg)
+            ax.setTextPen(fg)
+        item.titleLabel.item.setDefaultTextColor(QColor(fg))
+        for curve in item.listDataItems():
+            if curve.name() == "total":          # drawn in the text colour (nmag_gui.plots)
+                curve.setPen(pg.mkPen(fg, width=2))
+        legend = item.legend
+        if legend is not None:
+            legend.setBrush(pg.mkBrush(*LEGEND_BRUSH[name]))
+            legend.setPen(pg.mkPen(fg, width=0.5))
+            legend.opts["labelTextColor"] = pg.mkColor(fg)
+            for _sample, label in legend.items:
+                label.setText(label.text, color=fg)
