@@ -155,7 +155,7 @@ def test_outside_model_card_warns_for_a_bad_thickness():
     thick = Problem.from_toml([e for e in load_catalog() if e.path.stem == "network_fails"][0].path)
     warnings = outside_model_card(thick, card)
     text = " ".join(warnings)
-    assert "thickness 20 nm" in text and "dz/dx = 4" in text
+    assert "thickness 20 nm" in text and "dz/dx = 8" in text
     assert outside_model_card(small_problem(), card) == []
     assert len(outside_model_card(small_problem(), {})) == 1          # no card: one warning
     layered = small_problem()
