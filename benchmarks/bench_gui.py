@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import nmag_gui  # noqa: E402,F401 - first (see nmag_gui._pin_singletons)
+import nmag_gui  # noqa: E402,F401
 from engine import InitialState, Mesh, Problem, ShapeOp  # noqa: E402
 
 PROBE_MS = 10

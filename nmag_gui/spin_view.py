@@ -52,6 +52,14 @@ ARROW_MIN_PX = 14      # arrows closer than this on screen are clutter, and cost
 BACKGROUND = "#20242b"
 
 
+def _select_quietly(combo, index: int) -> None:
+    """Show `index` in a combo box without emitting its change signals (the view set it)."""
+    if combo.currentIndex() != index:
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+
+
 def arrow_stride(nx: int, ny: int, budget: int = ARROW_BUDGET) -> int:
     """The smallest k such that an arrow on every k-th cell in x and y gives <= budget arrows."""
     k = 1
@@ -280,10 +288,7 @@ class SpinView(QWidget):
         if mode not in COLOR_MODES:
             raise ValueError(f"colour mode {mode!r}: expected one of {', '.join(COLOR_MODES)}")
         self.color_by = mode
-        if self.color_combo.currentData() != mode:
-            self.color_combo.blockSignals(True)
-            self.color_combo.setCurrentIndex(list(COLOR_MODES).index(mode))
-            self.color_combo.blockSignals(False)
+        _select_quietly(self.color_combo, list(COLOR_MODES).index(mode))
         if self.film_actor is not None:
             self._apply_color_mode()
             if self._last_m is not None:
@@ -298,10 +303,7 @@ class SpinView(QWidget):
         if kind not in OVERLAY_MODES:
             raise ValueError(f"overlay {kind!r}: expected one of {', '.join(OVERLAY_MODES)}")
         self.overlay_kind = kind
-        if self.overlay_combo.currentData() != kind:
-            self.overlay_combo.blockSignals(True)
-            self.overlay_combo.setCurrentIndex(list(OVERLAY_MODES).index(kind))
-            self.overlay_combo.blockSignals(False)
+        _select_quietly(self.overlay_combo, list(OVERLAY_MODES).index(kind))
         if kind == "none":
             self._hide_overlay()
         elif self._last_frame is not None and self.grid is not None:

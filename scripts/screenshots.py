@@ -19,11 +19,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import nmag_gui  # noqa: E402,F401 - first (see nmag_gui._pin_singletons)
+from engine import InitialState, Material, Mesh, Problem, ShapeOp  # noqa: E402
 
-from screenshot import vortex_disk  # noqa: E402
+
+def vortex_disk() -> Problem:
+    p = Problem(title="vortex disk in 10 mT")
+    p.mesh = Mesh((64, 64, 1), (3.0, 3.0, 3.0))
+    p.materials = [Material(name="permalloy", alpha=0.05)]
+    p.geometry = [ShapeOp("ellipse", "add", "permalloy", {"center_nm": [0, 0], "radii_nm": [96, 96]})]
+    p.initial = InitialState("vortex", {})
+    p.field.B_mT = (10.0, 0.0, 0.0)
+    p.output.table_every_ps = 2.0
+    return p.validate()
+
 
 # simulated time (ns) to reach with "Run stages" (after their relax stages); None: to the end
 EXAMPLE_NS = {"sp4": 0.2, "vortex_disk": 0.6, "skyrmion_disk": None, "domain_wall_strip": 0.6,
