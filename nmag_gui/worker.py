@@ -94,6 +94,12 @@ class SimulationWorker(QObject):
         Safe to call from any thread (a flag, not a queued call)."""
         self._stop.set()
 
+    def arm(self) -> None:
+        """Clear the stop flag for the next run, relax or stages command. Called by the sender
+        when it queues the command (not by the slot when it starts): a pause requested between
+        the two is then kept, instead of being wiped when the command begins."""
+        self._stop.clear()
+
     # ------------------------------------------------------------------ commands (slots)
     @Slot(object, int)
     def reset(self, problem, generation: int = 0) -> None:
@@ -120,7 +126,6 @@ class SimulationWorker(QObject):
         """Run until paused."""
         if self.sim is None or self.state != IDLE:
             return
-        self._stop.clear()
         self._set_state(RUNNING)
         self._ensure_timer().start()
 
@@ -144,7 +149,6 @@ class SimulationWorker(QObject):
         """Minimise the energy (sim.relax) with live frames; request_stop() ends it early."""
         if self.sim is None or self.state != IDLE:
             return
-        self._stop.clear()
         self._set_state(RELAXING)
         try:
             self._relax()
@@ -162,7 +166,6 @@ class SimulationWorker(QObject):
         step or relax. Commands queued meanwhile run when it is done."""
         if self.sim is None or self.state != IDLE:
             return
-        self._stop.clear()
         self._set_state(STAGES)
         try:
             self._run_stages()
@@ -492,6 +495,7 @@ class SimulationThread(QObject):
         self._apply.emit(problem.copy())
 
     def run(self) -> None:
+        self.worker.arm()
         self._start.emit()
 
     def pause(self) -> None:
@@ -502,9 +506,11 @@ class SimulationThread(QObject):
         self._step.emit()
 
     def relax(self) -> None:
+        self.worker.arm()
         self._relax.emit()
 
     def run_stages(self) -> None:
+        self.worker.arm()
         self._stages.emit()
 
     @property

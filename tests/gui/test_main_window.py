@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-import nmag_gui  # noqa: F401,E402 - first: pins None/True/False (shiboken6 6.12 refcount bug)
+import nmag_gui  # noqa: F401,E402
 from engine import InitialState, Material, Mesh, Problem, ShapeOp, results  # noqa: E402
 from engine.simulation import Simulation  # noqa: E402
 from nmag_gui.main_window import MainWindow  # noqa: E402
@@ -247,3 +247,19 @@ def test_error_in_the_worker_is_shown_and_stops_the_run(qtbot, window, monkeypat
     n = w.latest_frame.steps
     w.step()
     qtbot.waitUntil(lambda: w.latest_frame.steps == n + 1, timeout=TIMEOUT_MS)
+
+
+def test_pause_right_after_run_stages_is_not_lost(qtbot, window):
+    """A pause sent before the worker has begun a long command must still stop it."""
+    from engine.problem import Stage
+    w = window
+    p = w.problem.copy()
+    p.stages = [Stage("run", {"duration_ns": 100.0})]   # hours of work at this speed
+    w.load_problem(p)
+    settle(qtbot, w)
+    w.run_stages()
+    w.pause()
+    qtbot.waitUntil(lambda: w.run_state == IDLE and w.sim_thread.state == IDLE, timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    assert w.sim_thread.state == IDLE
+    assert w.sim_thread.worker.sim.t < 1e-9

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-import nmag_gui  # noqa: F401,E402 - first: pins None/True/False (shiboken6 6.12 refcount bug)
+import nmag_gui  # noqa: F401,E402
 import pyvista as pv  # noqa: E402
 from PySide6.QtWidgets import QMainWindow  # noqa: E402
 

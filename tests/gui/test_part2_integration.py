@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-import nmag_gui  # noqa: F401,E402 - first: pins None/True/False (shiboken6 6.12 refcount bug)
+import nmag_gui  # noqa: F401,E402
 from engine import InitialState, Material, Mesh, Problem, ShapeOp  # noqa: E402
 from engine.ovf import read_ovf  # noqa: E402
 from engine.simulation import Simulation  # noqa: E402
