@@ -136,7 +136,9 @@ def _run(args) -> int:
         cols = res["columns"]
         write_table_csv(out.with_suffix(".csv"), cols, np.column_stack([res["table"][c] for c in cols]))
     mx, my, mz = summary["mean_m"]
-    print(f"{problem.title}: {summary['steps']} steps to t = {summary['t'] * 1e9:.4f} ns in "
+    relax_iterations = sum(s["steps"] for s in summary["stages"] if s["kind"] == "relax")
+    relaxed = f" (+ {relax_iterations} relax iterations)" if relax_iterations else ""
+    print(f"{problem.title}: {summary['steps']} steps{relaxed} to t = {summary['t'] * 1e9:.4f} ns in "
           f"{time.time() - t0:.1f} s, <m> = ({mx:.5f}, {my:.5f}, {mz:.5f}), demag {problem.solver.demag} -> {out}")
     return 0
 
