@@ -52,6 +52,21 @@ ARROW_MIN_PX = 14      # arrows closer than this on screen are clutter, and cost
 BACKGROUND = "#20242b"
 
 
+def _textured_quad(plotter, nx: int, ny: int, dx: float, dy: float, z: float):
+    """One layer as a quad at height z carrying an RGBA texture with a pixel per cell
+    (nearest-neighbour, no lighting). Returns (image, texture, actor); colour a layer by
+    writing image.point_data["rgba"] in place."""
+    quad = pv.Plane(center=(0.0, 0.0, z), direction=(0, 0, 1),
+                    i_size=nx * dx, j_size=ny * dy, i_resolution=1, j_resolution=1)
+    image = pv.ImageData(dimensions=(nx, ny, 1))
+    image.point_data["rgba"] = np.zeros((nx * ny, 4), np.uint8)
+    tex = pv.Texture(image)
+    tex.interpolate = False
+    tex.SetColorModeToDirectScalars()
+    actor = plotter.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
+    return image, tex, actor
+
+
 def _select_quietly(combo, index: int) -> None:
     """Show `index` in a combo box without emitting its change signals (the view set it)."""
     if combo.currentIndex() != index:
@@ -524,29 +539,14 @@ class SpinView(QWidget):
         # textured quad in a few ms, the same 65,536 cells as polygons in about 30 ms.
         self._layers = []
         for k in range(nz):
-            quad = pv.Plane(center=(0.0, 0.0, (k + 1) * dz), direction=(0, 0, 1),
-                            i_size=nx * dx, j_size=ny * dy, i_resolution=1, j_resolution=1)
-            image = pv.ImageData(dimensions=(nx, ny, 1))
-            image.point_data["rgba"] = np.zeros((nx * ny, 4), np.uint8)
-            tex = pv.Texture(image)
-            tex.interpolate = False
-            tex.SetColorModeToDirectScalars()
-            actor = p.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
-            self._layers.append((image, tex, actor))
+            self._layers.append(_textured_quad(p, nx, ny, dx, dy, (k + 1) * dz))
         self.film_actor = self._layers[-1][2]
         # the overlay: the same quads a little above the film, hidden until an overlay is chosen
         self._overlay_layers = []
         for k in range(nz):
-            quad = pv.Plane(center=(0.0, 0.0, (k + 1) * dz + 0.02 * dz), direction=(0, 0, 1),
-                            i_size=nx * dx, j_size=ny * dy, i_resolution=1, j_resolution=1)
-            image = pv.ImageData(dimensions=(nx, ny, 1))
-            image.point_data["rgba"] = np.zeros((nx * ny, 4), np.uint8)
-            tex = pv.Texture(image)
-            tex.interpolate = False
-            tex.SetColorModeToDirectScalars()
-            actor = p.add_mesh(quad, texture=tex, lighting=False, reset_camera=False)
-            actor.SetVisibility(False)
-            self._overlay_layers.append((image, tex, actor))
+            layer = _textured_quad(p, nx, ny, dx, dy, (k + 1.02) * dz)
+            layer[2].SetVisibility(False)
+            self._overlay_layers.append(layer)
         self._picker.InitializePickList()
         for _img, _tex, a in self._layers + self._overlay_layers:
             self._picker.AddPickList(a)

@@ -17,6 +17,8 @@ from engine.simulation import Simulation  # noqa: E402
 from nmag_gui.main_window import MainWindow  # noqa: E402
 from nmag_gui.worker import IDLE  # noqa: E402
 
+from window_helpers import settle as _settle  # noqa: E402
+
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 15000
@@ -35,24 +37,12 @@ def small_film(n: int = 32) -> Problem:
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(problem=small_film())
-    w.confirm_discard = lambda: True
-    w.resize(1100, 750)
-    w.show()
-    qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: w.drawn_frame is not None, timeout=TIMEOUT_MS)
-    yield w
-    w.shutdown()          # stop the worker (flag, quit, wait) and close the VTK window
-    w.close()
-    assert not w.sim_thread.thread.isRunning()
+def window(open_main_window):
+    return open_main_window(small_film(), size=(1100, 750), timeout_ms=TIMEOUT_MS)
 
 
 def settle(qtbot, w, ms: int = 150):
-    """Wait until the worker is idle and the frames it sent have arrived and been drawn."""
-    qtbot.waitUntil(lambda: w.run_state == IDLE, timeout=TIMEOUT_MS)
-    qtbot.wait(ms)
-    qtbot.waitUntil(lambda: w.drawn_frame is w.latest_frame, timeout=TIMEOUT_MS)
+    _settle(qtbot, w, ms, TIMEOUT_MS)
 
 
 def test_app_opens_with_view_editor_plots_and_status(window):

@@ -24,6 +24,8 @@ from nmag_gui.worker import IDLE  # noqa: E402
 
 from test_part2 import neural_available  # noqa: E402 - one check of the shipped network (tests/gui on sys.path)
 
+from window_helpers import settle as _settle  # noqa: E402
+
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 20000
@@ -45,23 +47,12 @@ def probe_film(n: int = 24) -> Problem:
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(problem=probe_film() if neural_available() else None)
-    w.confirm_discard = lambda: True
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: w.drawn_frame is not None, timeout=TIMEOUT_MS)
-    yield w
-    w.shutdown()
-    w.close()
-    assert not w.sim_thread.thread.isRunning()
+def window(open_main_window):
+    return open_main_window(probe_film() if neural_available() else None, size=(1200, 800), timeout_ms=TIMEOUT_MS)
 
 
 def settle(qtbot, w, ms: int = 150):
-    qtbot.waitUntil(lambda: w.run_state == IDLE, timeout=TIMEOUT_MS)
-    qtbot.wait(ms)
-    qtbot.waitUntil(lambda: w.drawn_frame is w.latest_frame, timeout=TIMEOUT_MS)
+    _settle(qtbot, w, ms, TIMEOUT_MS)
 
 
 def run_frames(qtbot, w, steps: int):
