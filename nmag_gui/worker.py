@@ -147,16 +147,7 @@ class SimulationWorker(QObject):
     @Slot()
     def relax(self) -> None:
         """Minimise the energy (sim.relax) with live frames; request_stop() ends it early."""
-        if self.sim is None or self.state != IDLE:
-            return
-        self._set_state(RELAXING)
-        try:
-            self._relax()
-        except Exception as exc:  # noqa: BLE001 - every engine error is reported, none kill the thread
-            self._fail(exc)
-        finally:
-            if self.state == RELAXING:
-                self._set_state(IDLE)
+        self._run_blocking(RELAXING, self._relax)
 
     @Slot()
     def run_stages(self) -> None:
@@ -164,15 +155,20 @@ class SimulationWorker(QObject):
         from the current state: rows and snapshots go out with live frames (at most one per
         BATCH_SECONDS, and one per sweep point), request_stop() ends it after the current
         step or relax. Commands queued meanwhile run when it is done."""
+        self._run_blocking(STAGES, self._run_stages)
+
+    def _run_blocking(self, state: str, work) -> None:
+        """Run a long command (relax, stages) on this thread in `state`, back to IDLE after;
+        only when idle with a simulation. Every engine error is reported, none kill the thread."""
         if self.sim is None or self.state != IDLE:
             return
-        self._set_state(STAGES)
+        self._set_state(state)
         try:
-            self._run_stages()
+            work()
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
         finally:
-            if self.state == STAGES:
+            if self.state == state:
                 self._set_state(IDLE)
 
     @Slot()

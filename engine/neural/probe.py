@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..state import vector_length
+
 
 @dataclass
 class ProbeResult:
@@ -43,7 +45,7 @@ def probe(state_or_m, Ms=None, n=None, d=None, net=None) -> ProbeResult:
         m = torch.as_tensor(np.asarray(state_or_m), dtype=torch.float64)
         Ms_t = torch.as_tensor(np.asarray(Ms, dtype=float), dtype=torch.float64)
         if Ms_t.ndim == 0:
-            mask = torch.linalg.vector_norm(m, dim=0) > 0
+            mask = vector_length(m) > 0
             Ms_t = Ms_t * mask
     Ms_t = Ms_t.expand(m.shape[1:])
     mask = Ms_t > 0
@@ -52,7 +54,7 @@ def probe(state_or_m, Ms=None, n=None, d=None, net=None) -> ProbeResult:
     M = Ms_t * m
     H_net = net.h_from_M(M.to(net.dtype).to(net.device)).detach().to(torch.float64).cpu() * mask
     H_fft = net.exact().h_from_M(M.to(net.device)).detach().cpu() * mask
-    diff = torch.linalg.vector_norm(H_net - H_fft, dim=0)
+    diff = vector_length(H_net - H_fft)
     err = torch.where(mask, diff / Ms_t.clamp_min(1e-300), torch.zeros_like(diff))
     den = float((H_fft ** 2).sum())
     rel = float(np.sqrt(float((diff ** 2).sum()) / den)) if den > 0 else 0.0
