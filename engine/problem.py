@@ -21,7 +21,7 @@ from .errors import ProblemError
 FORMAT_NAME = "nmag-problem"
 FORMAT_VERSION = 1
 
-SHAPES = ("rectangle", "ellipse", "polygon", "ring", "image")
+SHAPES = ("rectangle", "ellipse", "polygon", "ring", "image", "cuboid", "cylinder", "sphere", "ellipsoid", "mesh")
 SHAPE_OPS = ("add", "subtract", "intersect")
 INITIAL_KINDS = ("uniform", "random", "vortex", "s_state", "skyrmion", "domain_wall", "file")
 SOLVERS = ("rk45", "rk4", "heun")
