@@ -25,8 +25,12 @@ class UniaxialAnisotropy:
         return self.pref * (state.m * u).sum(0) * u
 
     def energy(self, state, H=None):
+        return float(self.energy_density(state).sum() * state.cell_volume)
+
+    def energy_density(self, state, H=None) -> torch.Tensor:
+        """-Ku (m.u)^2 per cell in J/m^3 (nz, ny, nx), 0 in vacuum."""
         mu = (state.m * state.Ku_axis).sum(0)
-        return float(-(state.Ku * mu * mu * state.mask).sum() * state.cell_volume)
+        return -(state.Ku * mu * mu * state.mask)
 
 
 class CubicAnisotropy:
@@ -46,6 +50,9 @@ class CubicAnisotropy:
         return self.pref * H
 
     def energy(self, state, H=None):
+        return float(self.energy_density(state).sum() * state.cell_volume)
+
+    def energy_density(self, state, H=None) -> torch.Tensor:
+        """Kc1 (a1^2 a2^2 + a2^2 a3^2 + a3^2 a1^2) per cell in J/m^3 (nz, ny, nx)."""
         a1, a2, a3 = self._projections(state)
-        e = state.Kc1 * (a1 ** 2 * a2 ** 2 + a2 ** 2 * a3 ** 2 + a3 ** 2 * a1 ** 2) * state.mask
-        return float(e.sum() * state.cell_volume)
+        return state.Kc1 * (a1 ** 2 * a2 ** 2 + a2 ** 2 * a3 ** 2 + a3 ** 2 * a1 ** 2) * state.mask

@@ -10,11 +10,11 @@ along z). Speed-ups over a plain rfftn/irfftn of the padded grid:
   axes), so it is stored as real arrays, negated (H = -N M needs no extra pass), and multiplies
   the real view of the complex spectra in place with fused multiply-adds (no stack, one
   temporary for a thin film);
-- the forward transform is one multi-dimensional rfftn: MKL runs a 2D/3D transform faster than
-  torch's chain of 1D calls along strided axes, even with the zero rows it then transforms
-  (measured here 1.6x at 512 x 512 and up to 2.5x at 1024 x 1024 on the forward half);
-- the inverse is pruned: the inverse FFT along z, then y, keeps only the rows that survive the
-  crop, so the last (real) inverse along x runs on the unpadded rows only.
+- the transforms come from the fastest backend measured on this shape (torch, scipy.fft or
+  pyFFTW; engine.fft_backends), pruned both ways: the forward transforms only the unpadded rows
+  along x, the inverse keeps along z, then y, only the rows that survive the crop;
+- nothing is copied on the way: on the CPU the spectra are numpy buffers seen by torch, the
+  kernel multiplies them in place, and FFTW's unnormalised inverse is folded into the kernel.
 For nz = 1 only the last two axes are transformed, so a batch may ride along the third-last
 axis (engine.neural.data relies on this).
 """
@@ -30,6 +30,8 @@ import torch
 
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
+from .fft_backends import (FFTWPipeline, ScipyPipeline, TorchPipeline, available_backends,
+                           choose_backend, make_pipeline)
 
 
 class Demag:
@@ -44,6 +46,11 @@ class Demag:
     def energy(self, state, H=None) -> float:
         """E_d = -(mu0/2) sum Ms m.H_d V, in J."""
         return state.energy_from_field(self.h(state) if H is None else H, 0.5)
+
+    def energy_density(self, state, H=None) -> torch.Tensor:
+        """-(mu0/2) Ms m.H_d per cell in J/m^3 (nz, ny, nx); sums (times V) to `energy`."""
+        H = self.h(state) if H is None else H
+        return -0.5 * MU0 * state.Ms * (state.m * H).sum(0)
 
 
 _COMPONENTS = ("xx", "xy", "xz", "yy", "yz", "zz")
@@ -87,7 +94,7 @@ class FFTDemag(Demag):
     """Exact (to float error) demag of a finite grid with open boundaries."""
     method = "fft"
 
-    def __init__(self, n: tuple, d: tuple, dtype=torch.float64, device="cpu"):
+    def __init__(self, n: tuple, d: tuple, dtype=torch.float64, device="cpu", fft: str = "auto"):
         self.n, self.d = tuple(n), tuple(d)
         nx, ny, nz = self.n
         self.thin = nz == 1
@@ -104,32 +111,33 @@ class FFTDemag(Demag):
         self.kernel_ft = kernel_ft
         self.dtype, self.device = dtype, device
         # -N with a trailing axis of 1, to multiply torch.view_as_real of a complex spectrum
-        self._kneg = {c: (-k).unsqueeze(-1).contiguous() for c, k in kernel_ft.items()}
+        self._kneg_unit = {c: (-k).unsqueeze(-1).contiguous() for c, k in kernel_ft.items()}
         Pz, Py, Px = self.padded
-        self._fdims = tuple(d for d, P in ((-3, Pz), (-2, Py)) if P > 1) + (-1,)
-        self._fsize = tuple(P for P in (Pz, Py) if P > 1) + (Px,)
         spectrum_bytes = 3 * Pz * Py * (Px // 2 + 1) * 2 * torch.finfo(dtype).bits // 8
         if str(device).startswith("cpu") and spectrum_bytes >= (4 << 20):
             keep_large_buffers_in_heap(spectrum_bytes)
+        self._use_pipeline(choose_backend(self.n, self.padded, dtype, device, fft)[0])
 
-    # forward and inverse transforms
-    def _forward(self, M):
-        """Spectrum of M zero-padded to self.padded: one multi-dimensional real FFT."""
-        return torch.fft.rfftn(M, s=self._fsize, dim=self._fdims)
+    # forward and inverse transforms: delegated to the backend chosen for this shape
+    @property
+    def backend(self) -> str:
+        """Name of the FFT backend in use ("torch", "scipy" or "fftw"): see engine.fft_backends."""
+        return self._pipe.name
 
-    def _inverse(self, X):
-        """Inverse of _forward cropped to the grid; each step keeps only the rows it needs."""
-        nx, ny, nz = self.n
-        Pz, Py, Px = self.padded
-        if Pz > 1:
-            X = torch.fft.ifft(X, dim=-3)[..., :nz, :, :]
-        if Py > 1:
-            X = torch.fft.ifft(X, dim=-2)[..., :ny, :]
-        return torch.fft.irfft(X, n=Px, dim=-1)[..., :nx]
+    def _use_pipeline(self, pipe) -> None:
+        self._pipe = pipe
+        self._kneg = {c: k * pipe.scale if pipe.scale != 1.0 else k for c, k in self._kneg_unit.items()}
+        self._general = self._pipe if isinstance(pipe, (TorchPipeline, ScipyPipeline)) else None
 
-    def _multiply(self, X):
+    def _general_pipe(self):
+        """A pipeline for any leading shape (batches): the chosen one unless it is buffer-bound."""
+        if self._general is None:
+            name = "scipy" if "scipy" in available_backends(self.device) else "torch"
+            self._general = make_pipeline(name, self.n, self.padded, self.dtype, self.device)
+        return self._general
+
+    def _multiply(self, X, k):
         """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data."""
-        k = self._kneg
         Mx, My, Mz = torch.view_as_real(X).unbind(0)
         if self.thin:
             t = Mx * k["xy"]
@@ -146,12 +154,22 @@ class FFTDemag(Demag):
             My.copy_(hy)
         return X
 
+    def _convolve(self, M: torch.Tensor) -> torch.Tensor:
+        """-N * M; may return a view of a buffer that the next call overwrites."""
+        pipe = self._pipe
+        if isinstance(pipe, FFTWPipeline) and not pipe.accepts(M):
+            pipe = self._general_pipe()
+        k = self._kneg if pipe is self._pipe else self._kneg_unit
+        return pipe.inverse(self._multiply(pipe.forward(M.detach()), k))
+
     def h_from_M(self, M: torch.Tensor) -> torch.Tensor:
-        """H_d = -N * M for a magnetization M in A/m, (3, nz, ny, nx)."""
-        return self._inverse(self._multiply(self._forward(M)))
+        """H_d = -N * M for a magnetization M in A/m, (3, nz, ny, nx) (or a batch along the
+        third-last axis for a film); a new tensor of its own."""
+        H = self._convolve(M)
+        return H.clone() if isinstance(self._pipe, FFTWPipeline) else H
 
     def h(self, state) -> torch.Tensor:
-        return self.h_from_M(state.Ms * state.m) * state.mask
+        return self._convolve(state.Ms * state.m) * state.mask
 
 
 class NoDemag(Demag):

@@ -67,3 +67,8 @@ class InterfacialDMI:
 
     def energy(self, state, H=None):
         return state.energy_from_field(self.h(state) if H is None else H, 0.5)
+
+    def energy_density(self, state, H=None) -> torch.Tensor:
+        """-(mu0/2) Ms m.H per cell in J/m^3 (nz, ny, nx); sums to `energy`."""
+        H = self.h(state) if H is None else H
+        return -0.5 * MU0 * state.Ms * (state.m * H).sum(0) * state.mask

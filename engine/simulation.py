@@ -203,6 +203,17 @@ class Simulation:
         """Energy of each term in J, and the total."""
         return self.measure()[0]
 
+    def energy_density(self) -> dict:
+        """Energy density of each term and "total", numpy float64 (nz, ny, nx) in J/m^3 (0 in
+        vacuum); each sums, times the cell volume, to the term's energy."""
+        out, total = {}, None
+        for term in self.terms:
+            e = term.energy_density(self.state).detach().to(torch.float64).cpu().numpy()
+            out[term.name] = e
+            total = e.copy() if total is None else total + e
+        out["total"] = total if total is not None else np.zeros(self.mask.shape)
+        return out
+
     def max_torque(self) -> float:
         return max_torque(self.state.m, self.effective_field(), self.state.Ms)
 

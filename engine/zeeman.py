@@ -53,3 +53,8 @@ class Zeeman:
 
     def energy(self, state, H=None):
         return state.energy_from_field(self.h(state) if H is None else H, 1.0)
+
+    def energy_density(self, state, H=None) -> torch.Tensor:
+        """-mu0 Ms m.H per cell in J/m^3 (nz, ny, nx)."""
+        H = self.h(state) if H is None else H
+        return -MU0 * state.Ms * (state.m * H).sum(0) * state.mask
