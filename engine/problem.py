@@ -27,6 +27,7 @@ INITIAL_KINDS = ("uniform", "random", "vortex", "s_state", "skyrmion", "domain_w
 SOLVERS = ("rk45", "rk4", "heun")
 DEMAG_METHODS = ("fft", "neural", "neural+probe", "none")
 PRECISIONS = ("float32", "float64")
+FFT_BACKENDS = ("auto", "torch", "scipy", "fftw")   # engine.fft_backends.CHOICES
 AC_KINDS = ("none", "sine", "pulse", "ramp")
 STAGE_KINDS = ("relax", "run", "sweep")
 
@@ -212,6 +213,7 @@ class SolverSpec:
     demag: str = "fft"
     probe_every: int = 10        # steps between error probes for "neural+probe"
     relax_torque: float = 1e-4   # relax stops when max |m x h| (h = H/Ms) falls below this
+    fft: str = "auto"            # FFT backend of the exact demag (engine.fft_backends)
 
     def validate(self, key="solver"):
         check_choice(f"{key}.method", self.method, SOLVERS)
@@ -224,6 +226,13 @@ class SolverSpec:
         check_choice(f"{key}.demag", self.demag, DEMAG_METHODS)
         self.probe_every = check_number(f"{key}.probe_every", self.probe_every, 1, 1e6, integer=True)
         self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, 1e-10, 1.0)
+        check_choice(f"{key}.fft", self.fft, FFT_BACKENDS)
+        if self.fft != "auto":
+            from .fft_backends import available_backends
+            here = available_backends(self.device)
+            if self.fft not in here:
+                raise ProblemError(f"{key}.fft", self.fft, "a backend available here: auto, " + ", ".join(here)
+                                   + (" (pyFFTW is an optional extra: pip install pyfftw)" if self.fft == "fftw" else ""))
 
 
 @dataclass

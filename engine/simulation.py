@@ -3,6 +3,10 @@
 The effective field is the sum of the terms' h(state); the integrator sees only the LLG
 right-hand side. Parameter edits arrive as a new Problem (`update_problem`) and are applied
 between steps, keeping m and t.
+
+Health: a step, run or relax that goes non-finite (or, for the fixed-step integrators in a
+damped run with static fields, raises the energy beyond ENERGY_RISE_TOL) raises
+`SimulationDiverged`, and the Simulation keeps its last good state (m, t, steps).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import torch
 from .anisotropy import CubicAnisotropy, UniaxialAnisotropy
 from .constants import PS
 from .demag import FFTDemag, NoDemag
+from .errors import ProblemError, SimulationDiverged
 from .dmi import InterfacialDMI
 from .exchange import Exchange
 from .frame import Frame
@@ -19,13 +24,18 @@ from .initial_states import initial_m
 from .llg import llg_rhs, max_torque
 from .solvers import RK4, RK45, Heun, relax
 from .state import State, normalize
+from .validation import check_device, check_finite_array, check_simulation_memory
+
+ENERGY_CHECK_EVERY = 10     # fixed-step runs: steps between two energy checks
+ENERGY_RISE_TOL = 1e-3      # allowed rise, relative to |E| (plus 1e-6 of the demag energy scale)
 from .zeeman import AppliedField, Zeeman
 
 
 def make_demag(method: str, state: State, problem=None):
     """A Demag implementation by name: "fft", "neural", "neural+probe" or "none"."""
     if method == "fft":
-        return FFTDemag(state.n, state.d, state.dtype, state.device)
+        return FFTDemag(state.n, state.d, state.dtype, state.device,
+                        fft=problem.solver.fft if problem is not None else "auto")
     if method == "none":
         return NoDemag()
     if method in ("neural", "neural+probe"):
@@ -48,13 +58,17 @@ class Simulation:
 
     def __init__(self, problem, m0=None):
         self.problem = problem.copy().validate()
+        check_device("solver.device", self.problem.solver.device)
+        check_simulation_memory(self.problem)
         self.regions = self.problem.regions()
         self.mask = self.regions >= 0
         if m0 is None:
             ini = self.problem.initial
             m0 = initial_m(ini.kind, ini.params, self.problem.mesh, self.mask, self.problem.base_dir)
-        self.state = State.from_problem(self.problem, self.regions, np.asarray(m0))
+        m0 = _checked_m(m0, self.problem.mesh.shape_zyx)
+        self.state = State.from_problem(self.problem, self.regions, m0)
         self.steps = 0
+        self._watch = None          # energy watch of damped fixed-step runs (see _watch_energy)
         self.demag = make_demag(self.problem.solver.demag, self.state, self.problem)
         self._build_terms()
         self.integrator = make_integrator(self.problem.solver)
@@ -76,19 +90,29 @@ class Simulation:
         """Apply edited materials, field and solver settings between steps; keep m and t.
         A changed grid or geometry needs a new Simulation."""
         problem = problem.copy().validate()
+        check_device("solver.device", problem.solver.device)
         if tuple(problem.mesh.n) != tuple(self.problem.mesh.n) or \
                 tuple(problem.mesh.cell_nm) != tuple(self.problem.mesh.cell_nm) or \
                 not np.array_equal(problem.regions(), self.regions):
             raise ValueError("the grid or the geometry changed: build a new Simulation")
         m, t = self.state.m, self.state.t
         old_demag = self.problem.solver.demag
-        self.problem = problem
-        self.state = State.from_problem(problem, self.regions, m.cpu().numpy())
-        self.state.t = t
-        if problem.solver.demag != old_demag or self.state.dtype != self.demag_dtype():
-            self.demag = make_demag(problem.solver.demag, self.state, problem)
-        self._build_terms()
-        self.integrator = make_integrator(problem.solver)
+        # build everything first and swap it in at the end: a failure leaves the simulation as it was
+        state = State.from_problem(problem, self.regions, m.cpu().numpy())
+        state.t = t
+        demag = self.demag
+        if problem.solver.demag != old_demag or state.dtype != self.demag_dtype() or \
+                str(state.device) != str(self.state.device):
+            demag = make_demag(problem.solver.demag, state, problem)
+        integrator = make_integrator(problem.solver)
+        saved = (self.problem, self.state, self.demag, self.terms, self.zeeman, self.integrator)
+        try:
+            self.problem, self.state, self.demag, self.integrator = problem, state, demag, integrator
+            self._build_terms()
+        except BaseException:
+            self.problem, self.state, self.demag, self.terms, self.zeeman, self.integrator = saved
+            raise
+        self._watch = None
 
     def demag_dtype(self):
         return getattr(self.demag, "dtype", self.state.dtype)
@@ -99,15 +123,20 @@ class Simulation:
         if ac is not None:
             self.problem.field.ac = dict(ac)
         self.integrator.reset()
+        self._watch = None
 
     def set_alpha(self, alpha: float):
         self.state.alpha = torch.full_like(self.state.alpha, float(alpha))
         self.integrator.reset()
+        self._watch = None
 
     def set_m(self, m):
-        m = torch.as_tensor(np.asarray(m), dtype=self.state.dtype, device=self.state.device)
+        """Replace m (3, nz, ny, nx); refused (ProblemError) when it holds NaN/inf or has the wrong shape."""
+        m = _checked_m(m, self.state.shape)
+        m = torch.as_tensor(m, dtype=self.state.dtype, device=self.state.device)
         self.state.m = normalize(m, self.state.mask)
         self.integrator.reset()
+        self._watch = None
 
     # ------------------------------------------------------------------ physics
     @property
@@ -138,15 +167,61 @@ class Simulation:
         return llg_rhs(m, self.effective_field(m, t), self.state.alpha)
 
     def step(self) -> float:
-        """One integrator step; returns its length dt in s."""
+        """One integrator step; returns its length dt in s. Raises SimulationDiverged (keeping
+        the last good state) when the step goes non-finite or a damped run gains energy."""
         st = self.state
-        t, m = self.integrator.step(self._rhs, st.t, st.m, st.mask)
+        watching = self._energy_watchable()
+        if watching and self._watch is None:
+            self._watch_energy(start=True)
+        try:
+            t, m = self.integrator.step(self._rhs, st.t, st.m, st.mask)
+        except SimulationDiverged as e:
+            e.t, e.step = st.t, self.steps
+            self.integrator.reset()
+            raise
         st.t, st.m = t, m
         self.steps += 1
         on_step = getattr(self.demag, "after_step", None)
         if on_step is not None:
             on_step(st)
+        if watching and self.steps % ENERGY_CHECK_EVERY == 0:
+            self._watch_energy()
         return self.integrator.last_dt
+
+    # ------------------------------------------------------------------ health
+    def _energy_watchable(self) -> bool:
+        """The energy must fall: a fixed-step run, damped everywhere, static field, exact demag
+        (the network's field is not the gradient of its energy, so it may rise a little)."""
+        if self.integrator.adaptive or self.problem.solver.demag not in ("fft", "none"):
+            return False
+        if (self.zeeman.applied.ac or {}).get("kind", "none") != "none":
+            return False
+        st = self.state
+        return bool((st.alpha[st.mask] > 0).all()) if bool(st.mask.any()) else False
+
+    def _watch_energy(self, start: bool = False) -> None:
+        """Record the energy; raise when it rose beyond ENERGY_RISE_TOL since its lowest value,
+        going back to the state of the last check that passed."""
+        st = self.state
+        E = float(self.energies()["total"])
+        w = self._watch
+        if start or w is None:
+            Ms = float(st.Ms.max())
+            scale = 0.5 * 4e-7 * np.pi * Ms * Ms * st.cell_volume * float(st.mask.sum())
+            self._watch = {"E_min": E, "floor": 1e-6 * scale, "m": st.m.clone(), "t": st.t, "steps": self.steps}
+            return
+        allowed = ENERGY_RISE_TOL * max(abs(w["E_min"]), abs(E)) + w["floor"]
+        if not np.isfinite(E) or E > w["E_min"] + allowed:
+            st.m, st.t, self.steps = w["m"], w["t"], w["steps"]
+            self.integrator.reset()
+            self._watch = None
+            rise = E - w["E_min"]
+            raise SimulationDiverged(
+                f"the total energy rose by {rise:.3g} J ({rise / max(abs(w['E_min']), 1e-300):.3g} of "
+                f"|E|) in a damped run with a static field", st.t, self.steps,
+                "a smaller solver.dt_ps or the adaptive solver.method = \"rk45\"")
+        w["E_min"] = min(w["E_min"], E)
+        w["m"], w["t"], w["steps"] = st.m.clone(), st.t, self.steps
 
     def run(self, duration: float, callback=None) -> None:
         """Advance by `duration` seconds, landing exactly on the end time.
@@ -169,8 +244,16 @@ class Simulation:
         """Minimise the energy (no precession, no time) until max |m x H|/Ms < torque."""
         tol = torque if torque is not None else self.problem.solver.relax_torque
         st = self.state
-        m, steps, final = relax(lambda mm: self.effective_field(mm), st.m, st.mask, st.Ms, tol, max_steps,
-                                callback)
+        self._watch = None
+        try:
+            m, steps, final = relax(lambda mm: self.effective_field(mm), st.m, st.mask, st.Ms, tol, max_steps,
+                                    callback)
+        except SimulationDiverged as e:
+            if getattr(e, "last_m", None) is not None:
+                st.m = e.last_m
+            e.t, e.step = st.t, self.steps
+            self.integrator.reset()
+            raise
         st.m = m
         self.integrator.reset()
         return {"steps": steps, "max_torque": final, "converged": final <= tol}
@@ -237,3 +320,14 @@ class Simulation:
                      demag_method=self.problem.solver.demag,
                      error_map=None if probe is None else probe.error_map.copy(),
                      error_rel_l2=None if probe is None else probe.rel_l2)
+
+
+def _checked_m(m0, shape_zyx) -> np.ndarray:
+    """m as a numpy array (3, nz, ny, nx): refused when the shape is wrong or a value is NaN/inf."""
+    if hasattr(m0, "detach"):
+        m0 = m0.detach().cpu().numpy()
+    a = np.asarray(m0)
+    if a.shape != (3,) + tuple(shape_zyx):
+        raise ProblemError("initial state", f"shape {a.shape}", f"shape (3, nz, ny, nx) = {(3,) + tuple(shape_zyx)}")
+    check_finite_array("initial state", f"an array of shape {a.shape}", a)
+    return a

@@ -1,0 +1,318 @@
+"""FFT backends for the exact demag, chosen by measurement per grid shape (like FFTW's planner).
+
+Why: on a CPU the library that does the transforms decides the demag's speed, and the fastest one
+depends on the processor and the shape. Measured here (AMD EPYC, one thread, 1024 x 1024 film,
+float32, forward + pruned inverse of 3 components on the 2048 x 2048 padded grid): torch.fft
+(MKL) 400 ms, scipy.fft (pocketfft) 150-190 ms, FFTW through pyFFTW 160 ms; on an Intel CPU MKL
+may win. So `FFTDemag` asks `choose_backend` which one to use: on the first use of a shape it
+times every available backend on that shape and keeps the fastest, caching the choice on disk
+(`fft_backends.json` in the cache folder, see `cache_dir`). `[solver] fft` forces one.
+
+Every backend computes the same thing, the spectrum of M zero-padded to `padded` and the inverse
+cropped to the grid, pruned in both directions:
+- forward: a real FFT along x over the unpadded rows only, then complex FFTs along y and z with
+  zero padding (the zero rows are never transformed along x);
+- inverse: the inverse along z, then y, keeping only the rows that survive the crop, so the last
+  (real) inverse along x runs on the unpadded rows only.
+Spectra are complex tensors of shape (..., Pz|1, Py|1, Px // 2 + 1); on the CPU the numpy-based
+backends share memory with torch (torch.from_numpy, no copies). Normalisation: torch and scipy
+normalise the inverse; FFTW does not, and says so through `scale` (1 / (Pz Py Px)), which the
+caller folds into its kernel so that no extra pass is needed.
+
+Backends: "torch" (always; CUDA tensors always use it: cuFFT), "scipy" (scipy.fft with
+`workers`), "fftw" (pyFFTW, planned on preallocated aligned buffers; an optional extra: FFTW and
+pyFFTW are GPL, so they are never required). Threads follow torch.get_num_threads() at
+construction, i.e. the process's thread policy. The environment variable NMAG_FFT=<backend>
+forces one backend wherever "auto" was asked (the test suite runs the physics with each).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import write_atomic
+
+BACKENDS = ("torch", "scipy", "fftw")
+CHOICES = ("auto",) + BACKENDS
+
+
+def available_backends(device="cpu") -> tuple:
+    """The backends that can run here: torch always; scipy and pyFFTW where installed (CPU only)."""
+    if not str(device).startswith("cpu"):
+        return ("torch",)
+    out = ["torch"]
+    try:
+        import scipy.fft  # noqa: F401
+        out.append("scipy")
+    except ImportError:
+        pass
+    try:
+        import pyfftw  # noqa: F401
+        out.append("fftw")
+    except ImportError:
+        pass
+    return tuple(out)
+
+
+class BackendUnavailable(RuntimeError):
+    """A forced backend that cannot run here (its library is missing, or the tensor is on a GPU)."""
+
+
+# ------------------------------------------------------------------------------------ pipelines
+class TorchPipeline:
+    """torch.fft, on any device. The forward is one multi-dimensional rfftn: MKL runs a 2D/3D
+    transform faster than torch's chain of 1D calls along strided axes."""
+    name = "torch"
+
+    def __init__(self, n, padded, dtype, threads=None):
+        self.n, self.padded = tuple(n), tuple(padded)
+        Pz, Py, Px = self.padded
+        self._fdims = tuple(d for d, P in ((-3, Pz), (-2, Py)) if P > 1) + (-1,)
+        self._fsize = tuple(P for P in (Pz, Py) if P > 1) + (Px,)
+        self.scale = 1.0
+
+    def forward(self, M: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfftn(M, s=self._fsize, dim=self._fdims)
+
+    def inverse(self, X: torch.Tensor) -> torch.Tensor:
+        nx, ny, nz = self.n
+        Pz, Py, Px = self.padded
+        if Pz > 1:
+            X = torch.fft.ifft(X, dim=-3)[..., :nz, :, :]
+        if Py > 1:
+            X = torch.fft.ifft(X, dim=-2)[..., :ny, :]
+        return torch.fft.irfft(X, n=Px, dim=-1)[..., :nx]
+
+
+class ScipyPipeline:
+    """scipy.fft (pocketfft, BSD) with `workers` threads; any leading shape (batches ride along)."""
+    name = "scipy"
+
+    def __init__(self, n, padded, dtype, threads=1):
+        import scipy.fft as sfft
+        self._sfft = sfft
+        self.n, self.padded = tuple(n), tuple(padded)
+        self.workers = max(1, int(threads or 1))
+        self.scale = 1.0
+
+    def forward(self, M: torch.Tensor) -> torch.Tensor:
+        f, w = self._sfft, self.workers
+        Pz, Py, Px = self.padded
+        X = f.rfft(M.numpy(), n=Px, axis=-1, workers=w)
+        if Py > 1:
+            X = f.fft(X, n=Py, axis=-2, workers=w, overwrite_x=True)
+        if Pz > 1:
+            X = f.fft(X, n=Pz, axis=-3, workers=w, overwrite_x=True)
+        return torch.from_numpy(X)
+
+    def inverse(self, X: torch.Tensor) -> torch.Tensor:
+        f, w = self._sfft, self.workers
+        nx, ny, nz = self.n
+        Pz, Py, Px = self.padded
+        X = X.numpy()
+        if Pz > 1:
+            X = f.ifft(X, axis=-3, workers=w, overwrite_x=True)[..., :nz, :, :]
+        if Py > 1:
+            X = f.ifft(X, axis=-2, workers=w, overwrite_x=True)[..., :ny, :]
+        return torch.from_numpy(f.irfft(X, n=Px, axis=-1, workers=w)[..., :nx])
+
+
+class FFTWPipeline:
+    """FFTW through pyFFTW, planned once (FFTW_MEASURE, bounded planning time) on preallocated
+    aligned buffers for the leading shape (3,); other leading shapes (batches) go to scipy/torch.
+
+    Buffers: `real_in` (3, nz, ny, Px) whose padding columns stay zero; the x transform writes
+    into the first ny rows of `ypad` (3, nz, Py, Kx) whose other rows stay zero; y (and z) run
+    out of place into `spec`, the spectrum handed to the caller (multiplied in place there); the
+    inverse runs z in place on `spec`, y from its first nz planes into `yinv`, and x from the
+    first ny rows of `yinv` into `real_out` (3, nz, ny, Px), cropped to nx on return.
+    """
+    name = "fftw"
+    PLAN_SECONDS = 2.0   # FFTW's own bound on the measuring time of one plan
+
+    def __init__(self, n, padded, dtype, threads=1):
+        import pyfftw
+        self.n, self.padded = tuple(n), tuple(padded)
+        nx, ny, nz = self.n
+        Pz, Py, Px = self.padded
+        Kx = Px // 2 + 1
+        real = np.float32 if dtype == torch.float32 else np.float64
+        cplx = np.complex64 if dtype == torch.float32 else np.complex128
+        kw = dict(flags=("FFTW_MEASURE",), threads=max(1, int(threads or 1)),
+                  planning_timelimit=self.PLAN_SECONDS)
+        load_wisdom()
+        self.real_in = pyfftw.zeros_aligned((3, nz, ny, Px), dtype=real)
+        self.ypad = pyfftw.zeros_aligned((3, nz, Py, Kx), dtype=cplx)
+        self.spec = pyfftw.zeros_aligned((3, Pz, Py, Kx), dtype=cplx)
+        self.yinv = pyfftw.zeros_aligned((3, nz, Py, Kx), dtype=cplx)
+        self.real_out = pyfftw.zeros_aligned((3, nz, ny, Px), dtype=real)
+        FFTW = pyfftw.FFTW
+        self._fx = FFTW(self.real_in, self.ypad[:, :, :ny, :], axes=(-1,), **kw)
+        self._fy = FFTW(self.ypad, self.spec[:, :nz], axes=(-2,), **kw) if Py > 1 else None
+        self._fz = FFTW(self.spec, self.spec, axes=(-3,), **kw) if Pz > 1 else None
+        back = dict(kw, direction="FFTW_BACKWARD")
+        self._iz = FFTW(self.spec, self.spec, axes=(-3,), **back) if Pz > 1 else None
+        self._iy = FFTW(self.spec[:, :nz], self.yinv, axes=(-2,), **back) if Py > 1 else None
+        src = self.yinv[:, :, :ny, :] if Py > 1 else self.spec[:, :nz]
+        self._ix = FFTW(src, self.real_out, axes=(-1,), **back)
+        save_wisdom()
+        self.scale = 1.0 / (Pz * Py * Px)
+        self._spec_t = torch.from_numpy(self.spec)
+        self._out_t = torch.from_numpy(self.real_out)[..., :nx]
+        if Py == 1:   # a single row: x writes straight into the spectrum
+            self._fx = FFTW(self.real_in, self.spec[:, :nz], axes=(-1,), **kw)
+
+    def forward(self, M: torch.Tensor) -> torch.Tensor:
+        nx, ny, nz = self.n
+        np.copyto(self.real_in[..., :nx], M.numpy())
+        self._fx()
+        if self._fy is not None:
+            self._fy()
+        if self._fz is not None:
+            self.spec[:, nz:] = 0
+            self._fz()
+        return self._spec_t
+
+    def inverse(self, X: torch.Tensor) -> torch.Tensor:
+        if X.data_ptr() != self._spec_t.data_ptr():
+            np.copyto(self.spec, X.numpy())
+        if self._iz is not None:
+            self._iz(normalise_idft=False)
+        if self._iy is not None:
+            self._iy(normalise_idft=False)
+        self._ix(normalise_idft=False)
+        return self._out_t
+
+    def accepts(self, M: torch.Tensor) -> bool:
+        return tuple(M.shape) == self.real_in.shape[:-1] + (self.n[0],)
+
+
+PIPELINES = {"torch": TorchPipeline, "scipy": ScipyPipeline, "fftw": FFTWPipeline}
+
+
+def make_pipeline(name, n, padded, dtype, device="cpu", threads=None):
+    """A pipeline by backend name; BackendUnavailable with the reason if it cannot run here."""
+    if name not in PIPELINES:
+        raise BackendUnavailable(f"unknown FFT backend {name!r}; choose one of {', '.join(CHOICES)}")
+    if name != "torch" and name not in available_backends(device):
+        why = "GPU tensors use torch (cuFFT)" if not str(device).startswith("cpu") else \
+            ("pip install scipy" if name == "scipy" else "pip install pyfftw (GPL)")
+        raise BackendUnavailable(f"FFT backend {name!r} is not available here ({why})")
+    threads = torch.get_num_threads() if threads is None else threads
+    return PIPELINES[name](n, padded, dtype, threads)
+
+
+# ------------------------------------------------------------------------------ choice and cache
+def cache_dir() -> Path:
+    """Where measured choices and FFTW wisdom are kept: $NMAG_CACHE_DIR, else
+    $XDG_CACHE_HOME/neuralmag-studio, else ~/.cache/neuralmag-studio."""
+    env = os.environ.get("NMAG_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "neuralmag-studio"
+
+
+def _choice_file() -> Path:
+    return cache_dir() / "fft_backends.json"
+
+
+def _read_choices() -> dict:
+    try:
+        data = json.loads(_choice_file().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_choices(data: dict) -> None:
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        write_atomic(_choice_file(), json.dumps(data, indent=1, sort_keys=True))
+    except OSError:
+        pass   # a read-only home only costs a re-measurement next time
+
+
+def shape_key(n, dtype, threads) -> str:
+    """The cache key of a choice: grid, precision and thread count (each changes the winner)."""
+    nx, ny, nz = n
+    return f"{nx}x{ny}x{nz}:{str(dtype).replace('torch.', '')}:threads={threads}"
+
+
+_WISDOM_LOADED = False
+
+
+def load_wisdom() -> None:
+    """Load FFTW's saved plans (wisdom) once per process, so a known shape plans instantly."""
+    global _WISDOM_LOADED
+    if _WISDOM_LOADED:
+        return
+    _WISDOM_LOADED = True
+    try:
+        import pyfftw
+        raw = json.loads((cache_dir() / "fftw_wisdom.json").read_text())
+        pyfftw.import_wisdom(tuple(bytes.fromhex(w) for w in raw))
+    except (OSError, ValueError, TypeError, ImportError):
+        pass
+
+
+def save_wisdom() -> None:
+    try:
+        import pyfftw
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        write_atomic(cache_dir() / "fftw_wisdom.json",
+                     json.dumps([w.hex() for w in pyfftw.export_wisdom()]))
+    except (OSError, ImportError):
+        pass
+
+
+def time_pipeline(pipe, n, dtype, budget_s=0.25, max_reps=5) -> float:
+    """Best time in s of one forward + inverse of a random (3, nz, ny, nx) field, after a warm-up."""
+    nx, ny, nz = n
+    M = torch.rand((3, nz, ny, nx), dtype=dtype)
+    pipe.inverse(pipe.forward(M))
+    best, start, reps = float("inf"), time.perf_counter(), 0
+    while reps < max_reps and (reps < 2 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        pipe.inverse(pipe.forward(M))
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+    return best
+
+
+def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
+    """The pipeline to use for this grid: the forced one, or the fastest available one as
+    measured on this shape (cached in memory and on disk). Returns (pipeline, how) where how is
+    "forced", "cached" or "measured"."""
+    threads = torch.get_num_threads() if threads is None else threads
+    if force == "auto" and os.environ.get("NMAG_FFT", "auto") in BACKENDS:
+        force = os.environ["NMAG_FFT"]   # one backend for a whole run (tests run physics with each)
+    if force not in CHOICES:
+        raise BackendUnavailable(f"unknown FFT backend {force!r}; choose one of {', '.join(CHOICES)}")
+    if force != "auto":
+        return make_pipeline(force, n, padded, dtype, device, threads), "forced"
+    names = available_backends(device)
+    if names == ("torch",):
+        return make_pipeline("torch", n, padded, dtype, device, threads), "only"
+    key = shape_key(n, dtype, threads)
+    choices = _read_choices()
+    known = choices.get(key, {}).get("backend")
+    if known in names:
+        return make_pipeline(known, n, padded, dtype, device, threads), "cached"
+    timings, pipes = {}, {}
+    for name in names:
+        try:
+            pipes[name] = make_pipeline(name, n, padded, dtype, device, threads)
+            timings[name] = time_pipeline(pipes[name], n, dtype)
+        except (BackendUnavailable, RuntimeError, ValueError, MemoryError):
+            continue
+    best = min(timings, key=timings.get)
+    choices[key] = {"backend": best, "times_ms": {k: round(v * 1e3, 3) for k, v in timings.items()},
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    _write_choices(choices)
+    return pipes[best], "measured"
