@@ -5,6 +5,7 @@
     nmag run PROBLEM --out R.h5   run a problem file (.toml) or a saved project (.h5) headless
     nmag check PROBLEM            validate a problem file and print what it describes
     nmag train ...                train the neural demag (see `nmag train --help`)
+    nmag sweep SWEEP --out S.h5   run a parameter sweep on Dask (see `nmag sweep --help`)
 
 Exit codes: 0 done, 1 failed while running, 2 bad problem or arguments. A result file is
 written to R.h5.part and renamed only when the run finished, so nothing half-written is left.
@@ -36,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a problem file")
     c.add_argument("problem")
     sub.add_parser("train", help="train the neural demag surrogate", add_help=False)
+    from .sweep.cli import add_parser as add_sweep_parser  # engine/sweep owns its options
+    add_sweep_parser(sub)
     return ap
 
 
@@ -52,6 +55,9 @@ def main(argv=None) -> int:
             return _check(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            from .sweep.cli import main_sweep
+            return main_sweep(args)
     except ProblemError as e:
         print(f"nmag: error: {e}", file=sys.stderr)
         return 2
