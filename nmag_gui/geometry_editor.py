@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QColor, QIcon, QImage, QKeySequence, QPainter,
                            QPainterPath, QPen, QPixmap, QPolygonF, QUndoCommand, QUndoStack)
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFrame, QGroupBox,
@@ -41,6 +41,7 @@ from engine.errors import ProblemError
 from engine.geometry import Ellipse, ImageMask, Polygon, Rectangle, Ring, shape_mask
 from engine.problem import Mesh
 
+from .mask_preview import mask_preview
 from .panels import MeshPanel, REGION_COLORS, VACUUM_COLOR, region_color, swatch_icon
 
 TOOLS = ("rectangle", "ellipse", "polygon", "ring", "brush", "eraser")
@@ -650,11 +651,20 @@ class GeometryEditor(QWidget):
         self.all_layers_check = QCheckBox("All layers")
         self.all_layers_check.setToolTip("Edits apply to every layer, not only the one shown")
         self.layer_label = QLabel("Layer")
+        # z range of the next shape (layers, both included): follows the shown layer until set
+        self.z_label = QLabel("z from")
+        self.z_from_spin, self.z_to_spin = QSpinBox(), QSpinBox()
+        for w, tip in ((self.z_from_spin, "First layer (z index) a shape or brush paints"),
+                       (self.z_to_spin, "Last layer (z index) a shape or brush paints")):
+            w.setToolTip(tip + "; 'All layers' overrides")
+            w.valueChanged.connect(lambda _v: self._update_z_hint())
+        self.z_to_label = QLabel("to")
         opts = QHBoxLayout()
         opts.setContentsMargins(4, 0, 4, 0)
         for w in (QLabel("Region"), self.region_combo, self._sep(), QLabel("Brush radius"),
                   self.brush_spin, self._sep(), QLabel("Ring inner/outer"), self.ring_spin,
-                  self._sep(), self.layer_label, self.layer_spin, self.all_layers_check):
+                  self._sep(), self.layer_label, self.layer_spin, self.all_layers_check,
+                  self.z_label, self.z_from_spin, self.z_to_label, self.z_to_spin):
             opts.addWidget(w)
         opts.addStretch(1)
         self.brush_spin.setEnabled(False)
@@ -671,8 +681,19 @@ class GeometryEditor(QWidget):
         self.legend.setToolTip("Cells per region, over all layers")
         lv = QVBoxLayout(legend_box)
         lv.addWidget(self.legend)
+        # a small 3D picture of the whole map (thick samples only; numpy-drawn, no GL context)
+        self.preview_box = QGroupBox("3D preview")
+        self.preview_label = QLabel()
+        self.preview_label.setAlignment(Qt.AlignCenter)
+        self.preview_label.setToolTip("The sample seen from the front right and above (all layers)")
+        QVBoxLayout(self.preview_box).addWidget(self.preview_label)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(120)
+        self._preview_timer.timeout.connect(lambda: self._guard(self._draw_3d_preview))
         side = QVBoxLayout()
         side.addWidget(grid_box)
+        side.addWidget(self.preview_box)
         side.addWidget(legend_box)
         side.addStretch(1)
         side_w = QWidget()
@@ -716,6 +737,8 @@ class GeometryEditor(QWidget):
             self._region = i
 
     def _on_layer(self, v):
+        if self.z_from_spin.value() == self.z_to_spin.value() == self._layer:
+            self.set_z_range(int(v), int(v))      # a one-layer range follows the shown layer
         self._layer = int(v)
         self.canvas.set_layer(self._map[self._layer])
         self._update_preview()
@@ -737,7 +760,13 @@ class GeometryEditor(QWidget):
         self._layer = min(self._layer, nz - 1)
         self.layer_spin.setValue(self._layer)
         self.layer_spin.blockSignals(False)
-        for w in (self.layer_label, self.layer_spin, self.all_layers_check):
+        for w in (self.z_from_spin, self.z_to_spin):
+            w.blockSignals(True)
+            w.setRange(0, nz - 1)
+            w.setValue(self._layer)
+            w.blockSignals(False)
+        for w in (self.layer_label, self.layer_spin, self.all_layers_check, self.z_label,
+                  self.z_from_spin, self.z_to_label, self.z_to_spin, self.preview_box):
             w.setVisible(nz > 1)
         self.canvas.fit()
         self._map_changed()
@@ -754,6 +783,8 @@ class GeometryEditor(QWidget):
     def _map_changed(self):
         self.canvas.set_layer(self._map[self._layer])
         self._update_legend()
+        if self._mesh.n[2] > 1:
+            self._preview_timer.start()
         self.regionsChanged.emit()
 
     def _update_legend(self):
@@ -789,7 +820,39 @@ class GeometryEditor(QWidget):
         return self._region if self._mode == "add" else -1
 
     def _layers(self):
-        return range(self._mesh.n[2]) if (self.all_layers_check.isChecked() or self._mesh.n[2] == 1) else [self._layer]
+        if self.all_layers_check.isChecked() or self._mesh.n[2] == 1:
+            return range(self._mesh.n[2])
+        k0, k1 = sorted((self.z_from_spin.value(), self.z_to_spin.value()))
+        return range(k0, k1 + 1)
+
+    def set_z_range(self, k0: int, k1: int):
+        """Shapes and the brush paint layers k0..k1 (z indices, both included) unless 'All
+        layers' is checked. A one-layer range follows the layer shown."""
+        nz = self._mesh.n[2]
+        for k in (k0, k1):
+            if not 0 <= int(k) < nz:
+                raise ProblemError("z range", int(k), f"a layer index in 0..{nz - 1}")
+        self.z_from_spin.setValue(int(k0))
+        self.z_to_spin.setValue(int(k1))
+
+    def z_range(self) -> tuple:
+        """(first, last) layer the next edit paints (all layers when 'All layers' is checked)."""
+        ks = list(self._layers())
+        return ks[0], ks[-1]
+
+    def _update_z_hint(self):
+        k0, k1 = sorted((self.z_from_spin.value(), self.z_to_spin.value()))
+        dz, nz = self._mesh.cell_nm[2], self._mesh.n[2]
+        z0, z1 = (k0 - nz / 2) * dz, (k1 + 1 - nz / 2) * dz
+        self.z_to_spin.setToolTip(f"Last layer (z index) a shape or brush paints; now layers {k0}..{k1}, "
+                                  f"z = {z0:g}..{z1:g} nm from the middle of the grid")
+
+    def _draw_3d_preview(self):
+        colors = [QColor(c).getRgb()[:3] for c in REGION_COLORS]
+        rgba = mask_preview(self._map, self._mesh.cell_nm, (230, 170), colors)
+        h, w = rgba.shape[:2]
+        img = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format_RGBA8888).copy()
+        self.preview_label.setPixmap(QPixmap.fromImage(img))
 
     def shape_of_drag(self, c0, c1):
         """The engine shape of a drag from cell c0 to cell c1 with the current tool (nm)."""
