@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,16 @@ from engine.ovf import write_ovf
 from engine.results import write_table_csv
 
 MOVIE_SUFFIXES = (".mp4", ".gif")
+
+
+def _usual_mode(path) -> Path:
+    """Give an exported file the mode any new file gets (0666 less the umask, 0644 usually):
+    the atomic writer's temporary file is created 0600, and an export is for others to read."""
+    path = Path(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
 
 
 # --------------------------------------------------------------------------- state and table
@@ -49,8 +60,8 @@ def export_ovf(path, frame_or_m, cell_m, t: float | None = None, mode: str = "bi
     m = np.asarray(m)
     if m.ndim != 4 or m.shape[0] != 3:
         raise ValueError(f"m must have shape (3, nz, ny, nx), not {m.shape}")
-    return write_ovf(path, m, tuple(cell_m), mode=mode, title="m", t=t,
-                     desc="exported by NeuralMAG Studio")
+    return _usual_mode(write_ovf(path, m, tuple(cell_m), mode=mode, title="m", t=t,
+                                 desc="exported by NeuralMAG Studio"))
 
 
 def export_table_csv(path, columns, rows) -> Path:
@@ -61,14 +72,14 @@ def export_table_csv(path, columns, rows) -> Path:
     """
     rows = list(rows) if not isinstance(rows, np.ndarray) else rows
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-        if columns is None:
-            columns = list(rows[0].keys())
+        if columns is None:           # every column of every row (first-seen order)
+            columns = list(dict.fromkeys(k for r in rows for k in r))
         data = np.array([[float(r.get(c, np.nan)) for c in columns] for r in rows], dtype=np.float64)
     else:
         if columns is None:
             raise ValueError("columns are needed when rows is an array")
         data = np.asarray(rows, dtype=np.float64).reshape(-1, len(columns))
-    return write_table_csv(path, list(columns), data)
+    return _usual_mode(write_table_csv(path, list(columns), data))
 
 
 # --------------------------------------------------------------------------- screenshot

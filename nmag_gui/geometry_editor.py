@@ -73,6 +73,28 @@ def resample_regions(regions: np.ndarray, shape_zyx) -> np.ndarray:
     return np.ascontiguousarray(regions[np.ix_(*idx)], dtype=np.int16)
 
 
+def resample_regions_physical(regions: np.ndarray, old_mesh, new_mesh) -> np.ndarray:
+    """The region map on a new grid, keeping the drawing's physical size and place in x and y
+    (coordinates in nm from the centre of the grid): a cell of the new grid takes the region of
+    the old cell under its centre, vacuum (-1) outside the old grid. So 64 -> 128 cells of the
+    same size adds empty room around the drawing, and halving the cell size with twice the
+    cells refines it. Layers (z) are stretched over the new nz (a film stays a film)."""
+    onx, ony, onz = old_mesh.n
+    odx, ody, _ = old_mesh.cell_nm
+    nnx, nny, nnz = new_mesh.n
+    ndx, ndy, _ = new_mesh.cell_nm
+    x = (np.arange(nnx) + 0.5 - nnx / 2.0) * ndx          # new cell centres, nm
+    y = (np.arange(nny) + 0.5 - nny / 2.0) * ndy
+    ix = np.floor(x / odx + onx / 2.0).astype(int)
+    iy = np.floor(y / ody + ony / 2.0).astype(int)
+    iz = ((np.arange(nnz) + 0.5) / nnz * onz).astype(int)
+    okx, oky = (ix >= 0) & (ix < onx), (iy >= 0) & (iy < ony)
+    out = regions[np.ix_(iz, np.clip(iy, 0, ony - 1), np.clip(ix, 0, onx - 1))].astype(np.int16)
+    out[:, ~oky, :] = -1
+    out[:, :, ~okx] = -1
+    return np.ascontiguousarray(out)
+
+
 # ============================================================================= undo commands
 class RegionEdit(QUndoCommand):
     """One edit of the map, stored as the changed cells (flat indices, old and new values)."""
@@ -777,7 +799,7 @@ class GeometryEditor(QWidget):
         new = self.mesh_panel.mesh()
         if new.n == self._mesh.n and new.cell_nm == self._mesh.cell_nm:
             return
-        new_map = resample_regions(self._map, new.shape_zyx) if new.n != self._mesh.n else self._map.copy()
+        new_map = resample_regions_physical(self._map, self._mesh, new)   # same size in nm
         self.undo_stack.push(MeshEdit(self, self.mesh(), self._map.copy(), new, new_map))
 
     def _map_changed(self):

@@ -116,6 +116,10 @@ class ProblemPanel(QWidget):
     def is_valid(self) -> bool:
         return not self._errors
 
+    def error_messages(self) -> list[str]:
+        """The message of every field shown in red (key, value and allowed range), oldest first."""
+        return [msg for msg, _short in self._errors.values()]
+
     def keys(self) -> list[str]:
         return list(self._fields)
 

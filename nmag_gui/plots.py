@@ -1,9 +1,13 @@
 """Live plots: <mx>, <my>, <mz> and each energy term against simulated time (ns).
 
-Points are appended from frames. To keep drawing cheap on long runs, the stored series are
+Points are appended from frames (against t) or from table rows (against the row number, for a
+field sweep, where t stands still). To keep drawing cheap on long runs, the stored series are
 decimated (every other point dropped) whenever they reach `max_points`, so the whole history
-stays visible at half the resolution. The curves are redrawn by `refresh()`, which the window
-calls from its frame timer, not per appended point.
+stays visible at half the resolution. The curves are redrawn by `refresh()`, not per point.
+
+The legends are the plots' titles, in the curves' colours: a legend box inside the plot covered
+the curves. The <m> axis follows the data (with at least 0.02 of range), so a small gyration
+of <m> is visible.
 
 Example::
 
@@ -29,6 +33,13 @@ def _round_up(x: float) -> float:
         if f * p >= x * (1 - 1e-12):
             return float(f * p)
     return float(10 * p)
+
+
+def _legend_title(items) -> str:
+    """A plot title naming the curves in their colours (the legend, clear of the data)."""
+    def colour(c):
+        return c if isinstance(c, str) else pg.mkColor(c).name()
+    return "&nbsp;&nbsp;".join(f"<span style='color:{colour(c)}'>■ {name}</span>" for name, c in items)
 
 
 class Series:
@@ -92,18 +103,21 @@ class LivePlots(QWidget):
         self.m_plot = pg.PlotWidget()
         self.m_plot.setLabel("bottom", "t (ns)")
         self.m_plot.setLabel("left", "&lt;m&gt;")
-        self.m_plot.setYRange(-1.15, 1.6, padding=0)   # headroom above 1 for the legend
         self.m_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.m_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=3)
         self.m_plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=f"&lt;{k}&gt;")
+        self.m_plot.enableAutoRange(axis="y")
+        self.m_plot.setLimits(minYRange=0.02)        # noise is not magnified without end
+        self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=k)
                          for k, c in M_COLORS.items()}
+        self.m_plot.setTitle(_legend_title([(f"&lt;{k}&gt;", c) for k, c in M_COLORS.items()]))
         self.e_plot = pg.PlotWidget()
         self.e_plot.setLabel("bottom", "t (ns)")
         self.e_plot.setLabel("left", "E", units="J")
         self.e_plot.showGrid(x=True, y=True, alpha=0.25)
-        self.e_plot.addLegend(offset=(10, 4), brush=pg.mkBrush(0, 0, 0, 170), colCount=4)
         self.e_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.e_plot.setTitle(" ")
+        self.x_axis = "t"
+        self._row_index = 0
         self.e_curves: dict[str, pg.PlotDataItem] = {}
         self._e_range = None
         self._t_range = None
@@ -114,15 +128,38 @@ class LivePlots(QWidget):
         lay.addWidget(self.m_plot, 1)
         lay.addWidget(self.e_plot, 1)
 
+    def set_x_axis(self, kind: str) -> None:
+        """'t' (simulated time, ns) or 'row' (table row number: a field sweep). Clears."""
+        if kind not in ("t", "row"):
+            raise ValueError(f"x axis {kind!r}: expected 't' or 'row'")
+        self.x_axis = kind
+        self.clear()
+        label = "t (ns)" if kind == "t" else "table row (field sweep)"
+        for plot in (self.m_plot, self.e_plot):
+            plot.setLabel("bottom", label)
+
+    def append_row(self, row: dict) -> None:
+        """Add a table row: against its t, or its number when the x axis is 'row'."""
+        mean = [row.get(c, np.nan) for c in ("mx", "my", "mz")]
+        energies = {k[2:]: v for k, v in row.items() if k.startswith("E_")}
+        if self.x_axis == "row":
+            self._append_x(float(self._row_index), mean, energies)
+            self._row_index += 1
+        else:
+            self.append(float(row.get("t", np.nan)), mean, energies)
+
     def append(self, t_s: float, mean_m, energies: dict) -> None:
         """Add one point: t in s, mean_m (3,), energies name -> J (empty during relax)."""
         t_ns = t_s * 1e9
         if len(self.m_series) and t_ns == self._last_t:
             return                   # the same moment again (a repeated frame): one point is enough
-        self._last_t = t_ns
-        self.m_series.append(t_ns, {"mx": mean_m[0], "my": mean_m[1], "mz": mean_m[2]})
+        self._append_x(t_ns, mean_m, energies)
+
+    def _append_x(self, x: float, mean_m, energies: dict) -> None:
+        self._last_t = x
+        self.m_series.append(x, {"mx": mean_m[0], "my": mean_m[1], "mz": mean_m[2]})
         if energies:
-            self.e_series.append(t_ns, {k: v for k, v in energies.items()})
+            self.e_series.append(x, {k: v for k, v in energies.items()})
 
     def refresh(self) -> None:
         """Redraw curves that got new points."""
@@ -140,7 +177,9 @@ class LivePlots(QWidget):
                     color = pg.getConfigOption("foreground") if k == "total" else E_COLORS[n_terms % len(E_COLORS)]
                     width = 2
                     curve = self.e_plot.plot([], [], pen=pg.mkPen(color, width=width), name=k)
+                    curve.legend_colour = color
                     self.e_curves[k] = curve
+                    self.e_plot.setTitle(_legend_title([(n, c.legend_colour) for n, c in self.e_curves.items()]))
                 curve.setData(self.e_series.t, y, connect="finite")
             finite = np.concatenate([v[np.isfinite(v)] for v in self.e_series.y.values()] or [np.zeros(0)])
             if finite.size:
@@ -160,32 +199,31 @@ class LivePlots(QWidget):
             plot.setXRange(t0, end, padding=0.02)
 
     def _fit_energy_range(self, lo: float, hi: float) -> None:
-        """Set the energy axis range, with room above the curves for the legend. Only when the
-        data leave the range or fill less than half of it: each change re-lays out the axis."""
+        """Set the energy axis range, with a margin. Only when the data leave the range or fill
+        less than half of it: each change re-lays out the axis."""
         cur = self._e_range
         if cur is not None:
             span_cur = cur[1] - cur[0]
-            inside = lo >= cur[0] and hi <= cur[1] - 0.25 * span_cur
+            inside = lo >= cur[0] and hi <= cur[1]
             if inside and (hi - lo) > 0.4 * span_cur:
                 return
         span = max(hi - lo, 1e-3 * max(abs(hi), abs(lo)), 1e-30)
-        self._e_range = (lo - 0.1 * span, hi + 0.6 * span)
+        self._e_range = (lo - 0.1 * span, hi + 0.1 * span)
         self.e_plot.setYRange(*self._e_range, padding=0)
 
     def clear(self) -> None:
         self._last_t = None
+        self._row_index = 0
         self._e_range = None
         self._t_range = None
         self.m_series.clear()
         self.e_series.clear()
         for c in self.m_curves.values():
             c.setData([], [])
-        for k, c in self.e_curves.items():
+        for c in self.e_curves.values():
             self.e_plot.removeItem(c)
-            legend = self.e_plot.plotItem.legend
-            if legend is not None:
-                legend.removeItem(c)
         self.e_curves = {}
+        self.e_plot.setTitle(" ")
 
     def load_table(self, table: dict) -> None:
         """Show a recorded table (column -> array; t in s, mx.., E_<term> in J)."""

@@ -20,6 +20,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -30,6 +31,13 @@ import torch
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from engine import Simulation
+from engine.frame import ProbeFields
+
+try:       # the engine's typed divergence (engine.errors, issue 9); older engines lack it
+    from engine.errors import SimulationDiverged
+except ImportError:  # pragma: no cover - only with an engine from before divergence checks
+    class SimulationDiverged(RuntimeError):
+        """Placeholder: never raised by an engine without divergence checks."""
 
 BATCH_SECONDS = 0.030      # wall time of one batch of steps before a frame is emitted
 ENERGY_SECONDS = 0.2       # frames carry energies (two more field evaluations) at most this often
@@ -41,8 +49,14 @@ IDLE, RUNNING, RELAXING, STAGES = "idle", "running", "relaxing", "stages"
 def default_torch_threads() -> int:
     """One core fewer than the machine has (at least one): the GUI thread needs a core to draw.
     On 2 cores, torch with 2 threads beside a rendering GUI ran 8 times slower than with 1
-    (its workers spin while waiting for the busy core)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    (its workers spin while waiting for the busy core). With the engine's thread policy
+    (engine.threads, cores actually free to the process) the same rule applies to those."""
+    try:
+        from engine.threads import choose_threads
+        free = choose_threads()
+    except Exception:  # noqa: BLE001 - an engine without a thread policy
+        free = os.cpu_count() or 2
+    return max(1, free - 1)
 
 
 def geometry_changed(old, new) -> bool:
@@ -56,18 +70,24 @@ class SimulationWorker(QObject):
     """Owns a `Simulation` and steps it on the thread it was moved to.
 
     Signals (connect them to bound slots of GUI-thread objects, so they run there):
-      frameReady(Frame)  after every batch; frame.extra["steps_per_s"] is the measured rate
-      stateChanged(str)  "idle", "running", "relaxing" or "stages" (run_stages)
-      error(str)         an exception inside the thread; the run has stopped
-      message(str)       information for the user (relax finished, simulation rebuilt)
-      rebuilt(object)    the Problem of a newly built Simulation (new grid or regions)
+      frameReady(Frame)    after every batch; typed fields: rows, snapshots, generation,
+                           steps_per_s, probe, energy_density (see engine.frame)
+      stateChanged(str)    "idle", "running", "relaxing" or "stages" (run_stages)
+      error(str)           an exception inside the thread; the run has stopped
+      message(str)         information for the user (relax finished, simulation rebuilt)
+      applied(object, bool) the engine took a Problem (True: a new Simulation was built)
+      applyFailed(str, int) a reset, load or edit was refused; the old Simulation is kept
+                           (and the generation its frames carry)
+      diverged(str)        the engine stopped a diverging run; the last good state was sent
     """
 
     frameReady = Signal(object)
     stateChanged = Signal(str)
     error = Signal(str)
     message = Signal(str)
-    rebuilt = Signal(object)
+    applied = Signal(object, bool)
+    applyFailed = Signal(str, int)
+    diverged = Signal(str)
 
     def __init__(self):
         super().__init__()
@@ -84,9 +104,9 @@ class SimulationWorker(QObject):
         self._snaps: list[tuple] = []      # (t, m) snapshots since the last frame
         self._next_row_t = 0.0
         self._next_snap_t = 0.0
-        self._probe_ref = None             # the engine's last probe, and our copies of its fields
-        self._probe_fields: dict = {}
-        self._static_extra: dict = {}      # per Simulation: cell size and A (for the overlays)
+        self._probe_ref = None             # the engine's last probe, and our copy of its fields
+        self._probe_fields: ProbeFields | None = None
+        self.want_energy_density = False   # set from the GUI thread (a bool: atomic)
 
     # ------------------------------------------------------------------ thread-safe requests
     def request_stop(self) -> None:
@@ -106,20 +126,33 @@ class SimulationWorker(QObject):
         """Build a new Simulation from `problem` (its initial state, t = 0). Frames from then on
         carry extra["generation"] = generation, so the GUI can drop frames of an older run
         that were still queued."""
-        self.generation = generation
-        self._guard(self._reset, problem)
+        self._change(generation, self._reset, problem)
 
     @Slot(object, object, float, int, int)
     def load(self, problem, m, t, steps, generation: int = 0) -> None:
         """Build a Simulation from `problem` and put it in state m at time t (an opened project)."""
-        self.generation = generation
-        self._guard(self._load, problem, m, t, steps)
+        self._change(generation, self._load, problem, m, t, steps)
 
-    @Slot(object)
-    def apply_problem(self, problem) -> None:
+    @Slot(object, int)
+    def apply_problem(self, problem, generation: int = -1) -> None:
         """Apply an edited Problem between steps: parameters in place (m and t kept); a new grid
         or region map rebuilds the Simulation, keeping m where the magnet stays."""
-        self._guard(self._apply_problem, problem)
+        self._change(self.generation if generation < 0 else generation, self._apply_problem, problem)
+
+    def _change(self, generation: int, fn, *args) -> None:
+        """Build or change the Simulation; on failure keep the old one untouched (and its
+        generation) and say so: the window then goes back to what the engine runs."""
+        old_generation = self.generation
+        try:
+            self.generation = generation
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            self.generation = old_generation
+            self.applyFailed.emit(f"{type(exc).__name__}: {exc}" if not str(exc).startswith(
+                type(exc).__name__) else str(exc), old_generation)
+            if self.sim is not None:
+                self._emit_frame()
 
     @Slot()
     def start(self) -> None:
@@ -286,10 +319,10 @@ class SimulationWorker(QObject):
             return self._stop.is_set()
 
         def relax_callback(m, k, torque):
+            self._count_steps(1)     # relax iterations count as steps (the rate during a sweep)
             now = time.perf_counter()
             if now - last[0] >= BATCH_SECONDS:
                 sim.state.m = m      # relax keeps its own m (and sets state.m at its end): show it
-                self._count_steps(0)
                 self._emit_frame(with_energies=False)
                 last[0] = time.perf_counter()
             return False
@@ -311,9 +344,10 @@ class SimulationWorker(QObject):
 
     def _reset(self, problem) -> None:
         self.pause()
-        self.sim = Simulation(problem)
+        sim = Simulation(problem)          # raises before anything is replaced
+        self.sim = sim
         self._start_recording(first_row_now=True)
-        self.rebuilt.emit(self.sim.problem)
+        self.applied.emit(sim.problem, True)
         self._emit_frame()
 
     def _load(self, problem, m, t, steps) -> None:
@@ -323,7 +357,7 @@ class SimulationWorker(QObject):
         sim.steps = int(steps)
         self.sim = sim
         self._start_recording(first_row_now=False)   # the opened table already ends at t
-        self.rebuilt.emit(sim.problem)
+        self.applied.emit(sim.problem, True)
         self._emit_frame()
 
     def _apply_problem(self, problem) -> None:
@@ -332,7 +366,13 @@ class SimulationWorker(QObject):
             self._reset(problem)
             return
         if not geometry_changed(sim.problem, problem):
-            sim.update_problem(problem)
+            old = sim.problem
+            try:
+                sim.update_problem(problem)
+            except Exception:
+                self._restore(sim, old)
+                raise
+            self.applied.emit(sim.problem, False)
             self._emit_frame()
             return
         old_m = sim.m.detach().cpu().numpy()
@@ -346,10 +386,23 @@ class SimulationWorker(QObject):
             new.set_m(m)
             new.state.t, new.steps = t, steps
         self.sim = new
-        self._start_recording(first_row_now=False)
-        self.rebuilt.emit(new.problem)
+        self._start_recording(first_row_now=True)    # the table starts again on the new grid
+        self.applied.emit(new.problem, True)
         self.message.emit("Geometry or grid changed: the simulation was rebuilt.")
         self._emit_frame()
+
+    def _restore(self, sim, old_problem) -> None:
+        """A failed update_problem may have changed part of `sim`: put the old problem back
+        (m and t kept) or, if even that fails, rebuild it from the old problem with its m."""
+        try:
+            sim.update_problem(old_problem)
+            return
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+        m, t, steps = sim.m.detach().cpu().numpy(), sim.t, sim.steps
+        new = Simulation(old_problem, m0=m)
+        new.state.t, new.steps = t, steps
+        self.sim = new
 
     def _start_recording(self, first_row_now: bool) -> None:
         out = self.sim.problem.output
@@ -374,40 +427,35 @@ class SimulationWorker(QObject):
             self._next_snap_t = max(self._next_snap_t + every, sim.t + every * 1e-6)
 
     def _emit_frame(self, with_energies: bool = True) -> None:
-        """Emit a Frame (copies) with extra: steps_per_s, and the table rows and snapshots
-        recorded since the last frame."""
-        frame = self.sim.frame(with_energies=with_energies)
+        """Emit a Frame (copies) with the table rows and snapshots recorded since the last
+        frame, the measured rate, the generation, the last probe's fields and (when the view
+        asks for them) the engine's energy densities."""
+        sim = self.sim
+        frame = sim.frame(with_energies=with_energies)
         if with_energies:
             self._energies_at = time.perf_counter()
-        frame.extra.update(self._overlay_extra())
-        frame.extra["steps_per_s"] = self.steps_per_s
-        frame.extra["generation"] = self.generation
-        frame.extra["rows"], self._rows = self._rows, []
-        frame.extra["snapshots"], self._snaps = self._snaps, []
+        density = None
+        if self.want_energy_density:
+            density = {k: v.astype(np.float32) for k, v in sim.energy_density().items()}
+        rows, self._rows = tuple(self._rows), []
+        snaps, self._snaps = tuple(self._snaps), []
+        frame = dataclasses.replace(frame, probe=self._probe_copy(), rows=rows, snapshots=snaps,
+                                    generation=self.generation, steps_per_s=self.steps_per_s,
+                                    energy_density=density)
         self.frameReady.emit(frame)
 
-    def _overlay_extra(self) -> dict:
-        """What the view's overlays need beyond m and the error map: both demag fields of the
-        last probe (H_net, H_fft, A/m, copied once per probe), the probe's time, the cell size
-        (m) and the exchange stiffness A per cell (J/m, copied once per Simulation). Frames
-        share these read-only copies; the engine never sees them again."""
-        sim = self.sim
-        key = (id(sim), id(sim.state.A))      # update_problem may give new materials
-        if self._static_extra.get("key") != key:
-            A = sim.state.A.detach().to(torch.float64).cpu().numpy()
-            self._static_extra = {"key": key, "cell_m": tuple(float(c) for c in sim.problem.mesh.cell_m),
-                                  "A": np.broadcast_to(A, tuple(sim.mask.shape)).copy()}
-        out = {k: v for k, v in self._static_extra.items() if k != "key"}
-        probe = getattr(sim.demag, "last_probe", None)
+    def _probe_copy(self) -> ProbeFields | None:
+        """Both demag fields of the engine's last probe (A/m), copied once per probe; frames
+        share the read-only copy, the engine never sees it again."""
+        probe = getattr(self.sim.demag, "last_probe", None)
         if probe is None:
-            self._probe_ref, self._probe_fields = None, {}
+            self._probe_ref, self._probe_fields = None, None
         elif probe is not self._probe_ref:
             self._probe_ref = probe
-            self._probe_fields = {"H_net": np.array(probe.H_net, dtype=np.float32, copy=True),
-                                  "H_fft": np.array(probe.H_fft, dtype=np.float32, copy=True),
-                                  "probe_t": float(getattr(probe, "t", sim.t))}
-        out.update(self._probe_fields)
-        return out
+            self._probe_fields = ProbeFields(H_net=np.array(probe.H_net, dtype=np.float32, copy=True),
+                                             H_fft=np.array(probe.H_fft, dtype=np.float32, copy=True),
+                                             t=float(getattr(probe, "t", self.sim.t)))
+        return self._probe_fields
 
     def _count_steps(self, n: int) -> None:
         self._rate_steps += n
@@ -426,11 +474,19 @@ class SimulationWorker(QObject):
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
-        traceback.print_exc()
         self._stop.set()
         if self._timer is not None:
             self._timer.stop()
         self._set_state(IDLE)
+        if isinstance(exc, SimulationDiverged):
+            # the engine kept its last good state: send it (with the rows recorded up to it)
+            try:
+                self._emit_frame()
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
+            self.diverged.emit(str(exc))
+            return
+        traceback.print_exc()
         self.error.emit(f"{type(exc).__name__}: {exc}")
 
     def _set_state(self, state: str) -> None:
@@ -445,13 +501,14 @@ class SimulationThread(QObject):
 
     _reset = Signal(object, int)
     _load = Signal(object, object, float, int, int)
-    _apply = Signal(object)
+    _apply = Signal(object, int)
     _start = Signal()
     _pause = Signal()
     _step = Signal()
     _relax = Signal()
     _stages = Signal()
     _shutdown = Signal()
+    _emit = Signal()
 
     def __init__(self, parent=None, torch_threads: int | None = None):
         super().__init__(parent)
@@ -471,6 +528,7 @@ class SimulationThread(QObject):
         self._step.connect(w.step_once)
         self._relax.connect(w.relax)
         self._stages.connect(w.run_stages)
+        self._emit.connect(w.emit_frame)
         # blocking: stop() returns only after the worker has stopped and deleted its timer
         self._shutdown.connect(w.shutdown, Qt.BlockingQueuedConnection)
         self.thread.start()
@@ -487,8 +545,12 @@ class SimulationThread(QObject):
         self._load.emit(problem.copy(), None if m is None else np.array(m, copy=True), float(t),
                         int(steps), self.generation)
 
-    def apply_problem(self, problem) -> None:
-        self._apply.emit(problem.copy())
+    def apply_problem(self, problem, new_generation: bool = False) -> None:
+        """Apply an edit between steps. new_generation: frames of the run so far are stale
+        (a new grid): they are dropped when they arrive."""
+        if new_generation:
+            self.generation += 1
+        self._apply.emit(problem.copy(), self.generation)
 
     def run(self) -> None:
         self.worker.arm()
@@ -508,6 +570,13 @@ class SimulationThread(QObject):
     def run_stages(self) -> None:
         self.worker.arm()
         self._stages.emit()
+
+    def set_energy_density(self, on: bool) -> None:
+        """Frames carry the engine's energy densities while `on` (one more field evaluation
+        per frame); a frame with them follows at once."""
+        self.worker.want_energy_density = bool(on)
+        if on:
+            self._emit.emit()
 
     @property
     def state(self) -> str:

@@ -63,7 +63,6 @@ def grab(w, out: Path) -> Path:
     wait_until(lambda: w.run_state == IDLE, 30)
     wait(0.8)
     w.plots.refresh()
-    w.part2.poll()
     wait(0.4)
     out.parent.mkdir(parents=True, exist_ok=True)
     image = w.grab()
@@ -86,10 +85,10 @@ def shot_main(w, docs: Path, timeout: float):
     with its explanation in front (the error docks stay empty without a probe)."""
     from nmag_gui.examples_menu import load_catalog
     entry = [e for e in load_catalog() if e.path.stem == "vortex_disk"][0]
-    w.part2.load_example(entry.load(), entry)
+    w.examples.load_example(entry.load(), entry)
     w.view.set_color_by("angle")
     w.bottom_tabs.setCurrentIndex(0)
-    w.part2.info_dock.raise_()
+    w.examples.info_dock.raise_()
     wait(1.0)
     run_to(w, 0.4, timeout)
     return grab(w, docs / "screenshot.png")
@@ -104,9 +103,9 @@ def shot_overlay(w, docs: Path, timeout: float):
     w.view.set_color_by("angle")
     w.view.set_overlay_log(True)
     w.view.set_overlay_kind("error")
-    w.part2.error_panel.reset()
-    w.part2.info_panel.clear()
-    w.part2.error_dock.raise_()
+    w.error_panel.reset()
+    w.examples.clear()
+    w.surrogate_dock.raise_()
     wait(1.0)
     run_to(w, 0.3, timeout)
     return grab(w, docs / "screenshot_error_overlay.png")
@@ -115,9 +114,10 @@ def shot_overlay(w, docs: Path, timeout: float):
 def shot_example(w, entry, docs: Path, timeout: float):
     from nmag_gui.worker import IDLE
     name = entry.path.stem
-    w.part2.load_example(entry.load(), entry)        # what the Examples menu calls
+    w.examples.load_example(entry.load(), entry)        # what the Examples menu calls
     dock = EXAMPLE_DOCK.get(name, "info")
-    getattr(w.part2, f"{dock}_dock").raise_()
+    {"loop": w.examples.loop_dock, "error": w.surrogate_dock,
+     "info": w.examples.info_dock}[dock].raise_()
     wait(1.0)
     ns = EXAMPLE_NS.get(name)
     w.run_stages()
@@ -157,7 +157,7 @@ def main(argv=None) -> list[Path]:
             out.append(shot_overlay(w, docs, args.timeout))
         for entry in load_catalog():
             if not want or entry.path.stem in want:
-                w.last_error = None
+                w.session.last_error = None
                 out.append(shot_example(w, entry, docs, args.timeout))
     finally:
         w.shutdown()

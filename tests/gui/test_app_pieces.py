@@ -1,7 +1,8 @@
-"""Part 2 of the app: examples, the surrogate's error, export, themes, and install_part2.
+"""The app's pieces on their own: examples, the surrogate's error, overlays, export, the model
+card, and the spin scene off-screen.
 
 Runs in a real X display (Xvfb via pytest-xvfb):
-    python -m pytest tests/gui/test_part2.py -q
+    python -m pytest tests/gui/test_app_pieces.py -q
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ pytest.importorskip("pytestqt")
 import nmag_gui  # noqa: F401,E402
 import pyvista as pv  # noqa: E402
 from PySide6.QtWidgets import QMainWindow  # noqa: E402
+import dataclasses  # noqa: E402
 
 from engine import Problem, Simulation  # noqa: E402
 from engine.frame import Frame  # noqa: E402
@@ -21,8 +23,7 @@ from nmag_gui.error_view import (SurrogateErrorPanel, TwinRunPanel, log_histogra
                                  outside_model_card)
 from nmag_gui.examples_menu import ExampleInfoPanel, load_catalog  # noqa: E402
 from nmag_gui.export import MovieRecorder, export_ovf, export_table_csv, save_screenshot  # noqa: E402
-from nmag_gui.overlay import exchange_energy_density, overlay_scalars  # noqa: E402
-from nmag_gui.part2 import install_part2  # noqa: E402
+from nmag_gui.overlay import overlay_scalars, overlay_title  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -137,16 +138,21 @@ def test_error_overlay_equals_the_engines_probe_for_the_same_state():
     assert np.isfinite(values[sim.mask]).all() and (values[sim.mask] >= 0).all()
 
 
-def test_exchange_energy_density_of_a_uniform_gradient():
-    nx, d, A = 16, 2e-9, 1.3e-11
-    k = 0.1 / d                                # rotation angle per metre along x
-    phi = k * d * np.arange(nx)
-    m = np.zeros((3, 1, 1, nx))
-    m[0, 0, 0], m[1, 0, 0] = np.cos(phi), np.sin(phi)
-    e = exchange_energy_density(m, (d, d, d), A)
-    chord = (2 * np.sin(0.05) / d) ** 2        # |m_j - m_i|^2 / d^2 of the discrete chain
-    assert np.allclose(e[0, 0, 1:-1], A * chord)
-    assert np.allclose(e[0, 0, [0, -1]], A * chord / 2)
+def test_energy_density_overlay_draws_the_engines_densities():
+    p = small_problem()
+    sim = Simulation(p)
+    frame = dataclasses.replace(sim.frame(), energy_density=sim.energy_density())
+    mask = sim.mask
+    total, (lo, hi) = overlay_scalars(frame, "energy_density", log=False)
+    assert np.allclose(total[mask], sim.energy_density()["total"][mask])     # signed, as the engine's
+    assert np.isnan(total[~mask]).all() and lo < hi
+    exch, _ = overlay_scalars(frame, "energy_density:exchange", log=True)
+    assert np.allclose(exch[mask], np.abs(sim.energy_density()["exchange"][mask]))
+    assert overlay_title("energy_density:exchange", True) == "|energy density| exchange [J/m³] (log)"
+    with pytest.raises(ValueError, match="no dmi term"):
+        overlay_scalars(frame, "energy_density:dmi")
+    with pytest.raises(ValueError, match="no energy density"):
+        overlay_scalars(sim.frame(), "energy_density")
 
 
 # --------------------------------------------------------------------------- the model card
@@ -253,122 +259,47 @@ def test_screenshot_of_the_3d_view_is_not_blank(qtbot, tmp_path):
     assert img.var() > 0 and (tmp_path / "view.png").stat().st_size > 0
 
 
-# --------------------------------------------------------------------------- install_part2
-def _menu_titles(window):
-    return [a.text().replace("&", "") for a in window.menuBar().actions()]
-
-
-def _submenu(menu, title):
-    for a in menu.actions():
-        if a.menu() is not None and a.text().replace("&", "") == title:
-            return a.menu()
-    return None
-
-
-def test_install_part2_on_a_bare_window_adds_menus_and_disables_what_it_cannot_do(qtbot):
-    w = QMainWindow()
-    qtbot.addWidget(w)
-    part2 = install_part2(w)
-    try:
-        titles = _menu_titles(w)
-        for t in ("Examples", "File", "View", "Simulation", "Help"):
-            assert t in titles
-        file_menu = [a.menu() for a in w.menuBar().actions() if a.text().replace("&", "") == "File"][0]
-        export = _submenu(file_menu, "Export")
-        assert export is not None and len(export.actions()) == 4
-        assert not part2.act_export_ovf.isEnabled() and "frame" in part2.act_export_ovf.toolTip()
-        assert not part2.act_screenshot.isEnabled()
-        assert part2.act_help.isEnabled() and part2.act_card.isEnabled()
-        # choosing an example on a window that cannot load problems still explains it
-        entry = load_catalog()[0]
-        part2.load_example(entry.load(), entry)
-        assert entry.title in part2.info_panel.text()
-        part2.set_theme("dark")
-        part2.set_theme("light")
-        part2.poll()
-        assert install_part2(w) is part2
-    finally:
-        part2.shutdown()
-
-
-class _FakeView:
-    def __init__(self, plotter):
-        self.plotter = plotter
-        self.color_by = None
-
-    def set_color_by(self, mode):
-        self.color_by = mode
-
-
-def test_install_part2_feeds_the_error_panel_and_exports_from_the_window(qtbot, tmp_path):
-    import imageio.v3 as iio
-    from pyvistaqt import QtInteractor
-    w = QMainWindow()
-    qtbot.addWidget(w)
-    plotter = QtInteractor(w)
-    w.setCentralWidget(plotter.interactor)
-    w.resize(320, 240)
-    w.show()
-    plotter.add_mesh(pv.Sphere(), color="orange")
-    plotter.render()
+# --------------------------------------------------------------------------- the scene off-screen
+def test_spin_scene_draws_a_frame_off_screen_with_overlay_and_an_extra_layer():
+    from nmag_gui.spin_scene import SpinScene
     p = small_problem()
     sim = Simulation(p)
-    w.problem, w.table_rows, w.latest_frame = p, [], None
-    w.spin_view = _FakeView(plotter)
-    loaded = []
-    w.load_problem = loaded.append
-    part2 = install_part2(w)
+    frame = dataclasses.replace(sim.frame(), energy_density=sim.energy_density())
+    pl = pv.Plotter(off_screen=True, window_size=(320, 240))
+    calls = []
+
+    class Layer:
+        def build(self, scene, shape, cell, origin):
+            calls.append(("build", shape))
+
+        def update(self, f):
+            calls.append(("update", f.t))
+
+        def set_visible(self, on):
+            pass
+
+        def remove(self, scene):
+            calls.append(("remove",))
+
     try:
-        assert part2.act_export_ovf.isEnabled() and part2.act_movie.isEnabled()
-        part2.start_movie(tmp_path / "run.gif", fps=10)
-        for k in range(3):
-            sim.step()
-            emap = np.full(sim.mask.shape, 1e-3 * (k + 1))
-            w.latest_frame = Frame(**{**sim.frame().__dict__, "error_map": emap, "error_rel_l2": 0.01 * (k + 1)})
-            w.table_rows.append(sim.table_row())
-            plotter.camera.azimuth += 30
-            plotter.render()
-            part2.poll()
-        assert part2.error_panel.rel == [0.01, 0.02, 0.03]
-        part2.stop_movie(progress=False)
-        assert iio.imread(tmp_path / "run.gif", index=None).shape[0] == 3
-        m, _ = read_ovf(part2.export_ovf_to(tmp_path / "m.ovf"))
-        assert np.array_equal(m, w.latest_frame.m)
-        part2.export_csv_to(tmp_path / "t.csv")
-        assert part2.screenshot_to(tmp_path / "s.png").var() > 0
-        entry = [e for e in load_catalog() if e.path.stem == "network_fails"][0]
-        part2.load_example(entry.load(), entry)
-        assert loaded and loaded[-1].title == entry.load().title
-        assert w.spin_view.color_by == entry.view
-        assert not part2.error_panel.warning_label.isHidden()    # outside the card (or no card)
+        scene = SpinScene(pl)
+        layer = Layer()
+        scene.add_layer(layer)
+        scene.show_frame(frame, p.mesh.cell_nm)
+        assert calls[:2] == [("build", p.mesh.shape_zyx), ("update", frame.t)]
+        colors = scene.color_array().reshape(p.mesh.shape_zyx)
+        m = frame.m
+        expect = np.degrees(np.arctan2(m[1], m[0])) % 360.0
+        assert np.allclose(colors[sim.mask], expect[sim.mask])
+        scene.set_overlay_kind("energy_density")
+        assert scene.overlay_visible
+        assert np.allclose(scene.overlay_values()[sim.mask], np.abs(frame.energy_density["total"][sim.mask]))
+        scene.set_overlay_kind("error")                 # no probe: a note, no overlay
+        assert not scene.overlay_visible and "probe" in scene.overlay_note()
+        pl.render()
+        img = pl.screenshot(None, return_img=True)
+        assert img.var() > 0
+        scene.remove_layer(layer)
+        assert calls[-1] == ("remove",)
     finally:
-        part2.shutdown()
-        plotter.close()
-
-
-def test_twin_run_action_plots_samples_from_its_own_thread(qtbot, monkeypatch):
-    import engine.neural.probe as probe_mod
-
-    def fake_twin_run(problem, duration_s, every_s, m0=None, callback=None):
-        out = {"t": [], "mean_neural": [], "mean_fft": [], "max_dm": []}
-        for k in range(4):
-            out["t"].append(k * every_s)
-            out["mean_neural"].append(np.array([1.0, 0.0, 0.0]))
-            out["mean_fft"].append(np.array([1.0, 0.01 * k, 0.0]))
-            out["max_dm"].append(0.02 * k)
-            if callback(out):
-                break
-        return {k: np.asarray(v) for k, v in out.items()}
-
-    monkeypatch.setattr(probe_mod, "twin_run", fake_twin_run)
-    w = QMainWindow()
-    qtbot.addWidget(w)
-    w.problem = small_problem()
-    part2 = install_part2(w)
-    try:
-        part2.toggle_twin_run()
-        qtbot.waitUntil(lambda: part2._twin_thread is None, timeout=10000)
-        d = part2.twin_panel.mean_difference()
-        assert len(d) == 4 and d[0] == 0 and np.all(np.diff(d) > 0)
-    finally:
-        part2.shutdown()
+        pl.close()

@@ -202,8 +202,8 @@ def test_import_png_mask(tmp_path, editor):
     np.testing.assert_array_equal(editor.region_map(), painted(expected))
 
 
-def test_grid_change_in_mesh_panel_resamples_and_undoes(qtbot, editor):
-    drag(qtbot, editor, (0, 0), (19, 29))            # left half
+def test_grid_change_in_mesh_panel_keeps_the_physical_size_and_undoes(qtbot, editor):
+    drag(qtbot, editor, (0, 0), (19, 29))            # left half: 40 nm of the 80 nm grid
     with qtbot.waitSignal(editor.meshChanged):
         edit = editor.mesh_panel.field_widget("nx")
         edit.selectAll()
@@ -211,7 +211,11 @@ def test_grid_change_in_mesh_panel_resamples_and_undoes(qtbot, editor):
         qtbot.keyClick(edit, Qt.Key_Return)
     rm = editor.region_map()
     assert rm.shape == (1, NY, 80)
-    assert (rm[0, :, :40] == 0).all() and (rm[0, :, 40:] == -1).all()
+    # the grid grew by 20 cells on each side; the drawing kept its 40 nm (it was stretched
+    # to 80 nm before: nx 64 -> 4096 gave 64 times the cells)
+    assert (rm[0, :, 20:40] == 0).all()
+    assert (rm[0, :, :20] == -1).all() and (rm[0, :, 40:] == -1).all()
+    assert (rm == 0).sum() == 20 * NY
     editor.undo_stack.undo()
     assert editor.region_map().shape == (1, NY, NX)
     assert editor.mesh().n == (NX, NY, 1)
