@@ -188,12 +188,22 @@ class VolumeLayer:
         self._actors = {}
         self.timings_ms: dict[str, float] = {}
         self.frames = 0
+        self.active = False             # built for a grid of more than one layer
+        self.min_layers = 2             # films (nz = 1) keep the scene's own textured quads
+        self.on_build = None            # called with this layer after every build (the controls)
 
     # ------------------------------------------------------------------ layer protocol
     def build(self, scene, shape_zyx, cell_nm, origin_nm) -> None:
         """Make the actors for a grid (nz, ny, nx) of cells cell_nm whose corner is origin_nm."""
+        self.disable_slice_widget()
         self.scene = scene
         self.plotter = scene.plotter
+        self.active = int(shape_zyx[0]) >= self.min_layers
+        if not self.active:
+            self._actors, self._shape, self._mask, self._m, self._overlay = {}, None, None, None, None
+            if self.on_build is not None:
+                self.on_build(self)
+            return
         self._shape = tuple(int(s) for s in shape_zyx)
         self._cell = tuple(float(c) for c in cell_nm)
         self._origin = tuple(float(o) for o in origin_nm)
@@ -289,11 +299,16 @@ class VolumeLayer:
         p.add_actor(cones, reset_camera=False, pickable=False)
         self._actors["arrows"] = cones
         self._apply_visibility()
+        if getattr(self.plotter, "iren", None) is not None and getattr(scene, "slice_widget", True):
+            self.enable_slice_widget(getattr(scene, "on_slice_moved", None))
+        if self.on_build is not None:
+            self.on_build(self)
 
     def update(self, frame) -> None:
         """Draw a frame (anything with .m (3, nz, ny, nx)): write the arrays, contour once."""
-        if self.plotter is None:
+        if self.plotter is None or not self.active:
             return
+        self._follow_scene()
         t0 = time.perf_counter()
         m = np.asarray(frame.m)
         if m.shape[1:] != self._shape:
@@ -313,6 +328,28 @@ class VolumeLayer:
                            "arrows": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
         self.frames += 1
 
+    def _follow_scene(self):
+        """Take the colour mode, arrows switch and overlay from the film scene this layer sits
+        in, and keep the scene's own film pictures (stacked quads, its arrows) hidden."""
+        sc = self.scene
+        if sc is None or not hasattr(sc, "color_by"):
+            return
+        for item in list(getattr(sc, "_layers", [])) + list(getattr(sc, "_overlay_layers", [])):
+            item[2].SetVisibility(False)
+        if getattr(sc, "arrow_actor", None) is not None:
+            sc.arrow_actor.SetVisibility(False)
+        if sc.color_by != self.color_by and sc.color_by in COLOR_MODES:
+            self.set_color_by(sc.color_by)
+        if self.show["arrows"] != bool(getattr(sc, "show_arrows", True)):
+            self.set_shown("arrows", bool(getattr(sc, "show_arrows", True)))
+        values = getattr(sc, "_overlay_values", None)
+        if getattr(sc, "overlay_kind", "none") != "none" and values is not None:
+            clim = getattr(sc, "_overlay_clim", (float(np.nanmin(values)), float(np.nanmax(values))))
+            log = bool(getattr(sc, "overlay_log", False)) and clim[0] > 0
+            self.set_overlay(values, clim, getattr(sc, "_overlay_title", ""), log)
+        elif self._overlay is not None:
+            self.set_overlay(None, None)
+
     def set_visible(self, on: bool) -> None:
         self.visible = bool(on)
         self._apply_visibility()
@@ -322,6 +359,12 @@ class VolumeLayer:
     def remove(self, scene) -> None:
         p = scene.plotter if scene is not None else self.plotter
         self.disable_slice_widget()
+        if self.active and scene is not None:      # give the film its pictures back
+            for item in list(getattr(scene, "_layers", [])):
+                item[2].SetVisibility(True)
+            if getattr(scene, "arrow_actor", None) is not None:
+                scene.arrow_actor.SetVisibility(bool(getattr(scene, "show_arrows", True)))
+        self.active = False
         for actor in self._actors.values():
             try:
                 p.remove_actor(actor, render=False)
@@ -412,9 +455,11 @@ class VolumeLayer:
         lo, hi = float(clim[0]), float(clim[1])
         if log and lo <= 0:
             raise ValueError(f"a log colour range needs a positive lower end, not {lo:g}")
+        same_table = self._overlay is not None and self._overlay[1:] == ((lo, hi), str(title), bool(log))
         self._overlay = (v.ravel().copy(), (lo, hi), str(title), bool(log))
         if self.plotter is not None:
-            self._set_lut(lookup_table("overlay", log, (lo, max(hi, lo * (1 + 1e-6) + 1e-300))))
+            if not same_table:
+                self._set_lut(lookup_table("overlay", log, (lo, max(hi, lo * (1 + 1e-6) + 1e-300))))
             self._write_colors()
 
     @property
@@ -444,10 +489,12 @@ class VolumeLayer:
     def disable_slice_widget(self) -> None:
         if self._widget is not None:
             self._widget.Off()
-            try:
-                self.plotter.plane_widgets.remove(self._widget)
-            except (ValueError, AttributeError):
-                pass
+            widgets = getattr(self.plotter, "widgets", None)      # pyvista >= 0.47
+            lst = getattr(widgets, "plane_widgets", None) if widgets is not None else None
+            if lst is None:
+                lst = getattr(self.plotter, "plane_widgets", [])
+            if self._widget in lst:
+                lst.remove(self._widget)
             self._widget = None
 
     def set_camera(self, preset: str) -> None:

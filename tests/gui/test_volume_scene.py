@@ -149,3 +149,12 @@ def test_boundary_faces_and_fill_index_helpers():
     assert np.allclose(centre, 1.5)
     src = neighbour_fill_index(mask)
     assert (src == 13).sum() == 27                           # every neighbour copies the one cell
+
+
+def test_a_film_is_left_to_the_flat_view(plotter):
+    shape, origin, X, Y = grid(16, 16, 1)
+    layer = VolumeLayer()
+    layer.build(SimpleNamespace(plotter=plotter), shape, CELL, origin)
+    layer.update(SimpleNamespace(m=vortex(X, Y, 1)))
+    assert not layer.active
+    assert not plotter.renderer.actors                      # nothing added for one layer
