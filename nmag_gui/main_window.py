@@ -474,7 +474,14 @@ class MainWindow(QMainWindow):
         try:
             p = self.current_problem()
         except ProblemError as exc:
-            self.lbl_hover.setText(f"Not applied: {exc}")
+            if self.invalid_fields():
+                # a field shown in red: the user is typing; nothing changes until it is valid
+                self.lbl_hover.setText(f"Not applied: {exc}")
+                return
+            # a combination the engine refuses (a choice, a shape): the window shows again what
+            # the engine runs, and says why
+            self._show_problem(self.session.problem)
+            self.show_error(f"Not applied, the simulation keeps the previous settings: {exc}")
             return
         self._own_edit = True
         try:

@@ -164,6 +164,7 @@ class Session(QObject):
             self.advanced = True
             self.sim_thread.load(problem, m, t, 0)
         self._saved_key = ("pending", float(t))
+        self.runStateChanged.emit(self.run_state)
         if geometry_changed(old, problem):
             self.gridChanged.emit(problem)
         self.problemChanged.emit(problem)
@@ -176,6 +177,7 @@ class Session(QObject):
         self.advanced = False
         self.tableReset.emit()
         self.sim_thread.reset(problem)
+        self.runStateChanged.emit(self.run_state)        # "paused" becomes "idle"
 
     # ================================================================== commands
     def run(self) -> None:

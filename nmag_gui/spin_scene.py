@@ -408,15 +408,16 @@ class SpinScene:
         """Display-pixel boxes (x0, y0, x1, y1) of the overlay's title and bar (tests check
         that they do not overlap)."""
         ren = self.plotter.renderer
+        w, h = ren.GetSize()
         out = {}
         if self._overlay_bar_title is not None:
+            x, y = self._overlay_bar_title.GetPositionCoordinate().GetComputedDisplayValue(ren)
             bb = [0.0] * 4
             self._overlay_bar_title.GetBoundingBox(ren, bb)
-            out["title"] = (bb[0], bb[2], bb[1], bb[3])
+            out["title"] = (x, y, x + (bb[1] - bb[0]), y + (bb[3] - bb[2]))   # bottom-justified
         if self._overlay_bar is not None:
-            pos = self._overlay_bar.GetPositionCoordinate().GetComputedDisplayValue(ren)
-            pos2 = self._overlay_bar.GetPosition2Coordinate().GetComputedDisplayValue(ren)
-            out["bar"] = (pos[0], pos[1], pos2[0], pos2[1])
+            x, y = self._overlay_bar.GetPositionCoordinate().GetComputedDisplayValue(ren)
+            out["bar"] = (x, y, x + self._overlay_bar.GetWidth() * w, y + self._overlay_bar.GetHeight() * h)
         return out
 
     # ------------------------------------------------------------------ picking
