@@ -59,6 +59,9 @@ class SpinView(QWidget):
         self.scene = SpinScene(self.plotter, arrow_budget)
         self.scene.request_render = self.plotter.interactor.update
         self.plotter.iren.interactor.AddObserver("MouseMoveEvent", self._on_mouse_move)
+        # thick samples (nz > 1): outer surface, slice, isosurface, cones (nmag_gui/volume_scene.py)
+        from .volume_controls import install_volume_view
+        install_volume_view(self)
 
     # ------------------------------------------------------------------ widgets
     def _build_ui(self, arrow_budget):

@@ -14,9 +14,9 @@ Example::
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel,
-                               QPushButton, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QPushButton, QWidget
 
+from .flow_layout import FlowLayout, group
 from .volume_scene import COMPONENTS, VolumeLayer
 
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
@@ -28,10 +28,10 @@ class VolumeControls(QWidget):
     def __init__(self, layer: VolumeLayer, render, parent=None):
         super().__init__(parent)
         self.layer, self._render = layer, render
-        row = QHBoxLayout(self)
-        row.setContentsMargins(4, 0, 4, 0)
-        row.setSpacing(6)
-        row.addWidget(QLabel("3D:"))
+        row = FlowLayout(spacing=8)          # wraps in a narrow window, like the view's toolbar
+        row.setContentsMargins(4, 0, 4, 2)
+        self.setLayout(row)
+        parts = [QLabel("3D:")]
         self.part_checks = {}
         for part, text, tip in (("surface", "Surface", "The magnet's outer faces"),
                                 ("slice", "Slice", "A plane through the sample showing the cells it cuts; "
@@ -42,20 +42,20 @@ class VolumeControls(QWidget):
             cb.setToolTip(tip)
             cb.setChecked(layer.show[part])
             cb.toggled.connect(lambda on, p=part: self._guard(self._set_part, p, on))
-            row.addWidget(cb)
+            parts.append(cb)
             self.part_checks[part] = cb
+        row.addWidget(group(*parts))
         self.axis_combo = QComboBox()
         self.axis_combo.addItems(list(AXES))
         self.axis_combo.setCurrentText("y")
         self.axis_combo.setToolTip("Normal of the slice (through its current point)")
         self.axis_combo.currentTextChanged.connect(lambda a: self._guard(self.set_slice_axis, a))
-        row.addWidget(QLabel("normal"))
-        row.addWidget(self.axis_combo)
+
         self.on_slice_check = QCheckBox("cones on slice")
         self.on_slice_check.setChecked(layer.arrows_on_slice)
         self.on_slice_check.setToolTip("Cones only in the cells the slice cuts (else through the volume)")
         self.on_slice_check.toggled.connect(lambda on: self._guard(self._set_on_slice, on))
-        row.addWidget(self.on_slice_check)
+        row.addWidget(group(QLabel("slice normal"), self.axis_combo, self.on_slice_check))
         self.iso_combo = QComboBox()
         self.iso_combo.addItems(list(COMPONENTS))
         self.iso_combo.setCurrentText(layer.iso_component)
@@ -68,15 +68,11 @@ class VolumeControls(QWidget):
         self.iso_spin.setToolTip("Level of the isosurface (mz = 0 shows vortex cores, skyrmion tubes, Bloch points)")
         self.iso_combo.currentTextChanged.connect(lambda _t: self._guard(self._set_iso))
         self.iso_spin.valueChanged.connect(lambda _v: self._guard(self._set_iso))
-        row.addWidget(QLabel("iso"))
-        row.addWidget(self.iso_combo)
-        row.addWidget(QLabel("="))
-        row.addWidget(self.iso_spin)
+        row.addWidget(group(QLabel("isosurface"), self.iso_combo, QLabel("="), self.iso_spin))
         self.along_button = QPushButton("Along slice")
         self.along_button.setToolTip("Look at the slice face on (along its normal)")
         self.along_button.clicked.connect(lambda: self._guard(self.look_along_slice))
         row.addWidget(self.along_button)
-        row.addStretch(1)
         self.status = ""
 
     # ---------------------------------------------------------------- commands (tests use them)
@@ -112,8 +108,9 @@ class VolumeControls(QWidget):
         w = self.layer._widget
         if w is not None:
             normal, origin = self.layer.slice_plane
-            w.GetRepresentation().SetNormal(*normal)
-            w.GetRepresentation().SetOrigin(*origin)
+            target = w.GetRepresentation() if hasattr(w, "GetRepresentation") else w
+            target.SetNormal(*normal)
+            target.SetOrigin(*origin)
 
     def _guard(self, fn, *args):
         """A Qt slot must never raise: show the reason instead."""
