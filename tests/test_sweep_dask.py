@@ -263,3 +263,36 @@ def test_cli_refuses_remote_scheduler_and_insecure_warns(tmp_path, monkeypatch, 
               "--insecure"])
     assert calls == ["tcp://192.0.2.10:8786"]
     assert "WARNING: --insecure" in capsys.readouterr().err
+
+
+def test_tls_address_with_a_security_is_allowed_without_insecure():
+    pytest.importorskip("cryptography")
+    from distributed.security import Security
+    from engine.sweep.cluster import check_scheduler
+    sec = Security.temporary()
+    assert check_scheduler("tls://192.0.2.10:8786", security=sec) == "tls://192.0.2.10:8786"
+    assert check_scheduler("192.0.2.10:8786", security=sec) == "tls://192.0.2.10:8786"
+
+
+def test_jobqueue_cluster_speaks_tls_and_keeps_its_dashboard_local(tmp_path):
+    """The --cluster slurm path up to the job script (no sbatch here): TLS scheduler, TLS
+    certificates for the jobs, dashboard on 127.0.0.1. Bound to the loopback interface."""
+    pytest.importorskip("dask_jobqueue")
+    pytest.importorskip("cryptography")
+    import dask
+    from engine.sweep.cluster import jobqueue_cluster
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir(mode=0o700)
+    with dask.config.set({"jobqueue.slurm.cores": 1, "jobqueue.slurm.processes": 1,
+                          "jobqueue.slurm.memory": "1GiB", "jobqueue.slurm.interface": "lo",
+                          "jobqueue.slurm.shared-temp-directory": str(tls_dir)}):
+        c = jobqueue_cluster("slurm", security=None, scale=False)
+        try:
+            assert c.scheduler_address.startswith("tls://127.0.0.1:")
+            assert c.dashboard_link.startswith("http://127.0.0.1:")
+            script = c.job_script()
+            assert "--tls-cert" in script and "--tls-key" in script and "--nthreads 1" in script
+        finally:
+            c.close()
+    with pytest.raises(ProblemError):
+        jobqueue_cluster("condor")

@@ -128,9 +128,12 @@ def local_cluster(workers: int | None = None, dashboard: bool = True):
                         worker_dashboard_address=None, protocol="tcp://")
 
 
-def jobqueue_cluster(kind: str, workers: int | None = None):
+def jobqueue_cluster(kind: str, workers: int | None = None, security=None, scale: bool = True):
     """A dask-jobqueue cluster (Slurm, PBS or SGE) as configured in Dask's jobqueue.yaml,
-    scaled to `workers` jobs (default 1)."""
+    scaled to `workers` jobs (default 1). Its scheduler runs here and must be reachable from
+    the compute nodes, so it always speaks TLS: `security`, or temporary certificates that
+    dask-jobqueue makes and hands to the jobs (set jobqueue.<kind>.shared-temp-directory to a
+    folder only you can read). Its dashboard stays on 127.0.0.1 unless the config says otherwise."""
     if kind not in CLUSTERS:
         raise ProblemError("--cluster", kind, "one of " + ", ".join(CLUSTERS))
     try:
@@ -139,8 +142,12 @@ def jobqueue_cluster(kind: str, workers: int | None = None):
         raise ProblemError("--cluster", kind, "dask-jobqueue installed (pip install dask-jobqueue)") from None
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster,
            "sge": dask_jobqueue.SGECluster}[kind]
-    cluster = cls()
-    cluster.scale(jobs=int(workers or 1))
+    import dask
+    opts = dict(dask.config.get(f"jobqueue.{kind}.scheduler-options", {}) or {})
+    opts.setdefault("dashboard_address", "127.0.0.1:0")
+    cluster = cls(security=security if security is not None else True, scheduler_options=opts)
+    if scale:
+        cluster.scale(jobs=int(workers or 1))
     return cluster
 
 
@@ -168,7 +175,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None, insecu
         finally:
             client.close()
         return
-    owner = jobqueue_cluster(cluster, workers) if cluster else local_cluster(workers, dashboard)
+    owner = jobqueue_cluster(cluster, workers, security) if cluster else local_cluster(workers, dashboard)
     client = Client(owner)
     try:
         yield client

@@ -57,7 +57,7 @@ def _running(client, keys: set) -> int:
 
 
 def run_sweep(sweep, out, client=None, resume: bool = False, overwrite: bool = False,
-              on_progress=None, on_point=None, should_stop=None, poll_s: float = 0.25) -> Progress:
+              on_progress=None, on_point=None, should_stop=None, poll_s: float = 1.0) -> Progress:
     """Run every point of `sweep` not yet in `out` and write each as it finishes.
 
     client: a distributed.Client (engine.sweep.cluster.open_client); None runs the points one
