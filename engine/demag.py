@@ -108,10 +108,12 @@ class FFTDemag(Demag):
             ft = np.fft.rfftn(full)
             # real by symmetry; odd-odd components carry a factor i*i = -1 already in .real
             kernel_ft[c] = torch.tensor(ft.real, dtype=dtype, device=device)
-        self.kernel_ft = kernel_ft
+        self.kernel_ft = kernel_ft   # real, unrepeated (for inspection)
         self.dtype, self.device = dtype, device
-        # -N with a trailing axis of 1, to multiply torch.view_as_real of a complex spectrum
-        self._kneg_unit = {c: (-k).unsqueeze(-1).contiguous() for c, k in kernel_ft.items()}
+        # -N repeated along a trailing axis of 2, to multiply torch.view_as_real of a complex
+        # spectrum as one contiguous elementwise pass (a stride-0 broadcast of a trailing axis of
+        # 1 is not vectorised: 3x slower at 1024 x 1024, measured)
+        self._kneg_unit = {c: (-k).unsqueeze(-1).expand(*k.shape, 2).contiguous() for c, k in kernel_ft.items()}
         Pz, Py, Px = self.padded
         spectrum_bytes = 3 * Pz * Py * (Px // 2 + 1) * 2 * torch.finfo(dtype).bits // 8
         if str(device).startswith("cpu") and spectrum_bytes >= (4 << 20):
