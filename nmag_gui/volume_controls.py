@@ -87,6 +87,42 @@ class VolumeControls(QWidget):
         self._sync_widget()
         self._render()
 
+    def suggest(self, example_path) -> dict:
+        """Apply the 3D view an example's catalog entry suggests (optional keys `slice` = "x",
+        "y" or "z", `isosurface` = "mx"|"my"|"mz"|"none", `iso_value` = 0.0, `cones_on_slice`).
+        Returns what was applied; entries without these keys change nothing."""
+        from pathlib import Path
+        from engine.problem import read_toml
+        path = Path(example_path)
+        try:
+            entries = read_toml(path.parent / "catalog.toml", "examples catalog").get("example", [])
+        except Exception:  # noqa: BLE001 - no catalog: nothing to suggest
+            return {}
+        entry = next((e for e in entries if e.get("file") == path.name), {})
+        done = {}
+        if entry.get("slice") in AXES:
+            self.set_slice_axis(entry["slice"])
+            done["slice"] = entry["slice"]
+        if entry.get("isosurface") == "none":
+            self.part_checks["iso"].setChecked(False)
+            done["isosurface"] = "none"
+        elif entry.get("isosurface") in COMPONENTS:
+            self.part_checks["iso"].setChecked(True)
+            self.iso_combo.blockSignals(True)
+            self.iso_spin.blockSignals(True)
+            self.iso_combo.setCurrentText(entry["isosurface"])
+            self.iso_spin.setValue(float(entry.get("iso_value", 0.0)))
+            self.iso_combo.blockSignals(False)
+            self.iso_spin.blockSignals(False)
+            self.layer.set_isosurface(entry["isosurface"], float(entry.get("iso_value", 0.0)))
+            done["isosurface"] = (entry["isosurface"], float(entry.get("iso_value", 0.0)))
+        if isinstance(entry.get("cones_on_slice"), bool):
+            self.on_slice_check.setChecked(entry["cones_on_slice"])
+            done["cones_on_slice"] = entry["cones_on_slice"]
+        self._suggested_camera = entry.get("camera")
+        self._render()
+        return done
+
     def look_along_slice(self) -> None:
         self.layer.set_camera("slice")
         self._render()
