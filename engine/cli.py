@@ -7,8 +7,10 @@
     nmag train ...                train the neural demag (see `nmag train --help`)
     nmag sweep SWEEP --out S.h5   run a parameter sweep on Dask (see `nmag sweep --help`)
 
-Exit codes: 0 done, 1 failed while running, 2 bad problem or arguments. A result file is
-written to R.h5.part and renamed only when the run finished, so nothing half-written is left.
+Exit codes of `nmag run` (also in `nmag run --help`): see EXIT_CODES. A result file is
+written to R.h5.part and renamed when the run finished (or diverged: then it is kept up to the
+last good state and marked incomplete), so nothing half-written is left; a .part left by a
+killed run is removed by the next run with the same --out.
 """
 from __future__ import annotations
 
@@ -18,7 +20,20 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ProblemError
+from . import threads  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch loads)
+from .errors import OutputError, ProblemError, SimulationDiverged
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    done: the result file is complete
+  {EXIT_FAILED}    failed while running (an unexpected error); no result written, an earlier one intact
+  {EXIT_BAD_INPUT}    bad problem, file or arguments: refused before any work, nothing written
+  {EXIT_DIVERGED}    the simulation diverged (NaN, step size at its floor, energy rising in a damped
+       run): the result holds everything up to the last good state, marked incomplete
+       (root attribute complete = False, incomplete_reason)
+  {EXIT_WRITE}    the result could not be written (disk full, no permission): the run stopped,
+       no .part left, an earlier result intact
+  {EXIT_INTERRUPTED}  interrupted (Ctrl+C, SIGTERM or SIGHUP): no result written, an earlier one intact"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,15 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command")
     g = sub.add_parser("gui", help="open the desktop app")
     g.add_argument("project", nargs="?", help="a project (.h5) or problem (.toml) to open")
-    r = sub.add_parser("run", help="run a problem headless")
+    r = sub.add_parser("run", help="run a problem headless", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("problem", help="problem file (.toml) or project/results file (.h5)")
     r.add_argument("--out", help="result file (.h5); default: PROBLEM's name with .h5 (or _result.h5)")
     r.add_argument("--csv", action="store_true", help="also write the table as CSV beside the result")
     r.add_argument("--demag", choices=["fft", "neural", "neural+probe", "none"], help="override the demag method")
     r.add_argument("--precision", choices=["float32", "float64"], help="override the precision")
     r.add_argument("--device", help="override the device (cpu, cuda)")
+    r.add_argument("--threads", type=int, help="torch threads (default: the cores free to this process)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    c = sub.add_parser("check", help="validate a problem file")
+    c = sub.add_parser("check", help="validate a problem file: every check `nmag run` makes before it starts")
     c.add_argument("problem")
     sub.add_parser("train", help="train the neural demag surrogate", add_help=False)
     from .sweep.cli import add_parser as add_sweep_parser  # engine/sweep owns its options
@@ -88,12 +105,16 @@ def _load(path, args=None):
 
 
 def _check(args) -> int:
-    p = _load(args.problem)
-    regions = p.regions()
-    n_mag = int((regions >= 0).sum())
+    from .validation import check_runnable
+    src = Path(args.problem)
+    p = _load(src)
+    info = check_runnable(p, _saved_state(src))
+    n_mag = info["magnetic"]
     print(f"{p.title}: {p.mesh.n[0]} x {p.mesh.n[1]} x {p.mesh.n[2]} cells of "
           f"{' x '.join(f'{c:g}' for c in p.mesh.cell_nm)} nm, {n_mag} magnetic, "
           f"{len(p.materials)} material(s), {len(p.stages)} stage(s), demag {p.solver.demag}: ok")
+    if not p.stages:
+        print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
     return 0
 
 
@@ -101,63 +122,194 @@ def _run(args) -> int:
     from .results import ResultWriter, write_table_csv, read_results
     from .simulation import Simulation
     from .stages import run_stages
+    from .threads import apply_thread_policy
+    from .validation import check_runnable
 
     src = Path(args.problem)
-    problem = _load(src, args)
     out = Path(args.out) if args.out else src.with_name(src.stem + ("_result.h5" if src.suffix == ".h5" else ".h5"))
-    sim = Simulation(problem, m0=_saved_state(src))
-    for w in getattr(sim.demag, "warnings", []):
-        print(f"nmag: warning: {w}", file=sys.stderr)
+    _remove_stale_part(out)
+    problem = _load(src, args)
+    _check_outputs(src, problem, out, args.csv)
+    m0 = _saved_state(src)
+    check_runnable(problem, m0)
+    if not problem.stages:
+        print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)
+    apply_thread_policy(args.threads)
     bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(total=1000 * max(1, len(problem.stages)), unit="‰", bar_format="{l_bar}{bar}| {postfix}",
-                   file=sys.stderr)
-
-    def progress(i, frac, text):
-        if bar is not None:
-            bar.n = int(1000 * (i + min(frac, 1.0)))
-            bar.set_postfix_str(f"stage {i + 1}: {text}", refresh=False)
-            bar.refresh()
-
+    diverged = None
     t0 = time.time()
-    try:
-        with ResultWriter(out, problem, sim.regions) as writer:
-            summary = run_stages(sim, problem, writer, progress)
-            writer.set_final_state(sim.m, sim.t)
-    except KeyboardInterrupt:
-        print("\nnmag: interrupted; no result written", file=sys.stderr)
-        return 1
-    except ProblemError:
-        raise
-    except Exception as e:  # a failure while running: say so, leave no half-written file
-        print(f"nmag: error while running: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    finally:
-        if bar is not None:
-            bar.close()
+    with _signals_as_interrupt():
+        try:
+            sim = Simulation(problem, m0=m0)
+            for w in getattr(sim.demag, "warnings", []):
+                print(f"nmag: warning: {w}", file=sys.stderr)
+            if not args.quiet and sys.stderr.isatty():
+                from tqdm import tqdm
+                bar = tqdm(total=1000 * max(1, len(problem.stages)), unit="‰",
+                           bar_format="{l_bar}{bar}| {postfix}", file=sys.stderr)
+
+            def progress(i, frac, text):
+                if bar is not None:
+                    bar.n = int(1000 * (i + min(frac, 1.0)))
+                    bar.set_postfix_str(f"stage {i + 1}: {text}", refresh=False)
+                    bar.refresh()
+
+            with ResultWriter(out, problem, sim.regions) as writer:
+                try:
+                    summary = run_stages(sim, problem, writer, progress)
+                except SimulationDiverged as e:
+                    diverged, summary = e, getattr(e, "summary", None)
+                    writer.mark_incomplete(str(e))
+                writer.set_final_state(sim.m, sim.t)
+        except KeyboardInterrupt:
+            _close(bar)
+            print(f"\nnmag: interrupted; no result written{_intact(out)}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except ProblemError:
+            _close(bar)
+            raise
+        except OutputError as e:
+            _close(bar)
+            print(f"nmag: error: {e.strerror or e}{_intact(out)}", file=sys.stderr)
+            return EXIT_WRITE
+        except MemoryError:
+            _close(bar)
+            print(f"nmag: error while running: out of memory (grid {' x '.join(map(str, problem.mesh.n))}); "
+                  f"try a smaller grid or float32; no result written{_intact(out)}", file=sys.stderr)
+            return EXIT_FAILED
+        except Exception as e:  # a failure while running: say so, leave no half-written file
+            _close(bar)
+            print(f"nmag: error while running: {type(e).__name__}: {e}; no result written{_intact(out)}",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        _close(bar)
     if args.csv:
-        res = read_results(out)
-        import numpy as np
-        cols = res["columns"]
-        write_table_csv(out.with_suffix(".csv"), cols, np.column_stack([res["table"][c] for c in cols]))
+        try:
+            res = read_results(out)
+            import numpy as np
+            cols = res["columns"]
+            write_table_csv(out.with_suffix(".csv"), cols, np.column_stack([res["table"][c] for c in cols]))
+        except OSError as e:
+            print(f"nmag: error: could not write {out.with_suffix('.csv')}: {e.strerror or e} "
+                  f"(the result {out} is complete)", file=sys.stderr)
+            return EXIT_WRITE
+    if diverged is not None:
+        print(f"nmag: error: {diverged}\nnmag: the result up to the last good state (t = "
+              f"{sim.t * 1e9:.6g} ns) is in {out}, marked incomplete", file=sys.stderr)
+        return EXIT_DIVERGED
     mx, my, mz = summary["mean_m"]
     relax_iterations = sum(s["steps"] for s in summary["stages"] if s["kind"] == "relax")
     relaxed = f" (+ {relax_iterations} relax iterations)" if relax_iterations else ""
     print(f"{problem.title}: {summary['steps']} steps{relaxed} to t = {summary['t'] * 1e9:.4f} ns in "
           f"{time.time() - t0:.1f} s, <m> = ({mx:.5f}, {my:.5f}, {mz:.5f}), demag {problem.solver.demag} -> {out}")
-    return 0
+    return EXIT_OK
+
+
+def _close(bar):
+    if bar is not None:
+        bar.close()
+
+
+def _intact(out: Path) -> str:
+    return f" ({out} as it was)" if out.exists() else ""
+
+
+class _signals_as_interrupt:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt (like Ctrl+C) while the run is on, so the
+    same clean-up runs: the .part removed, an earlier result left as it was."""
+
+    def __enter__(self):
+        import signal
+        self._saved = {}
+
+        def handler(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                self._saved[sig] = signal.signal(sig, handler)
+            except ValueError:      # not the main thread: leave the signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for sig, h in self._saved.items():
+            signal.signal(sig, h)
+        return False
+
+
+def _remove_stale_part(out: Path) -> None:
+    """A `<out>.part` left by a killed run (kill -9, power cut) is removed before this run."""
+    part = Path(str(out) + ".part")
+    if part.is_file():
+        try:
+            part.unlink()
+            print(f"nmag: removed {part.name}, left by an interrupted run", file=sys.stderr)
+        except OSError:
+            pass
+
+
+def _input_paths(src: Path, problem) -> dict:
+    """Every file the run reads, resolved: {path: what it is}."""
+    inputs = {src.resolve(): "the problem file"}
+    base = Path(problem.base_dir)
+    if problem.initial.kind == "file" and isinstance(problem.initial.params.get("path"), str):
+        inputs[(base / problem.initial.params["path"]).resolve()] = "the initial-state file"
+    for i, g in enumerate(problem.geometry or []):
+        path = g.params.get("path") if isinstance(g.params, dict) else None
+        if isinstance(path, str) and path:
+            inputs[(base / path).resolve()] = f"the file of geometry[{i}]"
+    return inputs
+
+
+def _check_outputs(src: Path, problem, out: Path, csv: bool) -> None:
+    """Refuse an --out (or its CSV) that is an input, or an existing file of another kind:
+    nothing the run reads and nothing it did not write itself is ever replaced."""
+    import h5py
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ProblemError("--out", str(out), "a result path ending in .h5 (the result is an HDF5 file)")
+    inputs = _input_paths(src, problem)
+    targets = [(out, "--out")] + ([(out.with_suffix(".csv"), "--csv file")] if csv else [])
+    for path, key in targets:
+        what = inputs.get(path.resolve())
+        if what:
+            raise ProblemError(key, str(path), f"a path that is not {what} (it would be overwritten)")
+        if path.is_dir():
+            raise ProblemError(key, str(path), "a file path, not a folder")
+    if out.exists():
+        if not h5py.is_hdf5(out):
+            raise ProblemError("--out", str(out), "a new path or an earlier nmag result (this file is not "
+                                                  "HDF5 and would be replaced)")
+        try:
+            with h5py.File(out, "r") as f:
+                fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+        except Exception:
+            fmt = None
+        if fmt != "nmag-results":
+            raise ProblemError("--out", str(out), f"a new path or an earlier nmag result (this HDF5 file is "
+                                                  f"{'an nmag project' if fmt == 'nmag-project' else 'not an nmag result'}"
+                                                  f" and would be replaced)")
+    csv_path = out.with_suffix(".csv")
+    if csv and csv_path.exists():
+        with open(csv_path, "rb") as fh:
+            head = fh.read(10)
+        if head != b"# columns:":
+            raise ProblemError("--csv file", str(csv_path), "a new path or a CSV table written by nmag "
+                                                            "(this file is something else and would be replaced)")
 
 
 def _saved_state(src: Path):
-    """The state saved in a project file, to continue from it (None for TOML problems)."""
+    """The state saved in a project file, to continue from it (None for TOML problems, or a
+    project saved without a state). A damaged or wrong-shape state is refused (ProblemError),
+    as open_project refuses it: never silently restarted from the initial state."""
     if src.suffix.lower() not in (".h5", ".hdf5"):
         return None
     from .results import open_project
-    try:
-        return open_project(src).m
-    except ProblemError:
-        return None
+    return open_project(src).m
 
 
 if __name__ == "__main__":

@@ -12,3 +12,27 @@ class ProblemError(ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"{key} = {value!r} is not allowed: expected {allowed}")
+
+
+class SimulationDiverged(RuntimeError):
+    """The integration (or the relaxation) became unphysical and was stopped.
+
+    what: what went wrong ("non-finite m", "non-finite error estimate", "step size stuck at its
+    floor", "energy rose in a damped run", ...); t: simulated time of the last good state (s);
+    step: the step count of the last good state; hint: what to try. The simulation that raised
+    it still holds that last good state."""
+
+    def __init__(self, what: str, t: float = 0.0, step: int = 0, hint: str = ""):
+        self.what = what
+        self.t = float(t)
+        self.step = int(step)
+        self.hint = hint
+        super().__init__(what)
+
+    def __str__(self) -> str:
+        text = f"simulation diverged at t = {self.t * 1e9:.6g} ns, step {self.step}: {self.what}"
+        return text + (f"; try {self.hint}" if self.hint else "")
+
+
+class OutputError(OSError):
+    """A result could not be written (disk full, no permission, ...); the earlier file is intact."""

@@ -19,8 +19,18 @@ import numpy as np
 from .errors import ProblemError
 
 
+INITIAL_KEYS = {"uniform": {"direction"}, "random": {"seed"},
+                "vortex": {"chirality", "polarity", "core_nm", "center_nm"}, "s_state": set(),
+                "skyrmion": {"radius_nm", "wall_nm", "polarity", "helicity", "center_nm"},
+                "domain_wall": {"axis", "position_nm", "width_nm", "wall"}, "file": {"path"}}
+
+
 def validate_initial(kind: str, p: dict, key: str = "initial") -> None:
-    from .problem import check_vector, check_number, check_choice
+    """Check the params of an initial state of `kind` in place (defaults filled in); an unknown
+    key is refused with the nearest known one suggested."""
+    from .validation import check_vector, check_number, check_choice, check_keys
+    if kind in INITIAL_KEYS:
+        check_keys(p, key, INITIAL_KEYS[kind] | {"kind"})
     if kind == "uniform":
         p["direction"] = list(check_vector(f"{key}.direction", p.get("direction", [1, 0, 0]), 3, nonzero=True))
     elif kind == "random":
@@ -117,10 +127,12 @@ def initial_m(kind: str, p: dict, mesh, mask: np.ndarray, base_dir: str | Path =
     elif kind == "file":
         from .ovf import read_ovf
         path = Path(base_dir) / p["path"]
+        if not path.is_file():
+            raise ProblemError("initial.path", str(path), "an existing OVF file")
         try:
             arr, _meta = read_ovf(path)
-        except FileNotFoundError:
-            raise ProblemError("initial.path", str(path), "an existing OVF file") from None
+        except ProblemError as e:
+            raise ProblemError("initial.path", str(path), e.allowed) from None
         if arr.shape != (3,) + shape:
             raise ProblemError("initial.path", str(path), f"an OVF file of {nx} x {ny} x {nz} cells (got {arr.shape[1:][::-1]})")
         m = arr.astype(float)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, asdict, field as _f
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .errors import ProblemError
 
 FORMAT_NAME = "nmag-problem"
 FORMAT_VERSION = 1
+MAX_TOML_BYTES = 16 << 20     # a problem file is a few kB; a bigger one is not a problem file
 
 SHAPES = ("rectangle", "ellipse", "polygon", "ring", "image", "cuboid", "cylinder", "sphere", "ellipsoid", "mesh")
 SHAPE_OPS = ("add", "subtract", "intersect")
@@ -33,49 +35,15 @@ STAGE_KINDS = ("relax", "run", "sweep")
 
 
 # --------------------------------------------------------------------------- checks
-def check_number(key: str, value, lo: float | None = None, hi: float | None = None,
-                 lo_open: bool = False, integer: bool = False) -> float:
-    """Return `value` as a float (or int) if it is a finite number in [lo, hi], else raise."""
-    rng = _range_text(lo, hi, lo_open, integer)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ProblemError(key, value, rng)
-    if integer and float(value) != int(value):
-        raise ProblemError(key, value, rng)
-    v = int(value) if integer else float(value)
-    if not math.isfinite(v):
-        raise ProblemError(key, value, rng)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ProblemError(key, value, rng)
-    if hi is not None and v > hi:
-        raise ProblemError(key, value, rng)
-    return v
+# (in engine.validation; imported here so `from engine.problem import check_number` keeps working)
+from .validation import check_choice, check_keys, check_number, check_vector  # noqa: E402,F401
 
-
-def _range_text(lo, hi, lo_open, integer) -> str:
-    kind = "an integer" if integer else "a number"
-    if lo is not None and hi is not None:
-        return f"{kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
-    if lo is not None:
-        return f"{kind} {'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        return f"{kind} <= {hi:g}"
-    return f"a finite {kind}"
-
-
-def check_vector(key: str, value, n: int = 3, lo=None, hi=None, nonzero=False) -> tuple:
-    """Return a tuple of n checked numbers."""
-    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != n:
-        raise ProblemError(key, value, f"a list of {n} numbers")
-    out = tuple(check_number(f"{key}[{i}]", v, lo, hi) for i, v in enumerate(value))
-    if nonzero and all(v == 0 for v in out):
-        raise ProblemError(key, value, "a vector that is not zero")
-    return out
-
-
-def check_choice(key: str, value, choices) -> str:
-    if value not in choices:
-        raise ProblemError(key, value, "one of " + ", ".join(repr(c) for c in choices))
-    return value
+# known keys of the tables whose keys depend on a kind
+AC_KEYS = {"none": set(), "sine": {"amplitude_mT", "frequency_GHz", "phase_deg"},
+           "pulse": {"amplitude_mT", "start_ns", "width_ns"}, "ramp": {"to_mT", "duration_ns"}}
+STAGE_KEYS = {"relax": {"torque", "max_steps", "B_mT", "alpha"},
+              "run": {"duration_ns", "B_mT", "alpha"},
+              "sweep": {"from_mT", "to_mT", "steps", "torque", "max_steps", "alpha"}}
 
 
 # --------------------------------------------------------------------------- parts
@@ -186,8 +154,11 @@ class FieldSpec:
 
     def validate(self, key="field"):
         self.B_mT = check_vector(f"{key}.B_mT", self.B_mT, 3, -1e5, 1e5)
+        if not isinstance(self.ac, dict):
+            raise ProblemError(f"{key}.ac", self.ac, "a table with a kind (none, sine, pulse, ramp)")
         kind = check_choice(f"{key}.ac.kind", self.ac.get("kind", "none"), AC_KINDS)
         a = self.ac
+        check_keys(a, f"{key}.ac", AC_KEYS[kind] | {"kind"})
         if kind == "sine":
             a["amplitude_mT"] = list(check_vector(f"{key}.ac.amplitude_mT", a.get("amplitude_mT"), 3, -1e5, 1e5))
             a["frequency_GHz"] = check_number(f"{key}.ac.frequency_GHz", a.get("frequency_GHz"), 0.0, 1e4)
@@ -246,6 +217,7 @@ class Stage:
     def validate(self, key="stages"):
         check_choice(f"{key}.kind", self.kind, STAGE_KINDS)
         p = self.params
+        check_keys(p, key, STAGE_KEYS[self.kind] | {"kind"})
         if self.kind == "run":
             p["duration_ns"] = check_number(f"{key}.duration_ns", p.get("duration_ns"), 0.0, 1e6, lo_open=True)
         if "B_mT" in p:
@@ -308,7 +280,11 @@ class Problem:
             if not self.geometry:
                 raise ProblemError("geometry", [], "at least one shape (or a painted region map)")
             for i, g in enumerate(self.geometry):
+                if not isinstance(g, ShapeOp):
+                    raise ProblemError(f"geometry[{i}]", g, "a shape table")
                 g.validate(f"geometry[{i}]", names, self.base_dir)
+                if "layers" in g.params:
+                    g.params["layers"] = _check_layers(f"geometry[{i}].layers", g.params["layers"], self.mesh.n[2])
         else:
             rm = np.asarray(self.region_map)
             if rm.shape != self.mesh.shape_zyx:
@@ -365,7 +341,9 @@ class Problem:
                  "field", "solver", "stages", "output"}
         for k in d:
             if k not in known:
-                raise ProblemError(k, d[k], "a known top-level key: " + ", ".join(sorted(known)))
+                from .validation import _did_you_mean
+                raise ProblemError(k, d[k], "a known top-level key: " + ", ".join(sorted(known))
+                                   + _did_you_mean(k, sorted(known)))
         if d.get("format", FORMAT_NAME) != FORMAT_NAME:
             raise ProblemError("format", d.get("format"), repr(FORMAT_NAME))
         version = d.get("version", FORMAT_VERSION)
@@ -375,11 +353,13 @@ class Problem:
         p.base_dir = str(base_dir)
         p.title = d.get("title", "untitled")
         m = _table(d, "mesh")
-        _only(m, "mesh", {"n", "cell_nm"})
+        check_keys(m, "mesh", {"n", "cell_nm"})
         p.mesh = Mesh(**m)
         mats = d.get("materials", [{}])
         if not isinstance(mats, list):
             raise ProblemError("materials", mats, "an array of tables ([[materials]])")
+        if not mats:
+            raise ProblemError("materials", mats, "at least one material ([[materials]])")
         p.materials = [_material_from(mm, f"materials[{i}]") for i, mm in enumerate(mats)]
         geo = d.get("geometry")
         if geo is None:
@@ -394,10 +374,12 @@ class Problem:
         ini = dict(_table(d, "initial", default={"kind": "uniform", "direction": [1, 0, 0]}))
         p.initial = InitialState(ini.pop("kind", "uniform"), ini)
         f = dict(_table(d, "field", default={}))
-        _only(f, "field", {"B_mT", "ac"})
-        p.field = FieldSpec(tuple(f.get("B_mT", (0.0, 0.0, 0.0))), dict(f.get("ac", {"kind": "none"})))
+        check_keys(f, "field", {"B_mT", "ac"})
+        B = f.get("B_mT", (0.0, 0.0, 0.0))
+        ac = f.get("ac", {"kind": "none"})
+        p.field = FieldSpec(tuple(B) if isinstance(B, (list, tuple)) else B, dict(ac) if isinstance(ac, dict) else ac)
         s = dict(_table(d, "solver", default={}))
-        _only(s, "solver", set(SolverSpec.__dataclass_fields__))
+        check_keys(s, "solver", set(SolverSpec.__dataclass_fields__))
         p.solver = SolverSpec(**s)
         st = d.get("stages", [])
         if not isinstance(st, list):
@@ -407,7 +389,7 @@ class Problem:
             sd = dict(_table({"s": sd}, "s", f"stages[{i}]"))
             p.stages.append(Stage(sd.pop("kind", "run"), sd))
         o = dict(_table(d, "output", default={}))
-        _only(o, "output", set(Output.__dataclass_fields__))
+        check_keys(o, "output", set(Output.__dataclass_fields__))
         p.output = Output(**o)
         p.region_map = region_map
         return p.validate()
@@ -431,12 +413,27 @@ def read_toml(path: str | Path, what: str) -> dict:
     except ImportError:  # Python 3.10
         import tomli as tomllib
     try:
+        size = os.path.getsize(path)
+        if size > MAX_TOML_BYTES:
+            raise ProblemError(what, str(path), f"a TOML file of at most {MAX_TOML_BYTES >> 20} MB "
+                                                f"(this one has {size} bytes)")
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+        text = raw.decode("utf-8")
+        if "\x00" in text:
+            raise ProblemError(what, str(path), "a text (TOML) file (this one holds NUL bytes: a binary file?)")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ProblemError(what, str(path), "an existing TOML file") from None
+    except IsADirectoryError:
+        raise ProblemError(what, str(path), "a TOML file, not a folder") from None
+    except UnicodeDecodeError as e:
+        raise ProblemError(what, str(path), f"a UTF-8 text (TOML) file (byte {e.start} is not UTF-8: "
+                                            f"a binary file?)") from None
     except tomllib.TOMLDecodeError as e:
         raise ProblemError(what, str(path), f"valid TOML ({e})") from None
+    except OSError as e:
+        raise ProblemError(what, str(path), f"a readable TOML file ({e.strerror or e})") from None
 
 
 def _material_from(mm, key) -> Material:
@@ -447,7 +444,7 @@ def _material_from(mm, key) -> Material:
     if "preset" in mm:
         from .materials import preset
         base = preset(mm.pop("preset"), key=f"{key}.preset")
-    _only(mm, key, set(Material.__dataclass_fields__))
+    check_keys(mm, key, set(Material.__dataclass_fields__))
     for k, v in mm.items():
         setattr(base, k, tuple(v) if isinstance(v, list) else v)
     return base
@@ -463,9 +460,16 @@ def _table(d, name, key=None, default=None):
 
 
 def _only(d, key, allowed):
-    for k in d:
-        if k not in allowed:
-            raise ProblemError(f"{key}.{k}", d[k], "a known key: " + ", ".join(sorted(allowed)))
+    check_keys(d, key, allowed)
+
+
+def _check_layers(key, v, nz):
+    """`layers = [k0, k1]`: the layers k0 <= k < k1 of the nz layers."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ProblemError(key, v, f"a list [k0, k1] of layer indices with 0 <= k0 < k1 <= {nz}")
+    k0 = check_number(f"{key}[0]", v[0], 0, nz - 1, integer=True)
+    k1 = check_number(f"{key}[1]", v[1], k0 + 1, nz, integer=True)
+    return [k0, k1]
 
 
 def _seq(key, v, n):

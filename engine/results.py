@@ -32,8 +32,10 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,13 +44,15 @@ import h5py
 import numpy as np
 
 from .atomic import write_atomic
-from .errors import ProblemError
+from .errors import OutputError, ProblemError
 from .problem import Problem
+from .validation import human_bytes, memory_limit
 
 RESULTS_FORMAT = "nmag-results"
 PROJECT_FORMAT = "nmag-project"
 FORMAT_VERSION = 1
 
+_MAX_PROBLEM_JSON = 16 << 20   # bytes: a problem description is a few kB
 _CHUNK_BYTES = 1 << 20        # about 1 MiB per chunk: h5py's advice for compressed data
 _TABLE_CHUNK_ROWS = 256
 
@@ -87,6 +91,13 @@ class ResultWriter:
 
     Everything goes to `path + ".part"`; a clean exit (or `close()`) renames it to `path`, an
     exception (or `abort()`) deletes it, so a crashed run leaves no half-written results.
+    A run that stopped early but whose record is worth keeping (a diverged simulation) calls
+    `mark_incomplete(reason)` before closing: the root attribute `complete` is then False and
+    `incomplete_reason` says why (finished runs have complete = True).
+
+    Write errors (disk full, I/O errors) are checked after every write (the file is flushed, and
+    the free space is compared with a snapshot's size before writing it): the first one deletes
+    the .part and raises `OutputError`; `path` itself is never touched.
 
     problem: the Problem that was run (stored as JSON). regions: int (nz, ny, nx) region map.
     """
@@ -101,7 +112,14 @@ class ResultWriter:
             raise ValueError(f"regions must be a (nz, ny, nx) array, not shape {regions.shape}")
         self.shape_zyx = tuple(regions.shape)
         self.columns: list[str] | None = None
-        self._file = h5py.File(self.part, "w")
+        self._incomplete = None
+        self._failed = False
+        self._open = {}
+        try:
+            self._file = h5py.File(self.part, "w")
+        except (OSError, RuntimeError) as e:
+            self._file = None
+            raise OutputError(e.errno or errno.EIO, f"cannot create {self.part}: {_reason(e)}") from None
         try:
             a = self._file.attrs
             a["format"] = self.format_name
@@ -112,6 +130,9 @@ class ResultWriter:
             d = self._file.create_dataset("regions", data=regions.astype(np.int16),
                                           **_compressed(regions.shape, 2))
             d.attrs["meaning"] = "-1 vacuum, k = problem.materials[k]"
+            self._file.flush()
+        except (OSError, RuntimeError) as e:
+            self._fail(e)
         except BaseException:
             self.abort()
             raise
@@ -137,15 +158,27 @@ class ResultWriter:
 
         Later rows must have the same names (in any order). Units come from the names
         (see `column_unit`)."""
-        if self.columns is None:
-            self._create_table(list(row))
-        elif set(row) != set(self.columns):
+        if self.columns is not None and set(row) != set(self.columns):
             raise ValueError(f"table row has columns {sorted(row)}, the table has {sorted(self.columns)}")
-        self._append_rows(np.array([[float(row[c]) for c in self.columns]], dtype=np.float64))
+        try:
+            if self.columns is None:
+                self._create_table(list(row))
+            self._append_rows(np.array([[float(row[c]) for c in self.columns]], dtype=np.float64))
+            self._file.flush()
+        except (OSError, RuntimeError) as e:
+            self._fail(e)
 
     def add_snapshot(self, t: float, m) -> None:
         """Append m (3, nz, ny, nx) at time t (s) to /snapshots (stored as float32)."""
         a = self._field(m, "snapshot m")
+        self._check_space(a.size * 4)
+        try:
+            self._write_snapshot(t, a)
+            self._file.flush()
+        except (OSError, RuntimeError) as e:
+            self._fail(e)
+
+    def _write_snapshot(self, t, a):
         g = self._file.require_group("snapshots")
         if "m" not in g:
             g.create_dataset("m", shape=(0,) + a.shape, maxshape=(None,) + a.shape, dtype=np.float32,
@@ -153,7 +186,7 @@ class ResultWriter:
             ds_t = g.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64,
                                     chunks=(_TABLE_CHUNK_ROWS,))
             ds_t.attrs["units"] = "s"
-        dm, dt = g["m"], g["t"]
+        dm, dt = self._dataset("snapshots/m"), self._dataset("snapshots/t")
         n = dm.shape[0]
         dm.resize(n + 1, axis=0)
         dm[n] = a.astype(np.float32)
@@ -165,11 +198,21 @@ class ResultWriter:
         dtypes are stored as float32. A second call replaces the first."""
         a = self._field(m, "final m")
         a = a.astype(np.float64 if a.dtype == np.float64 else np.float32)
-        if "m" in self._file:
-            del self._file["m"]
-        d = self._file.create_dataset("m", data=a, **_compressed(a.shape, a.dtype.itemsize))
-        d.attrs["t"] = float(t)
-        d.attrs["units"] = "1"
+        self._check_space(a.nbytes)
+        try:
+            if "m" in self._file:
+                self._open.pop("m", None)
+                del self._file["m"]
+            d = self._file.create_dataset("m", data=a, **_compressed(a.shape, a.dtype.itemsize))
+            d.attrs["t"] = float(t)
+            d.attrs["units"] = "1"
+            self._file.flush()
+        except (OSError, RuntimeError) as e:
+            self._fail(e)
+
+    def mark_incomplete(self, reason: str) -> None:
+        """Keep this record although the run stopped early: `complete` = False, and why."""
+        self._incomplete = str(reason)
 
     # -------------------------------------------------------------- finish
     def close(self) -> None:
@@ -177,15 +220,24 @@ class ResultWriter:
         if self._file is None:
             return
         try:
+            self._file.attrs["complete"] = self._incomplete is None
+            if self._incomplete is not None:
+                self._file.attrs["incomplete_reason"] = self._incomplete
+            self._open.clear()
             self._file.close()
             self._file = None
             os.replace(self.part, self.path)
+        except (OSError, RuntimeError) as e:
+            self._fail(e)
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
         """Give up: close and delete `<path>.part`; `<path>` is not touched."""
+        if self._file is not None and self._failed:
+            _discard_writes(self._file)
+        self._open.clear()
         if self._file is not None:
             try:
                 self._file.close()
@@ -196,6 +248,26 @@ class ResultWriter:
             os.unlink(self.part)
         except FileNotFoundError:
             pass
+        except OSError:
+            pass
+
+    def _fail(self, e: BaseException):
+        """A write failed: drop the .part and raise OutputError with the reason."""
+        self._failed = True
+        self.abort()
+        code = getattr(e, "errno", None) or (errno.ENOSPC if "No space left" in str(e) else errno.EIO)
+        raise OutputError(code, f"could not write {self.path}: {_reason(e)}; the run was stopped "
+                                f"and {self.path.name + '.part'} removed") from None
+
+    def _check_space(self, nbytes: int) -> None:
+        """Refuse to write `nbytes` more when the disk has less free (with 1 MB to spare)."""
+        try:
+            free = shutil.disk_usage(self.part.parent).free
+        except OSError:
+            return
+        if free < nbytes + (64 << 10):
+            self._fail(OSError(errno.ENOSPC, f"No space left on device ({free} bytes free, "
+                                             f"{nbytes} to write)"))
 
     # -------------------------------------------------------------- helpers
     def _create_table(self, columns: list[str]) -> None:
@@ -208,8 +280,17 @@ class ResultWriter:
         d.attrs.create("columns", self.columns, dtype=h5py.string_dtype())
         d.attrs.create("units", [column_unit(c) for c in self.columns], dtype=h5py.string_dtype())
 
+    def _dataset(self, name: str):
+        """An open handle of /name, kept while the file is open: a handle closed after each
+        write makes HDF5 flush its chunks in a destructor, where a write error (a full disk)
+        is only printed and ignored; kept open, the error comes out of the explicit flush."""
+        d = self._open.get(name)
+        if d is None:
+            d = self._open[name] = self._file[name]
+        return d
+
     def _append_rows(self, rows: np.ndarray) -> None:
-        d = self._file["table"]
+        d = self._dataset("table")
         n = d.shape[0]
         d.resize(n + rows.shape[0], axis=0)
         d[n:] = rows
@@ -223,6 +304,35 @@ class ResultWriter:
         if a.shape != (3,) + self.shape_zyx:
             raise ValueError(f"{what} must have shape {(3,) + self.shape_zyx}, not {a.shape}")
         return a
+
+
+def _discard_writes(f) -> None:
+    """After a write error (a full disk) the abandoned .part would still be written to when it
+    is closed (cached chunks, metadata), fail again, and leave HDF5 in a state that crashed the
+    interpreter at exit (a segfault). Point its file descriptor at /dev/null so the close
+    succeeds; the .part is deleted next anyway."""
+    try:
+        fd = f.id.get_vfd_handle()
+        if isinstance(fd, int) and fd > 2:
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+    except Exception:
+        pass
+
+
+def _reason(e: BaseException) -> str:
+    """The short reason of an OS/HDF5 error: 'No space left on device' rather than HDF5's
+    whole message."""
+    code = getattr(e, "errno", None)
+    if code:
+        return os.strerror(code)
+    text = str(e)
+    if "errno = 28" in text or "No space left" in text:
+        return "No space left on device"
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 class _ProjectWriter(ResultWriter):
@@ -285,6 +395,8 @@ class Project:
     path: str = ""
     nmag_version: str = ""
     created: str = ""
+    complete: bool = True          # False: a run that stopped early (see incomplete_reason)
+    incomplete_reason: str = ""
 
 
 def read_results(path) -> dict:
@@ -305,7 +417,8 @@ def open_project(path) -> Project:
     snaps = [(float(ts), ms) for ts, ms in zip(r["snapshots_t"], r["snapshots_m"])]
     return Project(problem=r["problem"], m=r["m"], t=float(t), table=r["table"],
                    columns=r["columns"], snapshots=snaps, path=str(path),
-                   nmag_version=r["nmag_version"], created=r["created"])
+                   nmag_version=r["nmag_version"], created=r["created"],
+                   complete=r["complete"], incomplete_reason=r["incomplete_reason"])
 
 
 def load_problem(path) -> Problem:
@@ -316,6 +429,9 @@ def load_problem(path) -> Problem:
     p = Path(path)
     if not p.is_file():
         raise ProblemError("problem file", str(p), "an existing .toml problem file or .h5 project")
+    if p.suffix.lower() == ".toml" and h5py.is_hdf5(p):
+        raise ProblemError("problem file", str(p), "a TOML problem file (this is an HDF5 file: "
+                                                   "name it .h5 to run it as a project)")
     if p.suffix.lower() in (".h5", ".hdf5") or (p.suffix.lower() != ".toml" and h5py.is_hdf5(p)):
         return _read(p, "project file", "an nmag project or results file", PROJECT_FORMAT,
                      arrays=False)["problem"]
@@ -361,6 +477,15 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
                           f"(version {writer}); update nmag to open it")
     if version < 1:
         raise _Unreadable(f"format_version {version} is not a valid version")
+    if "problem_json" not in a:
+        raise _Unreadable("it has no 'problem_json' attribute")
+    try:
+        pj_size = a.get_id("problem_json").get_storage_size()
+    except Exception:
+        pj_size = 0
+    if pj_size > _MAX_PROBLEM_JSON:
+        raise _Unreadable(f"its problem_json attribute holds {pj_size} bytes, more than a problem "
+                          f"description can need ({_MAX_PROBLEM_JSON})")
     pj = _text(a.get("problem_json"))
     if pj is None:
         raise _Unreadable("it has no 'problem_json' attribute")
@@ -370,44 +495,99 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
         d = json.loads(pj)
     except json.JSONDecodeError as e:
         raise _Unreadable(f"problem_json is not valid JSON: {e}") from None
+    # sizes first: the grid the description declares, checked before anything is read
+    shape_zyx = _declared_grid(d)
+    _check_dataset(f, "regions", shape_zyx, "i")
     regions = np.asarray(f["regions"][...], dtype=np.int16)
     problem = Problem.from_dict(d, base_dir=path.parent, region_map=regions)
     out = {"problem": problem, "regions": regions, "format": fmt, "format_version": version,
-           "nmag_version": writer, "created": _text(a.get("created")) or ""}
+           "nmag_version": writer, "created": _text(a.get("created")) or "",
+           "complete": bool(a.get("complete", True)),
+           "incomplete_reason": _text(a.get("incomplete_reason")) or ""}
     if not arrays:
         return out
     field_shape = (3,) + regions.shape
+
+    # everything this file would have us allocate, against the memory there is
+    need = 0
+    for name in ("table", "snapshots/m", "snapshots/t", "m"):
+        if name in f:
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset):
+                raise _Unreadable(f"/{name} is not a dataset")
+            need += int(np.prod(ds.shape, dtype=np.float64)) * max(ds.dtype.itemsize, 4)
+    limit = memory_limit()
+    if need > limit:
+        raise _Unreadable(f"its datasets declare {human_bytes(need)} to read, more than the "
+                          f"{human_bytes(limit)} of memory available")
 
     columns, table = [], {}
     if "table" in f:
         d_table = f["table"]
         columns = [_text(c) for c in d_table.attrs.get("columns", [])]
+        if len(d_table.shape) != 2 or d_table.shape[1] != len(columns):
+            raise _Unreadable(f"/table has shape {d_table.shape} but {len(columns)} column names")
         rows = np.asarray(d_table[...], dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[1] != len(columns):
-            raise _Unreadable(f"/table has shape {rows.shape} but {len(columns)} column names")
         table = {c: rows[:, i].copy() for i, c in enumerate(columns)}
 
     snaps_t = np.zeros(0, dtype=np.float64)
     snaps_m = np.zeros((0,) + field_shape, dtype=np.float32)
     if "snapshots" in f:
         g = f["snapshots"]
+        if "t" not in g or "m" not in g:
+            raise _Unreadable("/snapshots needs both t and m")
+        if g["m"].shape[1:] != field_shape or g["m"].shape[0] != g["t"].shape[0] or len(g["t"].shape) != 1:
+            raise _Unreadable(f"/snapshots hold m {g['m'].shape} and t {g['t'].shape}, "
+                              f"expected (n,) + {field_shape} and (n,)")
         snaps_t = np.asarray(g["t"][...], dtype=np.float64)
         snaps_m = g["m"][...]
-        if snaps_m.shape[1:] != field_shape or snaps_m.shape[0] != snaps_t.shape[0]:
-            raise _Unreadable(f"/snapshots hold m {snaps_m.shape} and t {snaps_t.shape}, "
-                              f"expected (n,) + {field_shape} and (n,)")
+        if not np.isfinite(snaps_m).all() or not np.isfinite(snaps_t).all():
+            raise _Unreadable("/snapshots hold NaN or infinite values")
 
     m, t = None, None
     if "m" in f:
+        _check_dataset(f, "m", field_shape, "f")
         m = f["m"][...]
-        if m.shape != field_shape:
-            raise _Unreadable(f"/m has shape {m.shape}, expected {field_shape}")
+        if not np.isfinite(m).all():
+            raise _Unreadable(f"/m holds {int((~np.isfinite(m)).sum())} NaN or infinite value(s)")
         if "t" in f["m"].attrs:
             t = float(f["m"].attrs["t"])
     if "t" in a:
         t = float(a["t"])
+    if t is not None and not np.isfinite(t):
+        raise _Unreadable(f"its time t = {t} is not finite")
     out.update(table=table, columns=columns, snapshots_t=snaps_t, snapshots_m=snaps_m, m=m, t=t)
     return out
+
+
+def _declared_grid(d) -> tuple:
+    """(nz, ny, nx) of the mesh a problem description declares, checked (at most 4096 per axis
+    and 2^24 cells) before any array of that size is read."""
+    from .problem import Mesh
+    mesh = d.get("mesh") if isinstance(d, dict) else None
+    if not isinstance(mesh, dict):
+        raise _Unreadable("problem_json has no mesh table")
+    try:
+        m = Mesh(n=mesh.get("n"), cell_nm=mesh.get("cell_nm", (1.0, 1.0, 1.0)))
+        m.validate()
+    except ProblemError as e:
+        raise _Unreadable(f"its problem description declares a grid that is not allowed: {e}") from None
+    except TypeError as e:
+        raise _Unreadable(f"its mesh is malformed ({e})") from None
+    return m.shape_zyx
+
+
+def _check_dataset(f, name: str, shape: tuple, kinds: str) -> None:
+    """/name must be a dataset of exactly `shape` and of a dtype kind in `kinds` ("f", "i")."""
+    ds = f[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise _Unreadable(f"/{name} is not a dataset")
+    if tuple(ds.shape) != tuple(shape):
+        raise _Unreadable(f"/{name} has shape {tuple(ds.shape)}, expected {tuple(shape)}")
+    kind = ds.dtype.kind
+    if kind not in kinds and not (kinds == "i" and kind == "u"):
+        raise _Unreadable(f"/{name} holds {ds.dtype} values, expected "
+                          f"{'floats' if kinds == 'f' else 'integers'}")
 
 
 def _text(v) -> str | None:

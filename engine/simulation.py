@@ -68,7 +68,7 @@ class Simulation:
         m0 = _checked_m(m0, self.problem.mesh.shape_zyx)
         self.state = State.from_problem(self.problem, self.regions, m0)
         self.steps = 0
-        self._watch = None          # energy watch of damped fixed-step runs (see _watch_energy)
+        self._watch = self._watchable = None   # energy watch of damped fixed-step runs (see _watch_energy)
         self.demag = make_demag(self.problem.solver.demag, self.state, self.problem)
         self._build_terms()
         self.integrator = make_integrator(self.problem.solver)
@@ -112,7 +112,7 @@ class Simulation:
         except BaseException:
             self.problem, self.state, self.demag, self.terms, self.zeeman, self.integrator = saved
             raise
-        self._watch = None
+        self._watch = self._watchable = None
 
     def demag_dtype(self):
         return getattr(self.demag, "dtype", self.state.dtype)
@@ -123,12 +123,12 @@ class Simulation:
         if ac is not None:
             self.problem.field.ac = dict(ac)
         self.integrator.reset()
-        self._watch = None
+        self._watch = self._watchable = None
 
     def set_alpha(self, alpha: float):
         self.state.alpha = torch.full_like(self.state.alpha, float(alpha))
         self.integrator.reset()
-        self._watch = None
+        self._watch = self._watchable = None
 
     def set_m(self, m):
         """Replace m (3, nz, ny, nx); refused (ProblemError) when it holds NaN/inf or has the wrong shape."""
@@ -136,7 +136,7 @@ class Simulation:
         m = torch.as_tensor(m, dtype=self.state.dtype, device=self.state.device)
         self.state.m = normalize(m, self.state.mask)
         self.integrator.reset()
-        self._watch = None
+        self._watch = self._watchable = None
 
     # ------------------------------------------------------------------ physics
     @property
@@ -170,7 +170,9 @@ class Simulation:
         """One integrator step; returns its length dt in s. Raises SimulationDiverged (keeping
         the last good state) when the step goes non-finite or a damped run gains energy."""
         st = self.state
-        watching = self._energy_watchable()
+        if self._watchable is None:
+            self._watchable = self._energy_watchable()
+        watching = self._watchable
         if watching and self._watch is None:
             self._watch_energy(start=True)
         try:
@@ -214,7 +216,7 @@ class Simulation:
         if not np.isfinite(E) or E > w["E_min"] + allowed:
             st.m, st.t, self.steps = w["m"], w["t"], w["steps"]
             self.integrator.reset()
-            self._watch = None
+            self._watch = self._watchable = None
             rise = E - w["E_min"]
             raise SimulationDiverged(
                 f"the total energy rose by {rise:.3g} J ({rise / max(abs(w['E_min']), 1e-300):.3g} of "
@@ -244,7 +246,7 @@ class Simulation:
         """Minimise the energy (no precession, no time) until max |m x H|/Ms < torque."""
         tol = torque if torque is not None else self.problem.solver.relax_torque
         st = self.state
-        self._watch = None
+        self._watch = self._watchable = None
         try:
             m, steps, final = relax(lambda mm: self.effective_field(mm), st.m, st.mask, st.Ms, tol, max_steps,
                                     callback)

@@ -8,6 +8,12 @@ and they keep m normalised after each step. Times in s.
   cells of the error of m (the peers' default; mumax3 calls the tolerance MaxErr).
 - relax(): steepest descent on the sphere with Barzilai-Borwein step lengths (alternating the
   two BB formulas), stopping when max |m x H| / Ms falls below the tolerance.
+
+Health checks: every integrator stops at the first non-finite m or field, RK45 also at a
+non-finite error estimate that no smaller step cures and at a step size stuck at its floor,
+and relax at a non-finite torque. They raise `SimulationDiverged` and leave the state they were
+given untouched (the caller keeps the last good m). The energy check of damped fixed-step runs
+needs the field terms, so it lives in `Simulation`.
 """
 from __future__ import annotations
 
@@ -15,7 +21,25 @@ import math
 
 import torch
 
+from .errors import SimulationDiverged
 from .state import normalize, vector_length
+
+FIXED_STEP_HINT = "a smaller solver.dt_ps, solver.precision = \"float64\", or larger cells"
+ADAPTIVE_HINT = "a looser solver.tolerance, solver.precision = \"float64\", or larger cells"
+BAD_STATE_HINT = "another initial state: the state given already holds NaN or infinity"
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """True when no value of x is NaN or infinite."""
+    return bool(torch.isfinite(x).all())
+
+
+def _check_step(m_new, m, t, hint):
+    """Raise when the new m is not finite, saying whether the old one already was not."""
+    if not all_finite(m_new):
+        if not all_finite(m):
+            raise SimulationDiverged("non-finite m at the start of the step", t, 0, BAD_STATE_HINT)
+        raise SimulationDiverged("non-finite m or field after the step (a value overflowed)", t, 0, hint)
 
 
 class FixedStep:
@@ -38,8 +62,10 @@ class Heun(FixedStep):
         dt = self.dt
         k1 = f(t, m)
         k2 = f(t + dt, normalize(m + dt * k1, mask))
+        m_new = normalize(m + 0.5 * dt * (k1 + k2), mask)
+        _check_step(m_new, m, t, FIXED_STEP_HINT)
         self.last_dt = dt
-        return t + dt, normalize(m + 0.5 * dt * (k1 + k2), mask)
+        return t + dt, m_new
 
 
 class RK4(FixedStep):
@@ -51,8 +77,10 @@ class RK4(FixedStep):
         k2 = f(t + dt / 2, m + dt / 2 * k1)
         k3 = f(t + dt / 2, m + dt / 2 * k2)
         k4 = f(t + dt, m + dt * k3)
+        m_new = normalize(m + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), mask)
+        _check_step(m_new, m, t, FIXED_STEP_HINT)
         self.last_dt = dt
-        return t + dt, normalize(m + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), mask)
+        return t + dt, m_new
 
 
 # Dormand-Prince 5(4) tableau
@@ -70,9 +98,15 @@ _E = tuple(b5 - b4 for b5, b4 in zip(_B5, _B4))
 
 
 class RK45:
-    """Adaptive Dormand-Prince; `tolerance` bounds the per-step error of m (max over cells)."""
+    """Adaptive Dormand-Prince; `tolerance` bounds the per-step error of m (max over cells).
+
+    Stuck: a step that fails the tolerance at min_dt, or STUCK_STEPS accepted steps in a row no
+    longer than STUCK_DT (1 fs: the time would not reach 1 ns in a million steps; float32 noise
+    with a tolerance below its resolution does this) raise SimulationDiverged."""
     order = 5
     adaptive = True
+    STUCK_DT = 1e-15
+    STUCK_STEPS = 1000
 
     def __init__(self, tolerance: float = 1e-5, dt: float = 1e-13, max_dt: float = 1e-11, min_dt: float = 1e-18):
         self.tol = tolerance
@@ -82,13 +116,21 @@ class RK45:
         self.last_dt = 0.0
         self.rejected = 0
         self._k1 = None   # FSAL: derivative at the end of the last accepted step
+        self._tiny = 0    # accepted steps in a row no longer than STUCK_DT
 
     def reset(self):
         """Forget the stored derivative (call when m, t or the field terms change outside)."""
         self._k1 = None
+        self._tiny = 0
 
     def step(self, f, t, m, mask):
-        k1 = self._k1 if self._k1 is not None else f(t, m)
+        k1 = self._k1
+        if k1 is None:
+            k1 = f(t, m)
+            if not all_finite(k1):
+                if not all_finite(m):
+                    raise SimulationDiverged("non-finite m", t, 0, BAD_STATE_HINT)
+                raise SimulationDiverged("non-finite effective field", t, 0, ADAPTIVE_HINT)
         while True:
             dt = self.dt
             ks = [k1]
@@ -105,15 +147,40 @@ class RK45:
             err_vec = sum((dt * e) * k for e, k in zip(_E, ks) if e != 0.0)
             err = float(vector_length(err_vec).max())
             if not math.isfinite(err):
-                err = float("inf")
-            factor = 0.9 * (self.tol / err) ** 0.2 if err > 0 else 5.0
-            if err <= self.tol or dt <= self.min_dt:
+                # an overflow in a too long trial step is cured by a shorter one; at the floor it is not
+                if not all_finite(m):
+                    self._k1 = None
+                    raise SimulationDiverged("non-finite m", t, 0, BAD_STATE_HINT)
+                if dt <= self.min_dt:
+                    self._k1 = None
+                    raise SimulationDiverged(f"non-finite error estimate even at the smallest step "
+                                             f"({self.min_dt:g} s)", t, 0, ADAPTIVE_HINT)
+                self.rejected += 1
+                self.dt = max(dt * 0.1, self.min_dt)
+                continue
+            if err <= self.tol:
+                m_new = normalize(m5, mask)
+                if not all_finite(m_new):
+                    self._k1 = None
+                    raise SimulationDiverged("non-finite m after the step", t, 0, ADAPTIVE_HINT)
+                self._tiny = self._tiny + 1 if dt <= self.STUCK_DT else 0
+                if self._tiny >= self.STUCK_STEPS:
+                    self._tiny = 0
+                    self._k1 = None
+                    raise SimulationDiverged(f"step size stuck at its floor: {self.STUCK_STEPS} steps in a "
+                                             f"row of at most {self.STUCK_DT:g} s (error {err:.3g}, tolerance "
+                                             f"{self.tol:g})", t, 0, ADAPTIVE_HINT)
+                factor = 0.9 * (self.tol / err) ** 0.2 if err > 0 else 5.0
                 self.last_dt = dt
                 self.dt = min(max(dt * min(factor, 5.0), self.min_dt), self.max_dt)
                 self._k1 = ks[6]  # f at (t + dt, m5): first same as last
-                m_new = normalize(m5, mask)
                 return t + dt, m_new
+            if dt <= self.min_dt:
+                self._k1 = None
+                raise SimulationDiverged(f"step size stuck at its floor ({self.min_dt:g} s) with an error "
+                                         f"of {err:.3g} > tolerance {self.tol:g}", t, 0, ADAPTIVE_HINT)
             self.rejected += 1
+            factor = 0.9 * (self.tol / err) ** 0.2
             self.dt = max(dt * max(factor, 0.1), self.min_dt)
 
 
@@ -124,7 +191,11 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
     The descent direction is the projected reduced field g = -m x (m x h), h = H/Ms; each step
     is m <- normalise(m + tau g) with Barzilai-Borwein tau. `callback(m, step, torque)` may
     return True to stop early (used by the GUI's stop button).
+
+    A non-finite torque raises SimulationDiverged (t = 0, step = the iteration) with the last
+    finite m in its `last_m` attribute (None when the starting m already fails).
     """
+    hint = "float64, larger cells, or check the material constants and the initial state"
     safe = torch.where(Ms > 0, Ms, torch.ones_like(Ms))
     inv_Ms = (Ms > 0) / safe
 
@@ -139,9 +210,19 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
     stall = 0
     step = 0
     torque = float(vector_length(g).max())
+    if not math.isfinite(torque):
+        e = SimulationDiverged("non-finite " + ("m" if not all_finite(m) else "effective field")
+                               + " at the start of relax", 0.0, 0, hint)
+        e.last_m = None
+        raise e
     while torque > torque_tol and step < max_steps:
         m_new = normalize(m + tau * g, mask)
         g_new = descent(m_new)
+        torque_new = float(vector_length(g_new).max())
+        if not math.isfinite(torque_new):
+            e = SimulationDiverged(f"non-finite torque in relax iteration {step + 1}", 0.0, step, hint)
+            e.last_m = m
+            raise e
         s = m_new - m
         y = g - g_new  # difference of the gradients (gradient = -g)
         sy = float((s * y).sum())
@@ -152,7 +233,7 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
             tau = 1e-2
         m, g = m_new, g_new
         step += 1
-        torque = float(vector_length(g).max())
+        torque = torque_new
         if torque < best * 0.999:
             best, stall = torque, 0
         else:

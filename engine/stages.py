@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import NS, PS
+from .errors import SimulationDiverged
 from .problem import Stage
 
 
@@ -40,7 +41,28 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None, relax_ca
     should_stop(): polled between steps (and relax iterations); True ends the run early.
     relax_callback(m, k, torque): called at every iteration of a relax or sweep stage with the
     relaxing m (a live view can show it); returning True stops that relax.
-    step_callback(sim): called after every step of a run stage (a live view)."""
+    step_callback(sim): called after every step of a run stage (a live view).
+
+    A diverging simulation (SimulationDiverged) ends the run: the last good state (the
+    simulation keeps it) is recorded as a last table row and snapshot, and the exception is
+    re-raised with the summary so far in its `summary` attribute and the stage index in `stage`."""
+    summary = {"stages": []}
+    try:
+        _run_all(sim, problem, recorder, progress, should_stop, relax_callback, step_callback, summary)
+    except SimulationDiverged as e:
+        if bool(sim.m.isfinite().all()):
+            recorder.add_row(sim.table_row())
+            recorder.add_snapshot(sim.t, sim.m)
+        e.stage = summary.get("current_stage", 0)
+        summary["t"], summary["steps"] = sim.t, sim.steps
+        summary["mean_m"] = sim.mean_m().tolist()
+        e.summary = summary
+        raise
+    summary.pop("current_stage", None)
+    return summary
+
+
+def _run_all(sim, problem, recorder, progress, should_stop, relax_callback, step_callback, summary):
 
     def step_cb(s):
         if step_callback is not None:
@@ -55,10 +77,10 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None, relax_ca
     stages = problem.stages or default_stages()
     every_row = problem.output.table_every_ps * PS
     every_snap = problem.output.snapshot_every_ps * PS
-    summary = {"stages": []}
     recorder.add_row(sim.table_row())
     recorder.add_snapshot(sim.t, sim.m)
     for i, stage in enumerate(stages):
+        summary["current_stage"] = i
         p = stage.params
         report = (lambda f, text, i=i: progress(i, f, text)) if progress else (lambda f, text: None)
         if "B_mT" in p:
@@ -107,4 +129,3 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None, relax_ca
     summary["t"] = sim.t
     summary["steps"] = sim.steps
     summary["mean_m"] = sim.mean_m().tolist()
-    return summary

@@ -1,0 +1,67 @@
+"""How many threads torch may use: the cores actually free to this process, never spin-waiting.
+
+On a shared machine OpenMP's default (one thread per core, spinning while it waits for work)
+fights every other job: `nmag run examples/sp4.toml` took 142-174 s with two busy background
+processes on 2 cores and 10 s with one thread. The policy here:
+
+- count the cores this process may run on (os.sched_getaffinity, so taskset and cgroup cpusets
+  count), less the load the other processes put on them (the 1-minute load average less what
+  this process itself adds), at least 1;
+- OMP_WAIT_POLICY=PASSIVE (idle threads sleep instead of spinning) unless the user set it; it
+  only takes effect when set before torch loads its OpenMP runtime, so importing this module
+  sets it, and the CLI imports it before torch;
+- an explicit OMP_NUM_THREADS or NMAG_THREADS wins over the estimate.
+
+The CLI and the desktop app call `apply_thread_policy()` once at start-up.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")     # Intel OpenMP: sleep at once when idle
+
+
+def usable_cores() -> int:
+    """The cores this process may be scheduled on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def busy_cores(own_load: float = 0.0) -> float:
+    """The 1-minute load average less `own_load` (the runnable threads this process adds)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+    return max(0.0, load - own_load)
+
+
+def choose_threads(cores: int | None = None, load: float | None = None) -> int:
+    """Threads for torch: NMAG_THREADS or OMP_NUM_THREADS if set, else the usable cores less
+    the busy ones, rounded down, at least 1."""
+    for var in ("NMAG_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "").strip()
+        if v:
+            try:
+                return max(1, int(v))
+            except ValueError:
+                pass
+    cores = usable_cores() if cores is None else cores
+    load = busy_cores() if load is None else load
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def apply_thread_policy(n: int | None = None) -> int:
+    """Set torch's intra-op threads to `n` (default: choose_threads()) and its inter-op threads
+    to 1 where still possible. Returns the thread count."""
+    import torch
+    n = choose_threads() if n is None else max(1, int(n))
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:      # only allowed before any parallel work started
+        pass
+    return n
