@@ -25,10 +25,10 @@ from .llg import llg_rhs, max_torque
 from .solvers import RK4, RK45, Heun, relax
 from .state import State, normalize
 from .validation import check_device, check_finite_array, check_simulation_memory
+from .zeeman import AppliedField, Zeeman
 
 ENERGY_CHECK_EVERY = 10     # fixed-step runs: steps between two energy checks
 ENERGY_RISE_TOL = 1e-3      # allowed rise, relative to |E| (plus 1e-6 of the demag energy scale)
-from .zeeman import AppliedField, Zeeman
 
 
 def make_demag(method: str, state: State, problem=None):
