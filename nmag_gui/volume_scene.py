@@ -39,12 +39,12 @@ import time
 import numpy as np
 import pyvista as pv
 import vtk
-from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.util.numpy_support import vtk_to_numpy
 
 COMPONENTS = ("mx", "my", "mz")
 COLOR_MODES = ("mx", "my", "mz", "angle")
 ARROW_BUDGET = 1500
-SLICE_ARROWS = 450      # cones on a slice: about 20 x 20 stay readable
+SLICE_ARROWS = 250      # cones on a slice: about 16 x 16 stay readable
 CAMERAS = ("top", "side", "3d", "slice", "reset")
 ISO_COLOR = "#ffd24a"
 ARROW_COLOR = "#151515"
@@ -239,7 +239,12 @@ class VolumeLayer:
         for name, mesh in (("surface", self.surface), ("slice", self.slice)):
             mapper = vtk.vtkPolyDataMapper()
             mapper.SetInputData(mesh)
-            mapper.SetScalarModeToUseCellFieldData()
+            # the surface carries its colours per vertex (each face has its own 4 corners):
+            # software OpenGL draws that faster than per-cell colours (a lookup per fragment)
+            if name == "surface":
+                mapper.SetScalarModeToUsePointFieldData()
+            else:
+                mapper.SetScalarModeToUseCellFieldData()
             mapper.SelectColorArray("color")
             mapper.SetLookupTable(self._lut)
             mapper.UseLookupTableScalarRangeOn()
@@ -554,6 +559,13 @@ class VolumeLayer:
     def surface_cells(self) -> np.ndarray:
         return np.unique(self._surface_cell)
 
+    def surface_colors(self) -> np.ndarray:
+        """The scalar drawn on each surface face (as drawn: taken from its first corner)."""
+        if not len(self._surface_cell):
+            return np.zeros(0)
+        first = np.r_[0, np.cumsum(np.bincount(self._surface_vertex))[:-1]]
+        return np.asarray(self.surface.point_data["color"])[first]
+
     def isosurface(self) -> pv.PolyData:
         """The isosurface as drawn now (a copy)."""
         self._iso_clip.Update()
@@ -614,8 +626,19 @@ class VolumeLayer:
             if not isinstance(full, pv.PolyData):
                 full = full.extract_surface()
         cells = np.asarray(full.cell_data["cell"], np.int64) if full.n_cells else np.zeros(0, np.int64)
-        new = pv.PolyData(full.points, full.faces) if full.n_cells else pv.PolyData()
-        new.cell_data["color"] = np.zeros(len(cells), np.float32)
+        if full.n_cells:
+            polys = full.GetPolys()
+            conn = vtk_to_numpy(polys.GetConnectivityArray()).astype(np.int64)
+            offsets = vtk_to_numpy(polys.GetOffsetsArray()).astype(np.int64)
+            sizes = np.diff(offsets)
+            points = np.asarray(full.points)[conn]              # every face its own corners
+            faces = np.insert(np.arange(len(conn)), offsets[:-1], sizes)
+            new = pv.PolyData(points, faces)
+            self._surface_vertex = np.repeat(np.arange(len(cells)), sizes)
+        else:
+            new = pv.PolyData()
+            self._surface_vertex = np.zeros(0, np.int64)
+        new.point_data["color"] = np.zeros(new.n_points, np.float32)
         self.surface.copy_from(new)
         self._surface_cell = cells
 
@@ -684,7 +707,7 @@ class VolumeLayer:
             values = color_values(self._m.reshape(3, -1)[:, cells], self.color_by)
         ns = len(self._surface_cell)
         if ns:
-            self.surface.cell_data["color"][:] = values[:ns]
+            self.surface.point_data["color"][:] = values[:ns][self._surface_vertex]
             self.surface.Modified()
         if len(self._slice_cell):
             self.slice.cell_data["color"][:] = values[ns:]

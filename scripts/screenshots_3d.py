@@ -91,6 +91,7 @@ def shot(w, entry, docs: Path, cache: Path) -> Path:
     applied = w.view.volume_controls.suggest(entry.path)
     w.view.set_color_by(entry.view)
     w.view.set_camera(camera)
+    w.view.plotter.camera.zoom(1.35)          # the plane widget's box is larger than the sample
     w.view.volume_controls._render()
     wait(1.5)
     out = docs / f"example_{entry.path.stem}.png"

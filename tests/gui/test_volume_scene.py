@@ -124,7 +124,7 @@ def test_overlay_recolours_surface_and_slice(plotter):
     err = np.random.default_rng(1).uniform(1e-4, 1e-2, shape)
     layer.set_overlay(err, (1e-4, 1e-2), "error", log=True)
     np.testing.assert_allclose(layer.slice.cell_data["color"], err.ravel()[layer._slice_cell], rtol=1e-6)
-    np.testing.assert_allclose(layer.surface.cell_data["color"], err.ravel()[layer._surface_cell], rtol=1e-6)
+    np.testing.assert_allclose(layer.surface_colors(), err.ravel()[layer._surface_cell], rtol=1e-6)
     assert layer.lut.GetScale() == 1                     # VTK_SCALE_LOG10
     layer.set_overlay(None, None)
     assert layer.lut.GetScale() == 0
