@@ -91,6 +91,8 @@ class ImageMask:
 
     def __init__(self, path: str | Path, threshold: float = 0.5, key="geometry.path"):
         import imageio.v3 as iio
+        from .validation import check_image_size
+        check_image_size(key, path)      # declared size against memory, before decoding (issue 14)
         try:
             img = np.asarray(iio.imread(path), dtype=float)
         except Exception as e:  # any reader failure is the user's file

@@ -147,7 +147,12 @@ def read_ovf(path) -> tuple[np.ndarray, dict]:
     header key, a wrong check value or truncated data raise ProblemError("ovf file", path, ...).
     """
     path = str(path)
+    from .validation import human_bytes, memory_limit
     try:
+        size = os.path.getsize(path)
+        if size > memory_limit():
+            raise ProblemError("ovf file", path, f"an OVF file that fits in memory ({human_bytes(size)} "
+                                                 f"on disk, {human_bytes(memory_limit())} available)")
         with open(path, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
@@ -215,11 +220,25 @@ def read_ovf(path) -> tuple[np.ndarray, dict]:
     meshunit = keys.get("meshunit", "m")
     scale = _LENGTH_UNITS.get(meshunit.lower(), 1.0)
     cell_m = tuple(number(f"{c}stepsize") * scale for c in "xyz")
+    if not all(np.isfinite(c) and c > 0 for c in cell_m):
+        raise bad(f"the step sizes {tuple(keys.get(f'{c}stepsize') for c in 'xyz')} must be finite and positive")
     origin_m = tuple((number(f"{c}min") if f"{c}min" in keys else 0.0) * scale for c in "xyz")
+    if not all(np.isfinite(o) for o in origin_m):
+        raise bad(f"the mesh origin {origin_m} is not finite")
     valuedim = number("valuedim", int) if version == 2 else 3
-    if valuedim < 1:
-        raise bad(f"valuedim {valuedim} must be at least 1")
+    if not 1 <= valuedim <= 64:
+        raise bad(f"valuedim {valuedim} must be in 1..64")
     count = n[0] * n[1] * n[2] * valuedim
+    # the declared size, against the memory there is, before anything of that size is made
+    need = count * 8 * 2       # the values as float64 and their reordered copy
+    if need > memory_limit():
+        raise bad(f"it declares {n[0]} x {n[1]} x {n[2]} cells x {valuedim} values: "
+                  f"{human_bytes(need)} to read, {human_bytes(memory_limit())} available")
+    rest = len(raw) - pos
+    min_bytes = count * (2 if data_format == "text" else (4 if data_format == "binary 4" else 8))
+    if rest < min_bytes:
+        raise bad(f"truncated data: {n[0]}x{n[1]}x{n[2]} cells x {valuedim} values need at least "
+                  f"{min_bytes} bytes, the file holds {rest}")
 
     if data_format == "text":
         values = _read_text(raw[pos:], count, bad)
@@ -242,6 +261,17 @@ def read_ovf(path) -> tuple[np.ndarray, dict]:
             raise bad(f"truncated data: {n[0]}x{n[1]}x{n[2]} cells x {valuedim} values need "
                       f"{count * size} bytes, the file holds {len(raw) - pos}")
         values = np.frombuffer(raw, dtype, count, pos).astype(dtype.newbyteorder("="))
+        after, _ = _next_line(raw, pos + count * size)
+        after = after.decode("latin-1").strip()
+        if after and not re.match(r"#\s*end\s*:\s*data", after, re.I):
+            end = re.search(rb"#\s*end\s*:\s*data", raw[pos + count * size:], re.I)
+            more = end.start() if end else len(raw) - pos - count * size
+            raise bad(f"the data do not end after the {count} values the node counts "
+                      f"{n[0]}x{n[1]}x{n[2]} declare ({more} more bytes follow)")
+
+    if not np.isfinite(values).all():
+        bad_idx = np.flatnonzero(~np.isfinite(values))
+        raise bad(f"{bad_idx.size} NaN or infinite value(s), the first at cell {bad_idx[0] // valuedim}")
 
     if version == 1 and "valuemultiplier" in keys:
         values = values * float(keys["valuemultiplier"])
@@ -282,6 +312,8 @@ def _read_text(raw: bytes, count: int, bad) -> np.ndarray:
         words.extend(s.split())
     if len(words) < count:
         raise bad(f"truncated data: {count} text values expected, found {len(words)}")
+    if len(words) > count:
+        raise bad(f"{len(words)} text values where the node counts declare {count}")
     try:
         return np.array(words[:count], dtype=np.float64)
     except ValueError as e:

@@ -261,3 +261,39 @@ def check_runnable(problem, m0=None) -> dict:
         from .initial_states import initial_m
         initial_m("file", problem.initial.params, problem.mesh, regions >= 0, problem.base_dir)
     return {"regions": regions, "magnetic": magnetic}
+
+
+MAX_IMAGE_PIXELS = 1 << 28     # 268 M pixels: 16384 x 16384; an image mask needs far fewer
+
+
+def check_image_size(key: str, path) -> None:
+    """Refuse an image mask whose declared size (read from its header, nothing decoded) exceeds
+    MAX_IMAGE_PIXELS or, decoded as floats, the memory available: a decompression bomb (a tiny
+    PNG that claims 100000 x 100000 pixels) never reaches the decoder. Unreadable headers are
+    left to the reader, which reports them."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemError(key, str(path), "an existing image file")
+    shape = None
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            w, h = im.size
+            shape = (h, w, len(im.getbands()))
+    except Exception as e:
+        if type(e).__name__ == "DecompressionBombError":   # PIL's own limit, before decoding
+            raise ProblemError(key, str(path), f"an image of at most {MAX_IMAGE_PIXELS:,} pixels (this one "
+                                               f"is a decompression bomb: {e})") from None
+        try:
+            import imageio.v3 as iio
+            props = iio.improps(path)
+            shape = tuple(props.shape)
+        except Exception:
+            return
+    pixels = int(np.prod(shape[:2], dtype=np.float64))
+    channels = int(shape[2]) if len(shape) > 2 else 1
+    if pixels > MAX_IMAGE_PIXELS:
+        raise ProblemError(key, str(path), f"an image of at most {MAX_IMAGE_PIXELS:,} pixels (this one declares "
+                                           f"{shape[1]} x {shape[0]} = {pixels:,})")
+    check_memory(key, str(path), pixels * channels * 8 * 3, f"an image ({shape[1]} x {shape[0]} pixels)")
