@@ -252,11 +252,37 @@ def make_samples(seed, ny, nx, count, aspect=1.0, llg_fraction=None, two_region_
     return Ms.astype(np.float32), Hs.astype(np.float32), np.stack(masks).astype(np.uint8), kinds
 
 
-def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None):
-    """Generate and write a data set; shapes [(ny, nx)], counts per shape."""
+def _chunk(args):
+    """One chunk of samples (for the process pool: module level, picklable arguments)."""
+    seed, ny, nx, count, aspect, llg_fraction = args
+    torch.set_num_threads(1)
+    return make_samples(seed, ny, nx, count, aspect, llg_fraction=llg_fraction)
+
+
+def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None, workers=1):
+    """Generate and write a data set; shapes [(ny, nx)], counts per shape. With workers > 1
+    the chunks (64 samples each, seeded by chunk, so the result does not depend on `workers`)
+    are generated and labelled in that many processes."""
     import h5py
     from tqdm import tqdm
     t0 = time.time()
+    jobs = []
+    for (ny, nx), c in zip(shapes, counts):
+        chunk = 64
+        jobs += [((ny, nx), (seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect, llg_fraction))
+                 for i in range(0, c, chunk)]
+    if workers > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        ex = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        results = ex.map(_chunk, [j[1] for j in jobs])
+    else:
+        ex, results = None, map(_chunk, [j[1] for j in jobs])
+    parts = {}
+    for (shape, _), r in tqdm(zip(jobs, results), total=len(jobs), disable=not progress, desc="chunks"):
+        parts.setdefault(shape, []).append(r)
+    if ex is not None:
+        ex.shutdown()
     with h5py.File(path, "w") as f:
         f.attrs["seed"] = seed
         f.attrs["aspect_dz_dx"] = aspect
@@ -267,18 +293,12 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction
         f.attrs["textures"] = json.dumps(dict(zip(TEXTURES, TEXTURE_WEIGHTS)))
         f.attrs["geometries"] = json.dumps(dict(zip(GEOMETRIES, GEOMETRY_WEIGHTS)))
         f.attrs["label"] = "engine.demag.FFTDemag float64, cell (1, 1, aspect), H/Ms_ref"
-        for (ny, nx), c in tqdm(list(zip(shapes, counts)), disable=not progress, desc="shapes"):
-            chunk = 64
-            M_all, H_all, mk_all, kd_all = [], [], [], []
-            for i in range(0, c, chunk):
-                M, H, mk, kd = make_samples(seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect,
-                                             llg_fraction=llg_fraction)
-                M_all.append(M); H_all.append(H); mk_all.append(mk); kd_all += kd
+        for (ny, nx), rs in parts.items():
             g = f.create_group(f"s{ny}x{nx}")
-            g.create_dataset("M", data=np.concatenate(M_all), compression="lzf")
-            g.create_dataset("H", data=np.concatenate(H_all), compression="lzf")
-            g.create_dataset("mask", data=np.concatenate(mk_all), compression="lzf")
-            g.create_dataset("kind", data=np.array(kd_all, dtype="S32"))
+            g.create_dataset("M", data=np.concatenate([r[0] for r in rs]), compression="lzf")
+            g.create_dataset("H", data=np.concatenate([r[1] for r in rs]), compression="lzf")
+            g.create_dataset("mask", data=np.concatenate([r[2] for r in rs]), compression="lzf")
+            g.create_dataset("kind", data=np.array(sum((list(r[3]) for r in rs), []), dtype="S32"))
         f.attrs["generation_s"] = time.time() - t0
     return path
 
@@ -302,10 +322,12 @@ def main_data(argv=None):
                     help="comma-separated NYxNX grid shapes")
     ap.add_argument("--counts", default="600,600,300,200", help="samples per shape")
     ap.add_argument("--aspect", type=float, default=1.0, help="cell dz/dx (dx = dy)")
+    ap.add_argument("--llg-fraction", type=float, default=None, help="share of LLG snapshots")
+    ap.add_argument("--workers", type=int, default=2, help="processes for generation and labelling")
     a = ap.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
     counts = [int(c) for c in a.counts.split(",")]
-    write_h5(a.out, shapes, counts, a.seed, a.aspect)
+    write_h5(a.out, shapes, counts, a.seed, a.aspect, llg_fraction=a.llg_fraction, workers=a.workers)
     print("wrote", a.out)
 
 

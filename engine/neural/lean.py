@@ -1,0 +1,189 @@
+"""A lean linear multi-level network for the demagnetizing field of a film (generation 2).
+
+Input  x = M / Ms_ref, (B, 3 nz, ny, nx), zero outside the magnet; the nz layers ride as
+channels (layer-major: channel 3 l + i is component i of layer l), as in the published
+two-layer film. Output H_d / Ms_ref, same shape.
+
+Why this shape: H_d = -N * M is linear and translation invariant, its kernel is singular near
+by and smooth far away. So the full-resolution work is only the *exact* near field (the Newell
+tensor of the actual cell (1, 1, dz/dx) for the nearest 5 x 5 columns and every pair of layers,
+windowed so the remainder is smooth), and every learned convolution runs at half resolution or
+coarser, where the cells are 4x, 16x, ... fewer:
+
+    p_1 = avgpool2(x);         a_1 = E_1(p_1)                      (3 nz -> c channels)
+    a_l = E(avgpool2(a_{l-1}))                   l = 2 .. L        (weights shared, c -> c)
+    d_L = B(a_L)                                  a few 3x3 convs on the coarsest (<= 6 cells) grid
+    d_l = a_l + 1/2 crop(shuffle(U_l(d_{l+1})))  l = L-1 .. 1      (U shared from l = 2)
+    H   = near(x) + crop(shuffle(U_0(d_1)))       U_0: c -> 4 * 3 nz, pixel shuffle to full res
+
+Every convolution is 3 x 3 without bias or activation, so the whole map is linear in M (it
+scales with Ms by construction) and costs O(N): about 700 multiply-adds per cell for c = 8
+(macs_per_cell()). Each level adds a vacuum halo of one coarse cell (convolutions with padding
+2 on the pooled grid), so fields spread into the space around the magnet and come back, as open
+boundaries require, without padding the grid to a power of two. Shared weights from level 2
+down with the 1/2 per level carry the self-similar far field (~ t dx dy / r^3) to any depth,
+so one set of weights serves any grid size.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+COMPONENT_INDEX = {"xx": (0, 0), "xy": (0, 1), "xz": (0, 2), "yy": (1, 1), "yz": (1, 2), "zz": (2, 2)}
+
+
+def near_kernel(aspect: float, nz: int = 1, R: int = 2, r_full: float = 1.0, window: bool = True) -> np.ndarray:
+    """Exact Newell kernel of cells (1, 1, aspect) for lateral offsets |dx|, |dy| <= R and every
+    pair of the nz layers, as a conv2d weight (3 nz, 3 nz, 2R+1, 2R+1) with H = conv(M), sign
+    included. With `window`, a smooth window (1 up to r_full, cos^2 taper to 0 at R + 0.5)
+    leaves the network a smooth remainder (an Ewald-like split)."""
+    from ..demag_kernel import PARITY, demag_tensor_quadrant
+    q = demag_tensor_quadrant((R + 1, R + 1, nz), (1.0, 1.0, float(aspect)))
+    C = 3 * nz
+    w = np.zeros((C, C, 2 * R + 1, 2 * R + 1))
+    for lo in range(nz):
+        for li in range(nz):
+            oz = lo - li                      # target minus source, in layers
+            for ky in range(2 * R + 1):
+                for kx in range(2 * R + 1):
+                    # conv2d reads the source at target + (k - R): target - source = R - k
+                    ox, oy = R - kx, R - ky
+                    r = math.hypot(ox, oy)
+                    win = 1.0
+                    if window and r > r_full:
+                        win = math.cos(0.5 * math.pi * min(1.0, (r - r_full) / (R + 0.5 - r_full))) ** 2
+                    for c, (i, j) in COMPONENT_INDEX.items():
+                        px, py, pz = PARITY[c]
+                        s = (np.sign(ox) if px < 0 else 1) * (np.sign(oy) if py < 0 else 1) * (np.sign(oz) if pz < 0 else 1)
+                        v = -q[c][abs(oz), abs(oy), abs(ox)] * s * win
+                        w[3 * lo + i, 3 * li + j, ky, kx] = v
+                        w[3 * lo + j, 3 * li + i, ky, kx] = v
+    return w
+
+
+def _conv(cin, cout, scale=1.0):
+    c = nn.Conv2d(cin, cout, 3, bias=False)
+    nn.init.normal_(c.weight, std=scale / math.sqrt(9 * cin))
+    return c
+
+
+class LeanFilmNet(nn.Module):
+    """See the module docstring. config: nz layers, cell aspect dz/dx, width c, near radius,
+    number of bottom convolutions."""
+
+    def __init__(self, nz: int = 1, aspect: float = 1.0, channels: int = 8, near_radius: int = 2,
+                 bottom: int = 2, coarsest: int = 6):
+        super().__init__()
+        self.config = dict(arch="lean", nz=int(nz), aspect=float(aspect), channels=int(channels),
+                           near_radius=int(near_radius), bottom=int(bottom), coarsest=int(coarsest))
+        c, C = int(channels), 3 * int(nz)
+        self.nz, self.c, self.cio, self.R, self.coarsest = int(nz), c, C, int(near_radius), int(coarsest)
+        self.E1 = _conv(C, c)
+        self.E = _conv(c, c)
+        self.B = nn.ModuleList([_conv(c, c) for _ in range(bottom)])
+        self.U1 = _conv(c, 4 * c)
+        self.U = _conv(c, 4 * c)
+        self.U0 = _conv(c, 4 * C, scale=0.01)   # starts near the exact near field alone
+        # computed from the config (exact for the cell), so not stored with the learned weights
+        self._folds = {}   # (ny, nx) -> (level index, dense map), see fold()
+        self.register_buffer("near_w", torch.tensor(near_kernel(aspect, nz, self.R), dtype=torch.float32),
+                             persistent=False)
+
+    # ------------------------------------------------------------------ the operator
+    @staticmethod
+    def _down(a):
+        """2x2 average pooling; an odd side gets one vacuum cell first."""
+        h, w = a.shape[-2:]
+        if (h | w) & 1:
+            a = F.pad(a, (0, w & 1, 0, h & 1))
+        return F.avg_pool2d(a, 2)
+
+    @staticmethod
+    def _up(d, n):
+        """Pixel shuffle to the finer grid and crop to its n = (h, w) cells (the halo of the
+        coarser level is one coarse cell = two fine cells on each side)."""
+        u = F.pixel_shuffle(d, 2)
+        return u[..., 2:2 + n[0], 2:2 + n[1]]
+
+    def _encode_from(self, a):
+        """Encoder levels below a[-1] (appended in place) down to the coarsest grid."""
+        while max(a[-1].shape[-2:]) > self.coarsest:
+            a.append(F.conv2d(self._down(a[-1]), self.E.weight, padding=2))
+        return a
+
+    def _decode(self, a, d, start, stop=0, offset=0):
+        """Decoder from d (at level index start + 1) back to level index stop; a[l] is level
+        index l + offset (level l + offset + 1)."""
+        for l in range(start, stop - 1, -1):
+            W = self.U1.weight if l + offset == 0 else self.U.weight
+            d = torch.add(a[l], self._up(F.conv2d(d, W, padding=1), a[l].shape[-2:]), alpha=0.5)
+        return d
+
+    def _bottom(self, d):
+        for b in self.B:
+            d = F.conv2d(d, b.weight, padding=1)
+        return d
+
+    def far(self, x):
+        """The learned part (B, 3 nz, ny, nx)."""
+        n0 = x.shape[-2:]
+        a = [F.conv2d(self._down(x), self.E1.weight, padding=2)]
+        fold = self._folds.get(tuple(n0)) if not self.training else None
+        if fold is not None:
+            # levels below index k as one precomputed linear map (exact refactoring, see fold())
+            k, D = fold
+            while len(a) <= k:
+                a.append(F.conv2d(self._down(a[-1]), self.E.weight, padding=2))
+            ak = a[k]
+            d = torch.mm(ak.reshape(ak.shape[0], -1), D.to(ak.dtype)).reshape(ak.shape)
+            d = self._decode(a, d, k - 1)
+        else:
+            self._encode_from(a)
+            d = self._decode(a, self._bottom(a[-1]), len(a) - 2)
+        return self._up(F.conv2d(d, self.U0.weight, padding=1), n0)
+
+    @torch.no_grad()
+    def fold(self, ny: int, nx: int, max_values: int = 1024) -> int | None:
+        """For a (ny, nx) grid, precompute the map from the features of the shallowest level
+        (index >= 1) holding at most max_values numbers to that level's decoder output: all
+        deeper levels in one matrix product. The network stays the same linear operator (to
+        float rounding); on small grids (standard problem 4: 100 x 25) it saves most of the
+        small per-level operations. Returns the level index, or None when no level fits."""
+        a = [F.conv2d(self._down(torch.zeros(1, self.cio, ny, nx, dtype=self.E.weight.dtype,
+                                              device=self.E.weight.device)), self.E1.weight, padding=2)]
+        self._encode_from(a)
+        k = next((i for i in range(1, len(a) - 1) if a[i][0].numel() <= max_values), None)
+        if k is None:
+            return None
+        c, h, w = a[k].shape[1:]
+        N = c * h * w
+        basis = torch.eye(N, dtype=a[k].dtype, device=a[k].device).reshape(N, c, h, w)
+        sub = self._encode_from([basis])
+        out = self._decode(sub, self._bottom(sub[-1]), len(sub) - 2, stop=0, offset=k) if len(sub) > 1 else self._bottom(basis)
+        # _decode with stop = 0 ends at sub[0]: the level-k output with its skip a_k included
+        self._folds[(ny, nx)] = (k, out.reshape(N, N).contiguous())
+        return k
+
+    def near(self, x):
+        return F.conv2d(x, self.near_w.to(x.dtype), padding=self.R)
+
+    def forward(self, x):
+        return self.near(x) + self.far(x)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def n_params(self) -> int:
+        return sum(p.numel() for n, p in self.named_parameters())
+
+    def macs_per_cell(self) -> float:
+        """Multiply-adds per grid cell of one evaluation (asymptotic in the grid size)."""
+        c, C, k = self.c, self.cio, 9
+        deep = sum(4.0 ** -l for l in range(2, 40))
+        tot = (2 * self.R + 1) ** 2 * C * C          # exact near field, full resolution
+        tot += k * C * c / 4 + k * c * c * deep      # encoder
+        tot += k * c * 4 * C / 4                     # U_0 at half resolution
+        tot += k * c * 4 * c * (deep / 4 + 1 / 16)   # U_l at level l + 1
+        return tot

@@ -1,0 +1,85 @@
+"""Network weights without pickle: tensors plus a plain JSON config.
+
+A weights file is a torch.save of a dict of plain data only:
+    {"format": "nmag-weights", "version": 1, "config": "<JSON>", "meta": "<JSON>",
+     "tensors": {name: tensor}}
+and is read with torch.load(weights_only=True), which rebuilds tensors and plain containers
+and refuses anything else (no classes are constructed, no code runs). A file that needs more
+(an old pickled checkpoint with objects in it, or a crafted file) is refused with WeightsError,
+a one-line message naming the file. Used by NeuralDemag, `nmag train --init` and resume.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+FORMAT = "nmag-weights"
+VERSION = 1
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read safely or is not a network's weights."""
+
+
+def safe_load(path, what="weights file") -> dict:
+    """torch.load with weights_only=True; anything it refuses becomes a WeightsError."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{what} {path}: no such file") from None
+    except Exception as e:   # UnpicklingError and whatever a malformed file raises
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{what} {path}: refused, it holds more than tensors and plain data "
+                           f"(loading it could run code): {first[:200]}") from None
+
+
+def save_weights(net, path, meta: dict | None = None) -> Path:
+    """Write a network's learned tensors and its JSON config (and JSON metadata)."""
+    path = Path(path)
+    persistent = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    torch.save({"format": FORMAT, "version": VERSION, "config": json.dumps(net.config),
+                "meta": json.dumps(meta or {}, default=str), "tensors": persistent}, str(path))
+    return path
+
+
+def build_net(config: dict):
+    """The network a config describes (arch "lean": LeanFilmNet, "unet": the first FilmUNet)."""
+    cfg = dict(config)
+    arch = cfg.pop("arch", "unet")
+    if arch == "lean":
+        from .lean import LeanFilmNet
+        return LeanFilmNet(**cfg)
+    if arch == "unet":
+        from .unet import FilmUNet
+        return FilmUNet(**cfg)
+    raise WeightsError(f"weights config: unknown arch {arch!r} (allowed: lean, unet)")
+
+
+def read_weights(path) -> tuple[dict, dict, dict]:
+    """(config, meta, tensors) of a weights file, checked for shape and types."""
+    d = safe_load(path)
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise WeightsError(f"weights file {path}: not an {FORMAT} file (format = "
+                           f"{d.get('format') if isinstance(d, dict) else type(d).__name__!r})")
+    try:
+        config, meta = json.loads(d["config"]), json.loads(d.get("meta") or "{}")
+        tensors = d["tensors"]
+        assert isinstance(config, dict) and isinstance(tensors, dict)
+        assert all(isinstance(v, torch.Tensor) for v in tensors.values())
+    except Exception:
+        raise WeightsError(f"weights file {path}: malformed (expected JSON config and a dict of tensors)") from None
+    return config, meta, tensors
+
+
+def load_weights(path):
+    """(network in eval mode, meta dict) from a weights file; never unpickles objects."""
+    config, meta, tensors = read_weights(path)
+    net = build_net(config)
+    try:
+        net.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise WeightsError(f"weights file {path}: tensors do not fit the config: {str(e).splitlines()[0]}") from None
+    net.eval()
+    return net, meta
