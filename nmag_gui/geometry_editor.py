@@ -33,14 +33,16 @@ import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QActionGroup, QColor, QIcon, QImage, QKeySequence, QPainter,
                            QPainterPath, QPen, QPixmap, QPolygonF, QUndoCommand, QUndoStack)
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QMessageBox, QSizePolicy, QSpinBox,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFrame,
+                               QGroupBox, QHBoxLayout, QLabel, QMessageBox, QSizePolicy, QSpinBox,
+                               QToolBar, QToolButton, QVBoxLayout, QWidget)
 
 from engine.errors import ProblemError
 from engine.geometry import Ellipse, ImageMask, Polygon, Rectangle, Ring, shape_mask
 from engine.problem import Mesh
 
+from .flow_layout import FlowLayout
+from .flow_layout import group as flow_group
 from .mask_preview import mask_preview
 from .panels import MeshPanel, REGION_COLORS, VACUUM_COLOR, region_color, swatch_icon
 
@@ -681,14 +683,31 @@ class GeometryEditor(QWidget):
             w.setToolTip(tip + "; 'All layers' overrides")
             w.valueChanged.connect(lambda _v: self._update_z_hint())
         self.z_to_label = QLabel("to")
-        opts = QHBoxLayout()
+        # the options and the tools wrap to more rows in a narrow dock (nothing hides in an
+        # overflow menu, nothing is cut off at 1024 x 700)
+        opts = FlowLayout(spacing=10)
         opts.setContentsMargins(4, 0, 4, 0)
-        for w in (QLabel("Region"), self.region_combo, self._sep(), QLabel("Brush radius"),
-                  self.brush_spin, self._sep(), QLabel("Ring inner/outer"), self.ring_spin,
-                  self._sep(), self.layer_label, self.layer_spin, self.all_layers_check,
-                  self.z_label, self.z_from_spin, self.z_to_label, self.z_to_spin):
-            opts.addWidget(w)
-        opts.addStretch(1)
+        for ws in ((QLabel("Region"), self.region_combo), (QLabel("Brush radius"), self.brush_spin),
+                   (QLabel("Ring inner/outer"), self.ring_spin),
+                   (self.layer_label, self.layer_spin, self.all_layers_check),
+                   (self.z_label, self.z_from_spin, self.z_to_label, self.z_to_spin)):
+            opts.addWidget(flow_group(*ws))
+        opts_w = QWidget()
+        opts_w.setLayout(opts)
+        tools = FlowLayout(spacing=2)
+        tools.setContentsMargins(2, 2, 2, 2)
+        for a in tb.actions():
+            if a.isSeparator():
+                continue
+            b = QToolButton()
+            b.setDefaultAction(a)
+            b.setAutoRaise(True)
+            b.setIconSize(QSize(18, 18))
+            b.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+            tools.addWidget(b)
+        tools_w = QWidget()
+        tools_w.setLayout(tools)
+        self.tool_buttons = tools_w
         self.brush_spin.setEnabled(False)
         self.ring_spin.setEnabled(False)
 
@@ -721,20 +740,36 @@ class GeometryEditor(QWidget):
         side_w = QWidget()
         side_w.setLayout(side)
         side_w.setFixedWidth(250)
+        self._side_w = side_w
 
         self.status = QLabel(" ")
         self.status.setStyleSheet("color: palette(dark); padding: 2px 4px;")
-        middle = QHBoxLayout()
+        # canvas beside the grid boxes when there is room, above them in a narrow dock
+        middle = QBoxLayout(QBoxLayout.LeftToRight)
         middle.addWidget(self.canvas, 1)
         middle.addWidget(side_w)
+        self._middle = middle
+        self.canvas.setMinimumSize(220, 220)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(4)
-        lay.addWidget(tb)
-        lay.addLayout(opts)
+        lay.addWidget(tools_w)
+        lay.addWidget(opts_w)
         lay.addLayout(middle, 1)
         lay.addWidget(self.status)
         self.set_materials(self._names)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        wide = self.width() >= 560
+        direction = QBoxLayout.LeftToRight if wide else QBoxLayout.TopToBottom
+        if self._middle.direction() != direction:
+            self._middle.setDirection(direction)
+            if wide:
+                self._side_w.setFixedWidth(250)
+            else:
+                self._side_w.setMinimumWidth(0)
+                self._side_w.setMaximumWidth(16777215)
 
     @staticmethod
     def _sep() -> QWidget:

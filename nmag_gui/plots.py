@@ -105,6 +105,7 @@ class LivePlots(QWidget):
         self.m_plot.setLabel("left", "&lt;m&gt;")
         self.m_plot.showGrid(x=True, y=True, alpha=0.25)
         self.m_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.m_plot.getAxis("left").enableAutoSIPrefix(False)     # <m> reads 0.04, not 40 (x0.001)
         self.m_plot.enableAutoRange(axis="y")
         self.m_plot.setLimits(minYRange=0.02)        # noise is not magnified without end
         self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=k)

@@ -15,7 +15,8 @@ class SurrogateDock(QDockWidget):
     """SurrogateErrorPanel in a dock, subscribed to a Session."""
 
     def __init__(self, session, parent=None, card=None):
-        super().__init__("Surrogate error", parent)
+        super().__init__("Surrogate", parent)
+        self.setToolTip("Surrogate error: the neural demag field against the exact FFT field")
         self.setObjectName("surrogate_error_dock")
         self.session = session
         self.card = card if card is not None else load_model_card()

@@ -164,7 +164,8 @@ class SimulationWorker(QObject):
 
     @Slot()
     def pause(self) -> None:
-        self._stop.set()
+        """Stop the run timer. The stop flag is set by the sender (request_stop), not here: a
+        pause queued before a Run (an example loading, then Run) must not cancel that Run."""
         if self._timer is not None:
             self._timer.stop()
         if self.state == RUNNING:
@@ -342,8 +343,15 @@ class SimulationWorker(QObject):
         self.message.emit(f"Stages done{stopped}: {len(summary['stages'])} stage(s), <m> = "
                           f"({', '.join(f'{v:.3f}' for v in summary['mean_m'])}).")
 
+    def _halt(self) -> None:
+        """Stop the run timer without setting the stop flag: a Run queued right after a
+        reset or load (Run pressed as an example loads) must still start."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._set_state(IDLE)
+
     def _reset(self, problem) -> None:
-        self.pause()
+        self._halt()
         sim = Simulation(problem)          # raises before anything is replaced
         self.sim = sim
         self._start_recording(first_row_now=True)
@@ -351,7 +359,7 @@ class SimulationWorker(QObject):
         self._emit_frame()
 
     def _load(self, problem, m, t, steps) -> None:
-        self.pause()
+        self._halt()
         sim = Simulation(problem, m0=None if m is None else np.asarray(m))
         sim.state.t = float(t)
         sim.steps = int(steps)

@@ -3,6 +3,8 @@
     xvfb-run -a python scripts/screenshots.py              # everything
     xvfb-run -a python scripts/screenshots.py --only main overlay sp4
 
+- docs/window_1024x700.png, docs/window_1920x1080.png: the whole window at the smallest and a
+  common screen size (the vortex-disk example run for 0.2 ns).
 - docs/screenshot.png: the main window with the vortex-disk example run for 0.4 ns.
 - docs/screenshot_error_overlay.png: the same disk with the demag method "neural+probe" and the
   overlay "surrogate error" (log scale), the "Surrogate error" dock in front.
@@ -70,7 +72,8 @@ def grab(w, out: Path) -> Path:
         raise SystemExit(f"could not write {out}")
     f = w.latest_frame
     print(f"wrote {out} ({image.width()}x{image.height()}), t = {f.t * 1e9:.3f} ns, "
-          f"<m> = ({f.mean_m[0]:.3f}, {f.mean_m[1]:.3f}, {f.mean_m[2]:.3f}), rows = {len(w.table_rows)}")
+          f"<m> = ({f.mean_m[0]:.3f}, {f.mean_m[1]:.3f}, {f.mean_m[2]:.3f}), rows = {len(w.table_rows)}"
+          + (f"; last message: {w.last_error}" if w.last_error else ""))
     return out
 
 
@@ -111,6 +114,24 @@ def shot_overlay(w, docs: Path, timeout: float):
     return grab(w, docs / "screenshot_error_overlay.png")
 
 
+def shot_size(w, size, docs: Path, timeout: float):
+    """The whole window at a given size (the layout check of issue 10): the vortex-disk example
+    run for 0.2 ns, the energy-density overlay on, the Example dock in front."""
+    from nmag_gui.examples_menu import load_catalog
+    entry = [e for e in load_catalog() if e.path.stem == "vortex_disk"][0]
+    w.resize(*size)
+    wait(0.5)
+    w.examples.load_example(entry.load(), entry)
+    w.view.set_overlay_kind("none")
+    w.examples.info_dock.raise_()
+    w.bottom_tabs.setCurrentIndex(0)
+    wait(1.0)
+    run_to(w, 0.2, timeout)
+    out = grab(w, docs / f"window_{size[0]}x{size[1]}.png")
+    w.resize(1800, 1060)
+    return out
+
+
 def shot_example(w, entry, docs: Path, timeout: float):
     from nmag_gui.worker import IDLE
     name = entry.path.stem
@@ -133,7 +154,7 @@ def shot_example(w, entry, docs: Path, timeout: float):
 def main(argv=None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default=str(ROOT / "docs"))
-    ap.add_argument("--only", nargs="*", help="main, overlay and/or example names (e.g. sp4)")
+    ap.add_argument("--only", nargs="*", help="1024x700, 1920x1080, main, overlay and/or example names (e.g. sp4)")
     ap.add_argument("--timeout", type=float, default=60.0, help="wall-time limit of each run (s)")
     args = ap.parse_args(argv)
 
@@ -151,6 +172,9 @@ def main(argv=None) -> list[Path]:
     want = set(args.only or [])
     out = []
     try:
+        for size in ((1024, 700), (1920, 1080)):
+            if not want or f"{size[0]}x{size[1]}" in want:
+                out.append(shot_size(w, size, docs, args.timeout))
         if not want or "main" in want:
             out.append(shot_main(w, docs, args.timeout))
         if not want or "overlay" in want:

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("pytestqt")
 import nmag_gui  # noqa: F401,E402
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QLabel, QScrollArea, QTabBar  # noqa: E402
+from PySide6.QtWidgets import QLabel, QScrollArea, QTabBar, QToolButton  # noqa: E402
 
 from engine import InitialState, Material, Mesh, Problem, ShapeOp  # noqa: E402
 from nmag_gui.examples_menu import load_catalog  # noqa: E402
@@ -190,9 +190,16 @@ def test_layout_is_usable_from_1024x700_to_2560x1440(qtbot, window, size):
     assert bars
     for bar in bars:
         assert bar.elideMode() == Qt.ElideNone
-        titles = [bar.tabText(i) for i in range(bar.count())]
-        assert "Surrogate error" in titles or "Sample and settings" in titles or titles
-    assert w.surrogate_dock.width() >= 220 and w.left_dock.width() >= 260
+        assert bar.sizeHint().width() <= bar.width() + 2, [bar.tabText(i) for i in range(bar.count())]
+    assert w.surrogate_dock.width() >= 250 and w.left_dock.width() >= 260
+    # the geometry editor's tools wrap: Subtract is a visible button, not in an overflow menu
+    w.tabs.setCurrentIndex(0)
+    qtbot.wait(200)
+    sub = [b for b in w.editor.tool_buttons.findChildren(QToolButton)
+           if b.defaultAction() is w.editor._mode_actions["subtract"]][0]
+    viewport = w.tabs.currentWidget().viewport()
+    right = sub.mapTo(viewport, sub.rect().topRight()).x()
+    assert sub.isVisible() and right <= viewport.width()
     assert w.bottom_dock.height() >= (180 if size[1] < 800 else 400)    # not 100 px of plots
     assert w.width() <= size[0] + 1 and w.height() <= size[1] + 1
 
@@ -278,6 +285,25 @@ def test_field_sweep_fills_the_time_plots_and_counts_steps(qtbot, window):
     w.plots.refresh()
     assert len(w.plots.m_series) >= 5                          # was empty: t stands still in a sweep
     assert max(rates) > 0                                      # was 0.0 steps/s
+
+
+def test_run_pressed_as_an_example_loads_starts_the_run(qtbot, window, monkeypatch):
+    from engine.simulation import Simulation
+    w = window
+    entry = [e for e in load_catalog() if e.path.stem == "vortex_disk"][0]
+    real_init = Simulation.__init__
+
+    def slow_init(self, *args, **kwargs):        # building a simulation takes a while (kernels)
+        time.sleep(0.5)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Simulation, "__init__", slow_init)
+    w.reset()                                    # the worker is busy building ...
+    w.examples.load_example(entry.load(), entry)  # ... when the example's pause and reset queue up
+    w.run()                                      # Run pressed before the worker built the example
+    qtbot.waitUntil(lambda: w.latest_frame is not None and w.latest_frame.steps >= 3, timeout=TIMEOUT_MS)
+    w.pause()
+    settle(qtbot, w)
 
 
 def test_new_clears_the_example_text(qtbot, window):
