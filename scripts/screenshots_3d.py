@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 SHOTS = {
     "sp3_flower": (None, "3d"),
     "sp3_vortex": (None, "3d"),
-    "vortex_thick_disk_3d": (None, "3d"),
+    "vortex_thick_disk_3d": (0.1, "3d"),     # the core at its most bent
     "skyrmion_tube_3d": (0.0, "3d"),
     "nanowire_wall_3d": (0.5, "3d"),
 }
@@ -75,7 +75,9 @@ def snapshots(entry, cache: Path):
 def shot(w, entry, docs: Path, cache: Path) -> Path:
     t_ns, camera = SHOTS[entry.path.stem]
     t, m = snapshots(entry, cache)
-    i = len(t) - 1 if t_ns is None else int(np.argmin(np.abs(t - t_ns * 1e-9)))
+    # the last snapshot nearest the time: after a relax stage (several snapshots at one t)
+    d = np.abs(t - (t[-1] if t_ns is None else t_ns * 1e-9))
+    i = int(np.flatnonzero(d == d.min())[-1])
     w.examples.load_example(entry.load(), entry)          # what the Examples menu calls
     wait(1.0)
     w.load_problem(entry.load(), m=m[i], t=float(t[i]))

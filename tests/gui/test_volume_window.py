@@ -1,0 +1,86 @@
+"""The 3D view in the real window (Xvfb): a thick sample gets the surface, the slice and the
+isosurface; the slice shows exactly the cells it cuts; the isosurface moves with the state;
+a film keeps the flat view; the 3D examples load from the catalog."""
+import numpy as np
+import pytest
+
+from engine import InitialState, Material, Mesh, Problem, ShapeOp
+from nmag_gui.examples_menu import load_catalog
+from nmag_gui.volume_scene import cells_cut_by_plane
+
+pytestmark = pytest.mark.gui
+
+
+def thick_disk(cx=0.0):
+    """A small permalloy disk, 60 nm across and 18 nm thick (6 layers), vortex core at x = cx."""
+    p = Problem(title="thick disk")
+    p.mesh = Mesh((20, 20, 6), (3.0, 3.0, 3.0))
+    p.materials = [Material(name="permalloy")]
+    p.geometry = [ShapeOp("cylinder", "add", "permalloy", {"radius_nm": 30.0, "height_nm": 18.0})]
+    p.initial = InitialState("vortex", {"core_nm": 6.0, "center_nm": [cx, 0.0]})
+    return p.validate()
+
+
+def iso_x(layer):
+    pts = layer.isosurface().points
+    assert len(pts) > 0
+    return float(pts[:, 0].mean())
+
+
+def test_slice_shows_the_cells_it_cuts_in_the_window(qtbot, open_main_window):
+    w = open_main_window(thick_disk())
+    layer, controls = w.view.volume_layer, w.view.volume_controls
+    assert layer.active and controls.isVisible()
+    assert all(layer._actors[p].GetVisibility() for p in ("surface", "slice", "iso", "arrows"))
+    assert not any(item[2].GetVisibility() for item in w.view.scene._layers)   # no stacked quads
+    mask = (w.drawn_frame.m ** 2).sum(axis=0) > 0.25
+    for axis, normal in (("x", (1, 0, 0)), ("z", (0, 0, 1))):
+        controls.set_slice_axis(axis)
+        n, point = layer.slice_plane
+        np.testing.assert_allclose(n, normal)
+        expect = np.nonzero((cells_cut_by_plane(mask.shape, layer._cell, layer._origin, n, point) & mask).ravel())[0]
+        np.testing.assert_array_equal(layer.slice_cells(), expect)
+    # the slice is coloured by the colour mode of the view (mz here)
+    w.view.set_color_by("mz")
+    w.view.show_frame(w.drawn_frame, (3.0, 3.0, 3.0))
+    np.testing.assert_allclose(layer.slice.cell_data["color"],
+                               w.drawn_frame.m[2].ravel()[layer._slice_cell], atol=1e-6)
+    controls.look_along_slice()
+    cam = np.subtract(w.view.plotter.camera.position, w.view.plotter.camera.focal_point)
+    assert abs(abs(cam[2]) - np.linalg.norm(cam)) < 1e-6 * np.linalg.norm(cam)   # along z
+    # the picture: the slice's colours are on screen
+    img = w.view.plotter.screenshot(return_img=True)
+    assert img.std() > 5
+
+
+def test_isosurface_moves_with_the_state(qtbot, open_main_window):
+    w = open_main_window(thick_disk(cx=-12.0))
+    layer, controls = w.view.volume_layer, w.view.volume_controls
+    controls.iso_spin.setValue(0.5)                      # the core: mz > 1/2
+    assert (layer.iso_component, layer.iso_value) == ("mz", 0.5)
+    x0 = iso_x(layer)
+    assert abs(x0 + 12.0) < 2.0
+    first = w.drawn_frame
+    w.load_problem(thick_disk(cx=12.0))
+    qtbot.waitUntil(lambda: w.drawn_frame is not None and w.drawn_frame is not first
+                    and w.drawn_frame.m[2, 0, 10, 14] > 0.5, timeout=15000)
+    assert abs(iso_x(layer) - 12.0) < 2.0
+
+
+def test_a_film_keeps_the_flat_view(qtbot, open_main_window):
+    p = thick_disk()
+    p.mesh = Mesh((20, 20, 1), (3.0, 3.0, 3.0))
+    p.geometry = [ShapeOp("ellipse", "add", "permalloy", {"radii_nm": [30.0, 30.0]})]
+    w = open_main_window(p.validate())
+    assert not w.view.volume_layer.active and not w.view.volume_controls.isVisible()
+    assert w.view.scene._layers[0][2].GetVisibility()
+
+
+def test_3d_examples_are_in_the_catalog_and_load():
+    entries = {e.path.name: e for e in load_catalog()}
+    for name in ("sp3_flower.toml", "sp3_vortex.toml", "vortex_thick_disk_3d.toml",
+                 "skyrmion_tube_3d.toml", "nanowire_wall_3d.toml"):
+        assert name in entries, name
+        p = entries[name].load()
+        assert p.mesh.n[2] >= 8 or name.startswith("sp3")
+        assert (p.regions() >= 0).sum() > 0
