@@ -202,3 +202,21 @@ def test_energy_check_tolerance_is_relative_and_documented():
     from engine import simulation
     assert 0 < simulation.ENERGY_RISE_TOL <= 1e-2 and simulation.ENERGY_CHECK_EVERY >= 1
     assert math.isfinite(simulation.ENERGY_RISE_TOL)
+
+
+def test_thread_policy_counts_free_cores_and_never_spins(monkeypatch):
+    import os
+    from engine import threads
+    monkeypatch.delenv("NMAG_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.choose_threads(cores=8, load=0.0) == 8
+    assert threads.choose_threads(cores=8, load=5.2) == 3
+    assert threads.choose_threads(cores=2, load=14.0) == 1        # never below one
+    monkeypatch.setenv("NMAG_THREADS", "3")
+    assert threads.choose_threads(cores=2, load=14.0) == 3        # an explicit count wins
+    assert os.environ["OMP_WAIT_POLICY"] in ("PASSIVE", "passive") or "OMP_WAIT_POLICY" in os.environ
+    saved = torch.get_num_threads()
+    try:
+        assert threads.apply_thread_policy(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
