@@ -557,6 +557,16 @@ class GeometryEditor(QWidget):
         mask = ImageMask(path, threshold).cell_mask(self._mesh.n[0], self._mesh.n[1])
         self._commit(mask, self._value(), f"Import mask ({self._mode})")
 
+    def import_surface(self, path, fit: bool = True):
+        """Paint the cells inside a closed surface mesh (STL, OBJ, PLY, VTK, ...; voxelised by
+        ray parity) with the current mode and region, in all layers, as one undo step. With
+        fit the mesh is scaled to fill the grid, else its coordinates are taken as nm."""
+        from .surface_import import surface_cells
+        inside = surface_cells(path, self._mesh, fit=fit)
+        new = self._map.copy()
+        new[inside] = self._value()
+        self._push(new, f"Import mesh ({self._mode})")
+
     def fill_layer(self):
         """Paint every cell of the target layer(s) with the current region (add) or vacuum."""
         self._commit(np.ones(self._mesh.n[1::-1], dtype=bool), self._value(), "Fill")
@@ -619,7 +629,9 @@ class GeometryEditor(QWidget):
         for text, tip, slot in (("Fill", "Fill the layer with the current region", self.fill_layer),
                                 ("Clear", "Empty the layer (all vacuum)", self.clear_layer),
                                 ("Import mask…", "Apply a PNG mask (dark = magnet) stretched over the grid",
-                                 self._import_dialog)):
+                                 self._import_dialog),
+                                ("Import mesh…", "Fill the inside of a closed surface mesh (STL, OBJ, PLY, VTK) "
+                                 "scaled to the grid, in every layer", self._import_surface_dialog)):
             a = QAction(text, self)
             a.setToolTip(tip)
             a.triggered.connect(lambda _c=False, s=slot: self._guard(s))
@@ -799,6 +811,12 @@ class GeometryEditor(QWidget):
         self._layer = int(v)
         self.canvas.set_layer(self._map[self._layer])
         self._update_preview()
+
+    def _import_surface_dialog(self):
+        from .surface_import import FILE_FILTER
+        path, _ = QFileDialog.getOpenFileName(self, "Import surface mesh", "", FILE_FILTER)
+        if path:
+            self.import_surface(path)
 
     def _import_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Import mask", "", "Images (*.png *.bmp *.jpg *.gif);;All files (*)")

@@ -73,3 +73,19 @@ def test_solids_of_a_problem_file_and_the_preview(qtbot, editor):
 def test_film_hides_the_3d_controls(qtbot, editor):
     editor.set_mesh((NX, NY, 1), (D, D, D))
     assert not editor.z_from_spin.isVisibleTo(editor) and not editor.preview_box.isVisibleTo(editor)
+
+
+def test_import_a_surface_mesh_of_any_format(qtbot, editor, tmp_path):
+    import pyvista as pv
+    pv.Sphere(radius=1.0, theta_resolution=24, phi_resolution=24).save(tmp_path / "ball.ply")
+    pv.Cube(x_length=2, y_length=2, z_length=2).triangulate().save(tmp_path / "box.stl")
+    editor.import_surface(tmp_path / "ball.ply")              # scaled to fill the 48 x 40 x 12 nm grid
+    ball = editor.region_map() >= 0
+    # the ball fills the grid's smallest extent (12 nm high): its cells form a sphere of ~6 nm
+    assert ball[:, NY // 2, NX // 2].all() and not ball[:, 0, 0].any()
+    assert 0.6 * 4 / 3 * np.pi * 6 ** 3 < ball.sum() * D ** 3 < 1.2 * 4 / 3 * np.pi * 6 ** 3
+    editor.undo_stack.undo()
+    editor.import_surface(tmp_path / "box.stl")              # a cube: fills 12 x 12 x 12 nm
+    assert (editor.region_map() >= 0).sum() == 6 * 6 * 6
+    with pytest.raises(ProblemError):
+        editor.import_surface(tmp_path / "nothing.ply")
