@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ProblemError
+from .validation import check_keys
 
 
 @dataclass
@@ -182,30 +183,12 @@ SHAPE_KEYS = {
 }
 
 
-def _check_keys(params: dict, key: str, allowed) -> None:
-    """Refuse an unknown key, naming the nearest known one (keys starting with _ are internal)."""
-    try:
-        from .validation import check_keys
-    except ImportError:
-        check_keys = None
-    if check_keys is not None:
-        check_keys(params, key, allowed)
-        return
-    import difflib
-    for k in params:
-        if k.startswith("_") or k in allowed:
-            continue
-        near = difflib.get_close_matches(k, list(allowed), n=1, cutoff=0.5)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise ProblemError(f"{key}.{k}", params[k], "a known key: " + ", ".join(allowed) + hint)
-
-
 def shape_from_op(op, key="geometry"):
     """Build the shape object of a ShapeOp, checking its parameters (unknown keys refused)."""
     from .problem import check_vector, check_number, check_choice
     p = op.params
     if op.shape in SHAPE_KEYS:
-        _check_keys(p, key, SHAPE_KEYS[op.shape])
+        check_keys(p, key, SHAPE_KEYS[op.shape])     # unknown keys: nearest known one suggested
     if op.shape in FLAT_SHAPES:
         _check_z_range(p, key)
     if op.shape == "rectangle":
