@@ -226,6 +226,8 @@ class SpinView(QWidget):
             self._hover_at = now
             x, y = iren.GetEventPosition()
             cell = self.scene.cell_at(x, y)
+            if cell is None and self.volume_layer.active:     # a thick sample: surface or slice
+                cell = self.volume_layer.cell_at(x, y)
             text = "" if cell is None else self.scene.cell_info(*cell)
             if text != self.hover_text:
                 self.hover_text = text

@@ -257,7 +257,7 @@ class VolumeLayer:
             if name == "slice":   # the slice sits on faces of cells: keep it in front of them
                 mapper.SetResolveCoincidentTopologyToPolygonOffset()
                 mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(-1.0, -1.0)
-            p.add_actor(actor, reset_camera=False, pickable=False)
+            p.add_actor(actor, reset_camera=False, pickable=True)     # hover picks from its own list
             self._actors[name] = actor
         # isosurface: flying edges on the cell centres, clipped where the magnet ends
         self._centres = pv.ImageData(dimensions=(nx, ny, nz), spacing=(dx, dy, dz),
@@ -552,6 +552,32 @@ class VolumeLayer:
         p.reset_camera()
 
     # ------------------------------------------------------------------ what is drawn (tests, hover)
+    def cell_at(self, x: int, y: int):
+        """The cell (k, j, i) under display position (x, y) (VTK pixels, origin bottom left) on
+        the surface or the slice, or None (nothing there, or a film)."""
+        if not self.active or self.plotter is None:
+            return None
+        picker = getattr(self, "_picker", None)
+        if picker is None:
+            picker = self._picker = vtk.vtkCellPicker()
+            picker.SetTolerance(0.0)
+            picker.PickFromListOn()
+        picker.InitializePickList()
+        for name in ("slice", "surface"):
+            actor = self._actors.get(name)
+            if actor is not None and actor.GetVisibility():
+                picker.AddPickList(actor)
+        if not picker.Pick(x, y, 0, self.plotter.renderer):
+            return None
+        cid = picker.GetCellId()
+        actor = picker.GetActor()
+        cells = self._slice_cell if actor is self._actors.get("slice") else self._surface_cell
+        if not 0 <= cid < len(cells):
+            return None
+        k, j, i = np.unravel_index(int(cells[cid]), self._shape)
+        return int(k), int(j), int(i)
+
+
     def slice_cells(self) -> np.ndarray:
         """Flat indices (into (nz, ny, nx)) of the cells the slice shows."""
         return np.unique(self._slice_cell)

@@ -84,3 +84,24 @@ def test_3d_examples_are_in_the_catalog_and_load():
         p = entries[name].load()
         assert p.mesh.n[2] >= 8 or name.startswith("sp3")
         assert (p.regions() >= 0).sum() > 0
+
+
+def test_hover_and_overlay_on_a_thick_sample(qtbot, open_main_window):
+    w = open_main_window(thick_disk())
+    layer = w.view.volume_layer
+    w.view.set_camera("top")
+    w.view.show_frame(w.drawn_frame, (3.0, 3.0, 3.0))
+    qtbot.wait(300)
+    iw = w.view.plotter.interactor
+    # the middle of the view from the top: the disk's top layer (the cut-away leaves y < slice)
+    cell = layer.cell_at(iw.width() // 2, int(iw.height() * 0.45))
+    assert cell is not None and cell[0] == 5            # the top layer of 6
+    assert "m = (" in w.view.scene.cell_info(*cell)
+    # an overlay chosen in the view's toolbar colours surface and slice by its values
+    w.view.set_overlay_kind("energy_density")
+    qtbot.waitUntil(lambda: layer._overlay is not None, timeout=15000)
+    values = w.view.scene.overlay_values()
+    np.testing.assert_allclose(layer.slice.cell_data["color"], values.ravel()[layer._slice_cell], rtol=1e-5)
+    w.view.set_overlay_kind("none")
+    w.view.show_frame(w.drawn_frame, (3.0, 3.0, 3.0))
+    assert layer._overlay is None
