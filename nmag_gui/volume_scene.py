@@ -206,6 +206,7 @@ class VolumeLayer:
         self.plotter = scene.plotter
         self.active = int(shape_zyx[0]) >= self.min_layers
         if not self.active:
+            scene.film_hidden = False
             self._set_multisampling(True)
             self._actors, self._shape, self._mask, self._m, self._overlay = {}, None, None, None, None
             if self.on_build is not None:
@@ -362,6 +363,7 @@ class VolumeLayer:
         sc = self.scene
         if sc is None or not hasattr(sc, "color_by"):
             return
+        sc.film_hidden = True       # a scene that honours it skips colouring its hidden quads
         for item in list(getattr(sc, "_layers", [])) + list(getattr(sc, "_overlay_layers", [])):
             item[2].SetVisibility(False)
         if getattr(sc, "arrow_actor", None) is not None:
@@ -389,6 +391,8 @@ class VolumeLayer:
     def remove(self, scene) -> None:
         p = scene.plotter if scene is not None else self.plotter
         self.disable_slice_widget()
+        if scene is not None:
+            scene.film_hidden = False
         if self.active and scene is not None:      # give the film its pictures back
             for item in list(getattr(scene, "_layers", [])):
                 item[2].SetVisibility(True)
