@@ -30,8 +30,7 @@ import torch
 
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
-from .fft_backends import (FFTWPipeline, ScipyPipeline, TorchPipeline, available_backends,
-                           choose_backend, make_pipeline)
+from .fft_backends import available_backends, choose_backend, make_pipeline
 
 
 class Demag:
@@ -123,13 +122,14 @@ class FFTDemag(Demag):
     # forward and inverse transforms: delegated to the backend chosen for this shape
     @property
     def backend(self) -> str:
-        """Name of the FFT backend in use ("torch", "scipy" or "fftw"): see engine.fft_backends."""
+        """Name of the FFT backend in use ("torch", "scipy", "fftw", or "forward+inverse" when
+        the two directions come from two backends): see engine.fft_backends."""
         return self._pipe.name
 
     def _use_pipeline(self, pipe) -> None:
         self._pipe = pipe
         self._kneg = {c: k * pipe.scale if pipe.scale != 1.0 else k for c, k in self._kneg_unit.items()}
-        self._general = self._pipe if isinstance(pipe, (TorchPipeline, ScipyPipeline)) else None
+        self._general = None
 
     def _general_pipe(self):
         """A pipeline for any leading shape (batches): the chosen one unless it is buffer-bound."""
@@ -159,7 +159,7 @@ class FFTDemag(Demag):
     def _convolve(self, M: torch.Tensor) -> torch.Tensor:
         """-N * M; may return a view of a buffer that the next call overwrites."""
         pipe = self._pipe
-        if isinstance(pipe, FFTWPipeline) and not pipe.accepts(M):
+        if not pipe.accepts(M):
             pipe = self._general_pipe()
         k = self._kneg if pipe is self._pipe else self._kneg_unit
         return pipe.inverse(self._multiply(pipe.forward(M.detach()), k))
@@ -168,12 +168,13 @@ class FFTDemag(Demag):
         """H_d = -N * M for a magnetization M in A/m, (3, nz, ny, nx) (or a batch along the
         third-last axis for a film); a new tensor of its own."""
         H = self._convolve(M)
-        return H.clone() if isinstance(self._pipe, FFTWPipeline) else H
+        return H.clone() if self._pipe.reuses_output else H
 
     def h(self, state) -> torch.Tensor:
         pipe = self._pipe
-        if isinstance(pipe, FFTWPipeline) and state.m.device.type == "cpu" and state.m.dtype == self.dtype:
-            torch.mul(state.Ms, state.m, out=pipe.input_view())   # M straight into FFTW's buffer
+        buf = pipe.input_view()
+        if buf is not None and state.m.device.type == "cpu" and state.m.dtype == self.dtype:
+            torch.mul(state.Ms, state.m, out=buf)   # M straight into FFTW's input buffer
             return pipe.inverse(self._multiply(pipe.forward(None), self._kneg)) * state.mask
         return self._convolve(state.Ms * state.m) * state.mask
 

@@ -72,14 +72,31 @@ def test_auto_measures_once_then_reads_the_cache(private_cache):
     dem = FFTDemag(n, d, torch.float32)
     data = json.loads((private_cache / "fft_backends.json").read_text())
     key = fb.shape_key(n, torch.float32, torch.get_num_threads())
-    assert data[key]["backend"] == dem.backend
-    assert set(data[key]["times_ms"]) == set(HERE)
+    fwd, inv = data[key]["forward"], data[key]["inverse"]
+    assert dem.backend == (fwd if fwd == inv else f"{fwd}+{inv}")
+    assert set(data[key]["forward_ms"]) == set(data[key]["inverse_ms"]) == set(HERE)
+    # the fastest of each direction was kept
+    assert data[key]["forward_ms"][fwd] == min(data[key]["forward_ms"].values())
+    assert data[key]["inverse_ms"][inv] == min(data[key]["inverse_ms"].values())
     # a planted choice is obeyed: proof that the cache is read, not re-measured
-    other = next(b for b in HERE if b != dem.backend) if len(HERE) > 1 else dem.backend
-    data[key]["backend"] = other
+    data[key]["forward"], data[key]["inverse"] = "torch", HERE[-1]
     (private_cache / "fft_backends.json").write_text(json.dumps(data))
     pipe, how = fb.choose_backend(n, (1, 32, 48), torch.float32)
-    assert (pipe.name, how) == (other, "cached")
+    assert how == "cached" and pipe.name == ("torch" if HERE[-1] == "torch" else f"torch+{HERE[-1]}")
+
+
+@pytest.mark.parametrize("fwd", HERE)
+@pytest.mark.parametrize("inv", HERE)
+def test_every_forward_inverse_pair_equals_torch(fwd, inv):
+    """Auto may pair the fastest forward of one backend with the fastest inverse of another."""
+    n, d, dtype = (14, 9, 2), (2e-9, 1e-9, 3e-9), torch.float64
+    padded = (4, 18, 28)
+    pipe = fb._pair(fwd, inv, {}, n, padded, dtype, "cpu", 1)
+    dem = FFTDemag(n, d, dtype, fft="torch")
+    ref = dem.h_from_M(_random_M(n, dtype))
+    dem._use_pipeline(pipe)
+    got = dem.h_from_M(_random_M(n, dtype))
+    assert float((got - ref).abs().max() / ref.abs().max()) < 1e-13
 
 
 def test_a_damaged_cache_is_measured_again(private_cache):
