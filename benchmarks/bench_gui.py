@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
         # the worker's path into the window, at the highest rate the GUI thread accepts
         frames = replay["frames"]
         if frames:
-            w.on_frame(frames[replay["i"] % len(frames)])
+            w.session._on_frame(frames[replay["i"] % len(frames)])
             replay["i"] += 1
 
     feeder.timeout.connect(feed)
@@ -129,7 +129,7 @@ def main(argv=None) -> dict:
         draw_ms.clear()
         render_ms.clear()
         state["t_start"] = time.perf_counter()
-        state["frames0"] = w.frames_received
+        state["frames0"] = w.session.frames_received
         f = w.latest_frame
         state["steps0"], state["sim_t0"] = (f.steps, f.t) if f else (0, 0.0)
         clock.start()
@@ -143,7 +143,7 @@ def main(argv=None) -> dict:
         results_by_phase[name] = {
             "seconds": dur,
             "view_fps": len(draw_ms) / dur,
-            "frames_received_per_s": (w.frames_received - state["frames0"]) / dur,
+            "frames_received_per_s": (w.session.frames_received - state["frames0"]) / dur,
             "update_arrays_ms": stats(draw_ms),
             "render_ms": stats(render_ms),
             "renders_per_s": len(render_ms) / dur,

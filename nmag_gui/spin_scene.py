@@ -204,7 +204,8 @@ class SpinScene:
         self._picker = vtk.vtkCellPicker()
         self._picker.SetTolerance(0.0)
         self._picker.PickFromListOn()
-        self.screen_size = (800, 600)              # the widget tells the scene its size
+        # pixels of the view (the Qt widget keeps this up to date; an off-screen plotter has its own)
+        self.screen_size = tuple(int(v) for v in getattr(plotter, "window_size", (800, 600)))
         self.plotter.set_background(BACKGROUND)
         self.plotter.add_axes(color="white", line_width=2, viewport=(0.0, 0.0, 0.12, 0.16))
         self._init_overlay_lut()
@@ -225,10 +226,14 @@ class SpinScene:
         for layer in self._extra_layers:
             layer.update(frame)
         self.render()
+        self._count_frame()
 
     def render(self) -> None:
-        """Ask for one render (counted for `fps`)."""
+        """Ask for one render (a widget update: several requests before the paint render once)."""
         self.request_render()
+
+    def _count_frame(self) -> None:
+        """One drawn frame for `fps` (an overlay or layer update inside it is not another)."""
         self.frames_drawn += 1
         now = time.perf_counter()
         self._render_times.append(now)
@@ -699,9 +704,10 @@ class SpinScene:
         return f"{name}: {exc}"
 
     def _add_wheel_legend(self):
+        from PySide6.QtGui import QGuiApplication
         iren = getattr(self.plotter, "iren", None)
-        if iren is None or getattr(iren, "interactor", None) is None:
-            return None                 # an off-screen plotter: no widget legend
+        if iren is None or getattr(iren, "interactor", None) is None or QGuiApplication.instance() is None:
+            return None                 # an off-screen plotter, or no Qt to draw the wheel with
         image = _qimage_to_vtk(hsv_wheel_image(128))
         rep = vtk.vtkLogoRepresentation()
         rep.SetImage(image)

@@ -254,7 +254,7 @@ def test_screenshot_of_the_3d_view_is_not_blank(qtbot, tmp_path):
 
 
 # --------------------------------------------------------------------------- the scene off-screen
-def test_spin_scene_draws_a_frame_off_screen_with_overlay_and_an_extra_layer():
+def test_spin_scene_draws_a_frame_off_screen_with_overlay_and_an_extra_layer(qapp):
     from nmag_gui.spin_scene import SpinScene
     p = small_problem()
     sim = Simulation(p)
@@ -295,5 +295,24 @@ def test_spin_scene_draws_a_frame_off_screen_with_overlay_and_an_extra_layer():
         assert img.var() > 0
         scene.remove_layer(layer)
         assert calls[-1] == ("remove",)
+    finally:
+        pl.close()
+
+
+def test_probe_note_does_not_ask_for_the_method_already_chosen(qapp):
+    from nmag_gui.spin_scene import SpinScene
+    p = small_problem()
+    sim = Simulation(p)
+    pl = pv.Plotter(off_screen=True, window_size=(320, 240))
+    try:
+        scene = SpinScene(pl)
+        scene.set_overlay_kind("error")
+        scene.show_frame(dataclasses.replace(sim.frame(), demag_method="neural+probe"), p.mesh.cell_nm)
+        note = scene.overlay_note().replace("\n", " ")
+        assert "waiting for the first error probe" in note and "choose" not in note
+        scene.show_frame(sim.frame(), p.mesh.cell_nm)                       # fft: say what to choose
+        assert "neural + error" in scene.overlay_note().replace("\n", " ")
+        # the note is wrapped to the view's width (it was cut off at the right)
+        assert max(len(line) for line in scene.overlay_note().splitlines()) <= 34   # 320 px wide
     finally:
         pl.close()
