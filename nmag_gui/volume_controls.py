@@ -74,6 +74,7 @@ class VolumeControls(QWidget):
         self.along_button.clicked.connect(lambda: self._guard(self.look_along_slice))
         row.addWidget(self.along_button)
         self.status = ""
+        self.suggested_for = None       # the example whose suggested 3D view was applied
 
     # ---------------------------------------------------------------- commands (tests use them)
     def set_slice_axis(self, axis: str) -> None:
@@ -166,7 +167,16 @@ def install_volume_view(view):
     controls.setVisible(False)
     view.layout().insertWidget(1, controls)
 
-    layer.on_build = lambda lay: controls.setVisible(lay.active)
+    def on_build(lay):
+        controls.setVisible(lay.active)
+        # an example loaded from the Examples menu: apply its suggested 3D view once
+        examples = getattr(view.window(), "examples", None)
+        entry = getattr(examples, "entry", None)
+        if lay.active and entry is not None and entry is not controls.suggested_for:
+            controls.suggested_for = entry
+            controls.suggest(entry.path)
+
+    layer.on_build = on_build
     view.scene.add_layer(layer)
     view.volume_layer, view.volume_controls = layer, controls
     return layer, controls

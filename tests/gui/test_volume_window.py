@@ -105,3 +105,14 @@ def test_hover_and_overlay_on_a_thick_sample(qtbot, open_main_window):
     w.view.set_overlay_kind("none")
     w.view.show_frame(w.drawn_frame, (3.0, 3.0, 3.0))
     assert layer._overlay is None
+
+
+def test_an_example_from_the_menu_gets_its_suggested_3d_view(qtbot, open_main_window):
+    w = open_main_window(thick_disk())
+    entry = [e for e in load_catalog() if e.path.stem == "sp3_vortex"][0]
+    w.examples.load_example(entry.load(), entry)            # what the Examples menu calls
+    layer = w.view.volume_layer
+    qtbot.waitUntil(lambda: layer._shape == (16, 16, 16) and layer.iso_component == "mx", timeout=20000)
+    assert layer.iso_value == 0.5 and layer.arrows_on_slice
+    np.testing.assert_allclose(layer.slice_plane[0], (1, 0, 0))
+    assert w.view.volume_controls.axis_combo.currentText() == "x"
