@@ -275,6 +275,15 @@ class SweepDock(QDockWidget):
     def is_running(self) -> bool:
         return self._thread is not None
 
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Stop a running sweep and wait for its thread (the window closes): what finished is
+        in the results file; a point running in this process finishes first."""
+        if self._thread is None:
+            return
+        self._runner.stop()
+        self._thread.quit()
+        self._thread.wait(timeout_ms)
+
     @Slot(dict)
     def on_point(self, result: dict) -> None:
         self.results[int(result["index"])] = result
