@@ -339,7 +339,8 @@ def test_idle_window_uses_little_cpu(qtbot, window):
     t1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
     share = cpu / (time.perf_counter() - wall)
-    assert share < 0.05, f"idle window used {100 * share:.1f} % of a core"     # was about 9 %
+    # a guard: the issue saw 9 %; on this machine the old window measured 0.01-0.02 % as well
+    assert share < 0.05, f"idle window used {100 * share:.1f} % of a core"
 
 
 def test_overlay_scale_bar_title_clears_the_bar_and_the_probe_note_is_whole(qtbot, window):
@@ -400,5 +401,30 @@ def test_refused_edit_leaves_engine_and_window_as_they_were(qtbot, window, monke
     type_into(qtbot, w.panels["field"].field_widget("B_mT[0]"), "30")      # later edits still work
     qtbot.waitUntil(lambda: w.problem.field.B_mT[0] == 30.0, timeout=TIMEOUT_MS)
     settle(qtbot, w)
+    run_steps(qtbot, w, 2)
+    assert np.isfinite(w.latest_frame.m).all()
+
+
+def test_choosing_cuda_on_a_cpu_machine_mid_run_changes_nothing(qtbot, window):
+    """Issue 9: the device box said cuda, sim.problem went to cuda, the state stayed on the CPU
+    and every later edit failed. Now the choice is refused, the box shows the CPU again, and
+    the run and later edits go on."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    w = window
+    w.run()
+    qtbot.waitUntil(lambda: w.run_state == "running", timeout=TIMEOUT_MS)
+    combo = w.panels["solver"].device_combo
+    w.session.last_error = None
+    combo.setCurrentIndex(combo.findData("cuda"))
+    qtbot.waitUntil(lambda: w.last_error is not None, timeout=TIMEOUT_MS)
+    assert "cuda" in w.last_error.lower()
+    qtbot.waitUntil(lambda: combo.currentData() == "cpu", timeout=TIMEOUT_MS)    # shown as it runs
+    assert w.problem.solver.device == "cpu"
+    w.pause()
+    settle(qtbot, w)
+    type_into(qtbot, w.panels["field"].field_widget("B_mT[1]"), "12")
+    qtbot.waitUntil(lambda: w.problem.field.B_mT[1] == 12.0, timeout=TIMEOUT_MS)
     run_steps(qtbot, w, 2)
     assert np.isfinite(w.latest_frame.m).all()
