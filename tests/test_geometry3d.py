@@ -2,6 +2,7 @@
 error of counting cell centres), flat shapes extruded over a z range, the shape operations in
 3D, and surface meshes (STL ASCII/binary, OBJ) voxelised by ray parity."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,16 @@ def test_bad_surface_files_are_refused_with_a_message(tmp_path):
     with pytest.raises(ProblemError) as e:
         cells([ShapeOp("mesh", "add", "py", {"path": "part.ply"})], (4, 4, 4), base_dir=tmp_path)
     assert ".stl or .obj" in str(e.value)
+
+
+def test_the_engine_voxelises_without_pyvista_or_qt(tmp_path):
+    import subprocess
+    import sys
+    write_stl(tmp_path / "cube.stl", cube_triangles(2.0))
+    code = ("import sys; from engine import Problem, Mesh, Material, ShapeOp; "
+            "p = Problem(mesh=Mesh((8, 8, 8), (1.0, 1.0, 1.0)), materials=[Material(name='py')], "
+            f"geometry=[ShapeOp('mesh', 'add', 'py', {{'path': 'cube.stl'}})], base_dir={str(tmp_path)!r}); "
+            "p.validate(); assert (p.regions() >= 0).sum() == 64; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('pyvista', 'vtk', 'vtkmodules', 'PySide6')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[1]))
