@@ -107,6 +107,9 @@ def boundary_faces(mask: np.ndarray, cell_nm, origin_nm):
             quad[:, 2, u] += d[u]
             quad[:, 2, v] += d[v]
             quad[:, 3, v] += d[v]
+            # corners counter-clockwise seen from outside (u x v is +ax, except for ax = y)
+            if (step == 1) == (ax == 1):
+                quad = quad[:, ::-1]
             pts.append(quad)
             cells.append(np.ravel_multi_index((k, j, i), mask.shape))
     if not pts:
@@ -254,6 +257,8 @@ class VolumeLayer:
             actor.SetMapper(mapper)
             prop = actor.GetProperty()
             prop.SetAmbient(0.35 if name == "surface" else 0.6)
+            if name == "surface":     # a closed shell: its inner sides are never seen
+                prop.BackfaceCullingOn()
             prop.SetDiffuse(0.65 if name == "surface" else 0.4)
             if name == "slice":   # the slice sits on faces of cells: keep it in front of them
                 mapper.SetResolveCoincidentTopologyToPolygonOffset()

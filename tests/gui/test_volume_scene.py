@@ -158,3 +158,12 @@ def test_a_film_is_left_to_the_flat_view(plotter):
     layer.update(SimpleNamespace(m=vortex(X, Y, 1)))
     assert not layer.active
     assert not plotter.renderer.actors                      # nothing added for one layer
+
+
+def test_surface_faces_point_outwards():
+    mask = np.zeros((4, 5, 6), bool)
+    mask[1:3, 1:4, 1:5] = True
+    pts, faces, cell, centre = boundary_faces(mask, (1.0, 2.0, 3.0), (0, 0, 0))
+    q = pts[faces.reshape(-1, 5)[:, 1:]]
+    normal = np.cross(q[:, 1] - q[:, 0], q[:, 2] - q[:, 0])
+    assert ((normal * (q.mean(axis=1) - centre)).sum(axis=1) > 0).all()   # back faces can be culled
