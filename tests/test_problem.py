@@ -233,3 +233,30 @@ def test_missing_image_is_a_problem_error(tmp_path):
     with pytest.raises(ProblemError) as e:
         cells([ShapeOp("image", "add", "py", {"path": "nothing.png"})], base_dir=tmp_path)
     assert e.value.key == "geometry[0].path" and "nothing.png" in str(e.value)
+
+
+def test_check_keys_names_the_key_and_suggests_the_nearest():
+    from engine.validation import check_keys
+    from engine.errors import ProblemError
+    check_keys({"kind": "vortex", "core_nm": 5, "_base_dir": "."}, "initial", {"kind", "core_nm"})   # "_" keys are internal
+    with pytest.raises(ProblemError) as ei:
+        check_keys({"kind": "pulse", "strat_ns": 0.1}, "field.ac", {"kind", "start_ns", "width_ns"})
+    e = ei.value
+    assert e.key == "field.ac.strat_ns" and e.value == 0.1
+    assert "did you mean 'start_ns'?" in str(e) and "start_ns, width_ns" in str(e)
+    with pytest.raises(ProblemError) as ei:
+        check_keys({"zzz": 1}, "solver", {"method", "tolerance"})
+    assert "did you mean" not in str(ei.value)                 # nothing close: no guess
+
+
+def test_unknown_keys_in_kind_tables_are_refused_through_the_api():
+    from engine import InitialState, Problem, Stage
+    from engine.errors import ProblemError
+    p = Problem()
+    p.initial = InitialState("vortex", {"core_nm": 5.0, "direction": [1, 0, 0]})   # left over from "uniform"
+    with pytest.raises(ProblemError, match="initial.direction"):
+        p.validate()
+    p = Problem()
+    p.stages = [Stage("run", {"duration_ns": 0.1, "torque": 1e-3})]                 # torque belongs to relax
+    with pytest.raises(ProblemError, match=r"stages\[0\].torque"):
+        p.validate()

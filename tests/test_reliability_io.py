@@ -252,3 +252,21 @@ def test_a_project_without_stages_says_it_only_relaxes(tmp_path, capsys):
     save_project(proj, Problem(mesh=Mesh((4, 4, 1), (3.0, 3.0, 3.0)), solver=SolverSpec(demag="none")))
     assert main(["run", str(proj), "--out", str(tmp_path / "o.h5"), "--quiet"]) == EXIT_OK
     assert "only relaxes" in capsys.readouterr().err
+
+
+def test_a_project_save_on_a_full_disk_keeps_the_earlier_project(tmp_path, monkeypatch):
+    from engine.errors import OutputError
+    proj = tmp_path / "proj.h5"
+    p = Problem(mesh=Mesh((4, 4, 1), (3.0, 3.0, 3.0)), solver=SolverSpec(demag="none"))
+    m = np.zeros((3, 1, 4, 4), np.float32)
+    m[0] = 1.0
+    save_project(proj, p, m=m)
+    before = proj.read_bytes()
+
+    def full(self, t, a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(ResultWriter, "_write_snapshot", full)
+    with pytest.raises(OutputError) as ei:
+        save_project(proj, p, m=m, snapshots=[(0.0, m)])
+    assert "No space left on device" in str(ei.value.strerror)
+    assert proj.read_bytes() == before and not Path(str(proj) + ".part").exists()
