@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QDockWidget, QSizePolicy
 
 from .examples_menu import ExampleInfoPanel, HysteresisLoopPanel, build_examples_menu
@@ -93,5 +93,3 @@ class Examples(QObject):
     def _on_table_reset(self) -> None:
         self.loop_panel.set_rows(self.session.table_rows)
 
-
-_ = Qt
