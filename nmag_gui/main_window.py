@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         from .examples import Examples
         from .exports import Exports
         from .surrogate_dock import SurrogateDock
+        from .sweep_dock import SweepDock
         from .twin_run import TwinRunDock
         self.surrogate_dock = SurrogateDock(self.session, self)
         self.error_panel = self.surrogate_dock.panel
@@ -232,10 +233,19 @@ class MainWindow(QMainWindow):
         self.examples = Examples(self)
         self.exports = Exports(self)
         self.right_docks: list[QDockWidget] = []
-        for dock in (self.surrogate_dock, self.twin_dock, self.examples.info_dock, self.examples.loop_dock):
+        self.sweep_dock = SweepDock(self.session, self)     # parameter sweeps on Dask (engine.sweep)
+        self.sweep_dock.pointSelected.connect(self._load_sweep_point)
+        for dock in (self.surrogate_dock, self.twin_dock, self.examples.info_dock, self.examples.loop_dock,
+                     self.sweep_dock):
             self.add_dock(dock)
         self.examples.loop_dock.hide()
         self.surrogate_dock.raise_()
+
+    def _load_sweep_point(self, _index, problem, m) -> None:
+        """A point clicked in the Sweep dock: its problem and final state into the window."""
+        if self.session.dirty and not self.confirm_discard():
+            return
+        self.session.load(problem, m=m)
 
     def add_dock(self, dock: QDockWidget, area=Qt.RightDockWidgetArea) -> QDockWidget:
         """Add a dock that subscribes to the session (see nmag_gui/session.py); right docks
@@ -802,7 +812,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         self._draw_timer.stop()
         self._plot_timer.stop()
-        for fn in (self.twin_dock.stop, self.exports.shutdown, self.session.shutdown, self.view.close):
+        for fn in (self.twin_dock.stop, self.sweep_dock.shutdown, self.exports.shutdown, self.session.shutdown,
+                   self.view.close):
             try:
                 fn()
             except Exception:  # noqa: BLE001 - closing goes on

@@ -89,3 +89,31 @@ def test_one_parameter_plots_the_value_against_it(qtbot, problem, tmp_path):
     want = [dock.results[i]["scalars"]["first_zero_mx_ns"] for i in (0, 1)]
     assert list(xs) == [0.05, 0.2] and np.allclose(ys, want) and np.all(np.isfinite(ys))
     assert dock.colour_note.text() == ""
+
+
+def test_the_window_has_the_dock_and_a_clicked_point_loads_its_state(qtbot, problem, tmp_path):
+    from nmag_gui.main_window import MainWindow
+    w = MainWindow(problem=problem)
+    w.confirm_discard = lambda: True
+    w.resize(1100, 750)
+    w.show()
+    qtbot.waitExposed(w)
+    try:
+        dock = w.sweep_dock
+        assert dock in w.right_docks and dock.problem is w.session.problem
+        dock.target.setCurrentText("this process")
+        dock.outfile.setText(str(tmp_path / "win.h5"))
+        dock.key1.setCurrentText("materials[0].alpha")
+        dock.values1.setText("0.3")
+        with qtbot.waitSignal(dock.sweepFinished, timeout=120_000):
+            assert dock.start()
+        from engine.sweep.results import read_point
+        want = read_point(tmp_path / "win.h5", 0)["m"]
+        with qtbot.waitSignal(w.session.problemChanged, timeout=10_000):
+            dock.select_point(0)
+        assert w.session.problem.materials[0].alpha == 0.3
+        qtbot.waitUntil(lambda: w.session.latest_frame is not None
+                        and np.allclose(w.session.latest_frame.m, want, atol=1e-6), timeout=20_000)
+    finally:
+        w.shutdown()
+        w.close()
