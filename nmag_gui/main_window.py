@@ -241,11 +241,11 @@ class MainWindow(QMainWindow):
         self.examples.loop_dock.hide()
         self.surrogate_dock.raise_()
 
-    def _load_sweep_point(self, _index, problem, m) -> None:
+    def _load_sweep_point(self, _index, problem, m, t) -> None:
         """A point clicked in the Sweep dock: its problem and final state into the window."""
         if self.session.dirty and not self.confirm_discard():
             return
-        self.session.load(problem, m=m)
+        self.session.load(problem, m=m, t=t)
 
     def add_dock(self, dock: QDockWidget, area=Qt.RightDockWidgetArea) -> QDockWidget:
         """Add a dock that subscribes to the session (see nmag_gui/session.py); right docks

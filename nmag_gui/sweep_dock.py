@@ -1,8 +1,8 @@
 """The "Sweep" dock: vary one or two keys of the current problem, run the points on Dask (a
 local cluster on 127.0.0.1, a scheduler address, or one after another in this process) and
 watch them arrive as a plot: a scalar against one parameter, or a coloured map for two.
-Clicking a point emits `pointSelected(index, problem, m)` with that point's problem and final
-m (3, nz, ny, nx), which the window loads into the 3D view.
+Clicking a point emits `pointSelected(index, problem, m, t)` with that point's problem, final
+m (3, nz, ny, nx) and its time t (s), which the window loads into the 3D view.
 
 The sweep itself is engine.sweep (the same file format and results file as `nmag sweep`); it
 runs on a QThread, so the window never waits for it. Results go to one HDF5 file (the
@@ -117,7 +117,7 @@ class SweepRunner(QObject):
 class SweepDock(QDockWidget):
     """The dock (see the module docstring). session: the window's Session (its problem is the
     one swept; the dock follows problemChanged); or pass problem= for a standalone dock."""
-    pointSelected = Signal(int, object, object)     # index, Problem, final m (3, nz, ny, nx)
+    pointSelected = Signal(int, object, object, float)  # index, Problem, final m (3, nz, ny, nx), its t (s)
     sweepFinished = Signal(str)                     # "" or the error
 
     def __init__(self, session=None, parent=None, problem=None):
@@ -368,4 +368,4 @@ class SweepDock(QDockWidget):
             self._say(str(e), error=True)
             return
         self._say(f"point {i}: {self.sweep.describe(i)}")
-        self.pointSelected.emit(i, r["problem"], r["m"])
+        self.pointSelected.emit(i, r["problem"], r["m"], float(r["t"] or 0.0))

@@ -66,7 +66,8 @@ def test_points_arrive_live_and_a_click_gives_the_final_state(qtbot, problem, tm
     spot = dock.scatter.points()[1]
     with qtbot.waitSignal(dock.pointSelected, timeout=10_000) as sel:
         dock._on_clicked(dock.scatter, [spot])
-    i, p, m = sel.args
+    i, p, m, t = sel.args
+    assert t == pytest.approx(0.06e-9, rel=1e-6)         # relax, then a 0.06 ns run
     assert i == int(spot.data())
     assert p.stages[1].params["B_mT"][0] == dock.sweep.points()[i][0]
     assert m.shape == (3, 1, 16, 16) and np.isfinite(m).all()
@@ -114,6 +115,7 @@ def test_the_window_has_the_dock_and_a_clicked_point_loads_its_state(qtbot, prob
         assert w.session.problem.materials[0].alpha == 0.3
         qtbot.waitUntil(lambda: w.session.latest_frame is not None
                         and np.allclose(w.session.latest_frame.m, want, atol=1e-6), timeout=20_000)
+        assert w.session.latest_frame.t == pytest.approx(0.06e-9, rel=1e-6)
     finally:
         w.shutdown()
         w.close()
