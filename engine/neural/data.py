@@ -259,10 +259,13 @@ def _chunk(args):
     return make_samples(seed, ny, nx, count, aspect, llg_fraction=llg_fraction)
 
 
-def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None, workers=1):
+def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None, workers=1,
+             dask=False, scheduler=None):
     """Generate and write a data set; shapes [(ny, nx)], counts per shape. With workers > 1
     the chunks (64 samples each, seeded by chunk, so the result does not depend on `workers`)
-    are generated and labelled in that many processes."""
+    are generated and labelled in that many processes. dask=True: the chunks are Dask tasks
+    (engine.sweep.cluster) on a loopback local cluster of `workers` processes, or on the
+    running `scheduler` (another machine only with TLS): the same chunks, the same data."""
     import h5py
     from tqdm import tqdm
     t0 = time.time()
@@ -271,7 +274,15 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction
         chunk = 64
         jobs += [((ny, nx), (seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect, llg_fraction))
                  for i in range(0, c, chunk)]
-    if workers > 1:
+    if dask or scheduler:
+        from engine.sweep.cluster import map_as_completed, open_client
+        done = [None] * len(jobs)
+        with open_client(scheduler=scheduler, workers=workers if workers > 1 else None) as client:
+            for i, r in tqdm(map_as_completed(client, _chunk, [j[1] for j in jobs]), total=len(jobs),
+                             disable=not progress, desc="chunks (dask)"):
+                done[i] = r
+        ex, results = None, done
+    elif workers > 1:
         import concurrent.futures as cf
         import multiprocessing as mp
         ex = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
@@ -324,10 +335,13 @@ def main_data(argv=None):
     ap.add_argument("--aspect", type=float, default=1.0, help="cell dz/dx (dx = dy)")
     ap.add_argument("--llg-fraction", type=float, default=None, help="share of LLG snapshots")
     ap.add_argument("--workers", type=int, default=2, help="processes for generation and labelling")
+    ap.add_argument("--dask", action="store_true", help="label as Dask tasks on a local cluster (127.0.0.1)")
+    ap.add_argument("--scheduler", help="label as Dask tasks on this running scheduler (see README, Security)")
     a = ap.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
     counts = [int(c) for c in a.counts.split(",")]
-    write_h5(a.out, shapes, counts, a.seed, a.aspect, llg_fraction=a.llg_fraction, workers=a.workers)
+    write_h5(a.out, shapes, counts, a.seed, a.aspect, llg_fraction=a.llg_fraction, workers=a.workers,
+             dask=a.dask, scheduler=a.scheduler)
     print("wrote", a.out)
 
 
