@@ -12,7 +12,7 @@ import traceback
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QDockWidget, QSizePolicy
 
-from .examples_menu import ExampleInfoPanel, HysteresisLoopPanel, build_examples_menu
+from .examples_menu import ExampleInfoPanel, HysteresisLoopPanel, _axis_label, build_examples_menu
 
 
 class Examples(QObject):
@@ -63,7 +63,8 @@ class Examples(QObject):
             pass
         if entry.plot == "loop":
             self.loop_panel.x_name, self.loop_panel.y_name = entry.plot_x, entry.plot_y
-            self.loop_panel.plot.setLabel("bottom", entry.plot_x)
+            self.loop_panel.plot.setLabel("bottom", _axis_label(entry.plot_x))
+            self.loop_panel.plot.setLabel("left", _axis_label(entry.plot_y))
             self.loop_dock.show()
         else:
             self.loop_dock.hide()
