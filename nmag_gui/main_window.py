@@ -423,7 +423,7 @@ class MainWindow(QMainWindow):
             self._sized_for = size
             w, h = size
             left = int(min(480, max(260, 0.25 * w)))
-            right = int(min(520, max(260, 0.24 * w)))
+            right = int(min(520, max(310, 0.24 * w)))     # four dock tabs fit whole at 1024 px
             docks = [self.left_dock] + ([self.right_docks[0]] if self.right_docks else [])
             self.resizeDocks(docks, [left, right][:len(docks)], Qt.Horizontal)
             self.resizeDocks([self.bottom_dock], [int(max(180, 0.3 * h))], Qt.Vertical)
