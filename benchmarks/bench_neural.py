@@ -1,12 +1,23 @@
-"""Neural vs FFT demag: time per evaluation from 64x64 to 2048x2048, one and two threads.
+"""Neural vs FFT demag: the targets of generation 2, printed and written to benchmarks/results/.
 
-    python benchmarks/bench_neural.py [--sizes 64,128,...] [--quick] [--json PATH] [--png PATH]
+    python benchmarks/bench_neural.py [--sizes 128,256,...] [--threads 1,2] [--frontier] [--errors]
+                                      [--device cuda] [--json PATH] [--png PATH]
 
-Each (method, size) runs in its own subprocess so that its peak memory (max RSS above the
-process's baseline after imports and set-up of the other method's nothing) can be read. Both
-methods run in float32 (the app's default precision) on a full N x N film of 3 nm cubic cells
-with a random magnetization; the FFT is the engine's exact FFTDemag (pruned, real kernel).
-Set-up (the FFT's kernel, the network's weights) is timed separately and not counted per call.
+1. Speed: one evaluation of the shipped network (NeuralDemag, default member: 3 nm cubic cells)
+   against the engine's exact FFTDemag (whatever backend it uses), both float32 on a full
+   N x N film with a random magnetization, in the SAME process, calls interleaved (fft, net,
+   fft, net, ...), minimum over the repeats; one process per size. Target: neural/FFT <= 0.7
+   at 256^2, 1024^2, 2048^2 on 1 and 2 threads. Time per cell of the network from 128^2 to
+   2048^2: target flat within 1.5x (plot: --png).
+2. --frontier: time of untrained networks of widths 6, 8, 12 (same architecture) against the
+   FFT at 256^2, 1024^2, 2048^2 (1 thread), with the held-out error of the trained ones given
+   by --frontier-models c8=PATH,c12=PATH.
+3. --errors: held-out relative L2 error (median, p90) of every member of the model card on
+   fresh textures (engine.neural.card.measure_member), grids 64^2..1024^2.
+CUDA (--device cuda): the same timing with the network under bf16 autocast replayed through a
+CUDA graph, and the FFT in float32. Kept ready; not measured on this machine (no GPU here).
+The machine these numbers come from is a shared 2-core CPU: absolute times are noisy, the
+ratio in the same process is the figure to read.
 """
 from __future__ import annotations
 
@@ -20,42 +31,92 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
-def worker(method, n, threads, repeats):
-    import resource
-
+def _timer(device):
     import torch
-    sys.path.insert(0, str(ROOT))
+    if str(device).startswith("cuda"):
+        def t(f):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            f()
+            torch.cuda.synchronize()
+            return time.perf_counter() - t0
+    else:
+        def t(f):
+            t0 = time.perf_counter()
+            f()
+            return time.perf_counter() - t0
+    return t
+
+
+def cuda_runner(net, x, dtype=None):
+    """The network under autocast (bf16) captured in a CUDA graph: per call one replay."""
+    import torch
+    dtype = dtype or torch.bfloat16
+    static_x = x.clone()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s), torch.no_grad(), torch.autocast("cuda", dtype=dtype):
+        for _ in range(3):
+            net(static_x)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g), torch.no_grad(), torch.autocast("cuda", dtype=dtype):
+        static_y = net(static_x)
+
+    def run(xx):
+        static_x.copy_(xx)
+        g.replay()
+        return static_y
+    return run
+
+
+def worker(n, threads, repeats, device="cpu", channels=None):
+    """Interleaved timing of FFT and network at one size; prints one JSON line."""
+    import torch
     from engine.demag import FFTDemag
-    from engine.neural.demag import NeuralDemag
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     d = (3e-9, 3e-9, 3e-9)
-    t0 = time.perf_counter()
-    impl = FFTDemag((n, n, 1), d, torch.float32) if method == "fft" else NeuralDemag((n, n, 1), d, torch.float32)
-    setup = time.perf_counter() - t0
+    fft = FFTDemag((n, n, 1), d, torch.float32, device)
+    if channels:
+        from engine.neural.lean import LeanFilmNet
+        net = LeanFilmNet(channels=int(channels)).to(device).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        run = lambda M: net(M[:, 0][None])   # noqa: E731
+    else:
+        from engine.neural.demag import NeuralDemag
+        nd = NeuralDemag((n, n, 1), d, torch.float32, device)
+        assert nd.fallback is None, nd.warnings
+        run = nd.h_from_M
+        net = nd.net
+    if str(device).startswith("cuda"):
+        cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
+        run = lambda M: cr(M[:, 0][None])   # noqa: E731
     g = torch.Generator().manual_seed(0)
-    M = torch.randn(3, 1, n, n, generator=g) * 8e5
-    out = {"method": method, "n": n, "setup_s": setup, "times": {}}
+    M = (torch.randn(3, 1, n, n, generator=g) * 8e5).to(device)
+    t = _timer(device)
+    out = {"n": n, "channels": channels or "shipped", "times": {}}
     for th in threads:
         torch.set_num_threads(th)
-        with torch.inference_mode():
-            impl.h_from_M(M)   # warm-up
-            ts = []
+        with torch.no_grad():
+            fft.h_from_M(M)
+            run(M)
+            tf, tn = [], []
             for _ in range(repeats):
-                t0 = time.perf_counter()
-                impl.h_from_M(M)
-                ts.append(time.perf_counter() - t0)
-        out["times"][str(th)] = min(ts)
-    out["peak_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024.0
+                tf.append(t(lambda: fft.h_from_M(M)))
+                tn.append(t(lambda: run(M)))
+        out["times"][str(th)] = {"fft": min(tf), "neural": min(tn), "ratio": min(tn) / min(tf)}
     print(json.dumps(out))
 
 
-def run_one(method, n, threads, repeats):
-    cmd = [sys.executable, __file__, "--worker", method, str(n), ",".join(map(str, threads)), str(repeats)]
+def run_one(n, threads, repeats, device="cpu", channels=None):
+    cmd = [sys.executable, __file__, "--worker", str(n), ",".join(map(str, threads)), str(repeats), device,
+           str(channels or 0)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
-        raise RuntimeError(r.stderr)
+        raise RuntimeError(r.stderr[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -66,13 +127,13 @@ def plot(results, path, threads):
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
     for method, mk in (("fft", "o"), ("neural", "s")):
         for th, ls in zip(threads, ("-", "--")):
-            pts = [(r["n"] ** 2, r["times"][str(th)] / r["n"] ** 2 * 1e9) for r in results if r["method"] == method]
+            pts = [(r["n"] ** 2, r["times"][str(th)][method] / r["n"] ** 2 * 1e9) for r in results]
             if pts:
                 x, y = zip(*pts)
                 ax.loglog(x, y, marker=mk, ls=ls, label=f"{method}, {th} thread{'s' if th > 1 else ''}")
     ax.set_xlabel("cells N")
     ax.set_ylabel("time per cell per evaluation (ns)")
-    ax.set_title("demag evaluation on this CPU (float32)")
+    ax.set_title("demag evaluation, float32 (shared 2-core CPU)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -80,39 +141,129 @@ def plot(results, path, threads):
     plt.close(fig)
 
 
+def frontier(models, threads=(1,), sizes=(256, 1024, 2048)):
+    """Time (untrained weights) and, where a trained model is given, held-out error per width."""
+    import torch
+    from engine.neural.card import measure_member
+    from engine.neural.lean import LeanFilmNet
+    from engine.neural.weights import load_weights
+    rows = []
+    for c in (6, 8, 12):
+        row = {"channels": c, "macs_per_cell": LeanFilmNet(channels=c).macs_per_cell(), "ratio": {}}
+        for n in sizes:
+            r = run_one(n, threads, 2 if n >= 1024 else 5, channels=c)
+            row["ratio"][str(n)] = r["times"][str(threads[0])]["ratio"]
+        if f"c{c}" in models:
+            torch.set_num_threads(1)
+            net, meta = load_weights(models[f"c{c}"])
+            cache = Path(models[f"c{c}"] + ".card.json")   # written by engine.neural.card for these weights
+            if cache.exists() and cache.stat().st_mtime > Path(models[f"c{c}"]).stat().st_mtime:
+                row["held_out"] = json.loads(cache.read_text())["held_out"]["all"]
+            else:
+                ho = measure_member(net)
+                cache.write_text(json.dumps({"held_out": ho, "named": {}}))
+                row["held_out"] = ho["all"]
+            row["train_time_s"] = meta.get("train_time_s")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def plot_frontier(rows, path):
+    """Held-out median error against time (neural/FFT at 1024^2, 1 thread), one point per width."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
+    for r in rows:
+        x = r["ratio"].get("1024")
+        if x is None:
+            continue
+        if "held_out" in r:
+            y = 100 * r["held_out"]["median"]
+            ax.errorbar([x], [y], yerr=[[0], [100 * r["held_out"]["p90"] - y]], fmt="s", capsize=3,
+                        label=f"c = {r['channels']} (median, bar to p90)")
+        else:
+            ax.axvline(x, color="gray", ls=":", lw=1)
+            ax.text(x, 0.3, f" c = {r['channels']}\n untrained", fontsize=8, color="gray")
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="target median 1 %")
+    ax.axvline(0.7, color="r", lw=0.8, ls="--", label="target time ratio 0.7")
+    ax.set_xlabel("neural / FFT time, 1024 x 1024, 1 thread")
+    ax.set_ylabel("held-out relative L2 error (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def member_errors():
+    import torch
+    from engine.neural.card import ModelCard, measure_member
+    from engine.neural.weights import load_weights
+    from engine.resources import resource_path
+    torch.set_num_threads(1)
+    out = {}
+    for m in ModelCard.load().members:
+        net, _ = load_weights(resource_path("neural/" + m["file"]))
+        out[f"nz={m['nz']} dz/dx={m['dz_dx']:g}"] = measure_member(net, seed=4242)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="64,128,256,512,1024,2048")
+    ap.add_argument("--sizes", default="128,256,512,1024,2048")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--quick", action="store_true", help="sizes 64..512, fewer repeats")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--frontier", action="store_true")
+    ap.add_argument("--frontier-models", default="", help="c8=PATH,c12=PATH: trained weights per width")
+    ap.add_argument("--errors", action="store_true")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/neural_speed.json"))
     ap.add_argument("--png", default=str(ROOT / "benchmarks/results/neural_speed.png"))
-    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        m, n, th, rep = a.worker
-        return worker(m, int(n), [int(t) for t in th.split(",")], int(rep))
-    sizes = [64, 128, 256, 512] if a.quick else [int(s) for s in a.sizes.split(",")]
+        n, th, rep, dev, ch = a.worker
+        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None)
+    sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []
-    hdr = f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'fft MB':>8} {'neural MB':>9}"
-    print(hdr)
+    print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11}")
     for n in sizes:
-        rep = 2 if n >= 1024 else (3 if a.quick or n >= 512 else 7)
-        rf = run_one("fft", n, threads, rep)
-        rn = run_one("neural", n, threads, rep)
-        results += [rf, rn]
+        rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
+        r = run_one(n, threads, rep, a.device)
+        results.append(r)
         for th in threads:
-            tf, tn = rf["times"][str(th)], rn["times"][str(th)]
-            print(f"{n:>6} {th:>3} {tf * 1e3:>10.2f} {tn * 1e3:>10.2f} {tn / tf:>10.2f} "
-                  f"{rf['peak_mb']:>8.0f} {rn['peak_mb']:>9.0f}", flush=True)
+            x = r["times"][str(th)]
+            print(f"{n:>6} {th:>3} {x['fft'] * 1e3:>10.2f} {x['neural'] * 1e3:>10.2f} {x['ratio']:>10.2f} "
+                  f"{x['neural'] / n ** 2 * 1e9:>11.2f}", flush=True)
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
-                python=platform.python_version(), torch=__import__("torch").__version__,
+                load_average=os.getloadavg(), python=platform.python_version(),
+                torch=__import__("torch").__version__, device=a.device,
                 date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", results=results)
+    targets = {}
+    for th in threads:
+        targets[f"ratio_{th}thr"] = {str(r["n"]): round(r["times"][str(th)]["ratio"], 3) for r in results
+                                     if r["n"] in (256, 1024, 2048)}
+        per = [r["times"][str(th)]["neural"] / r["n"] ** 2 for r in results if 128 <= r["n"] <= 2048]
+        if per:
+            targets[f"per_cell_spread_{th}thr"] = round(max(per) / min(per), 3)
+    info["targets"] = targets
+    print("targets (ratio <= 0.7; per-cell spread <= 1.5):", json.dumps(targets))
+    if a.frontier:
+        models = dict(kv.split("=", 1) for kv in a.frontier_models.split(",") if "=" in kv)
+        info["frontier"] = frontier(models)
+        plot_frontier(info["frontier"], str(Path(a.png).with_name("neural_frontier.png")))
+    if a.errors:
+        info["errors"] = member_errors()
+        for k, v in info["errors"].items():
+            print(f"held-out {k}: median {v['all']['median']:.2%}, p90 {v['all']['p90']:.2%} "
+                  f"(targets 1 %, 2 %)")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(info, indent=1))
-    if a.png:
+    if a.png and a.device == "cpu":
         plot(results, a.png, threads)
     return info
 

@@ -1,7 +1,12 @@
-"""Ship a trained model: copy its weights to resources/neural/unet_film.pt and write the model
-card (JSON + Markdown) with errors measured on held-out data.
+"""The model card: which films the shipped networks serve, and how well (engine and GUI).
 
-    python -m engine.neural.card --model runs/unet/best.pt [--val data/neural/val.h5] [--n256 8]
+resources/neural/model_card.json lists a small family of networks ("members"), one per kind of
+film: {"file", "nz", "dz_dx", "square_cells"}. `ModelCard` answers, for a grid, which member
+serves it and, if none, why it lies outside (the GUI's model card dialog and warnings use
+`ModelCard(card).check(problem)`; NeuralDemag uses `member_for` and `outside`).
+
+Shipping (writes the weights files, the card JSON and Markdown, with held-out errors):
+    python -m engine.neural.card --model runs/a1/best.pt --model runs/a06/best.pt [--extra bench.json]
 """
 from __future__ import annotations
 
@@ -15,27 +20,109 @@ import torch
 
 from ..resources import resource_path
 from .data import MS_REF, make_samples
-from .train import evaluate, rel_err, save_model
-from .unet import load_model
+
+DEFAULT_CARD = "neural/model_card.json"
+ASPECT_TOLERANCE = 1e-3     # relative: a member serves dz/dx within this of its own
 
 
-def held_out(net, shape, count, seed):
-    M, H, mk, kinds = make_samples(seed, shape[0], shape[1], count, llg_fraction=0.0)
+def load_card(path=None) -> dict:
+    """The card as a dict ({} when the file is missing)."""
+    p = resource_path(DEFAULT_CARD) if path is None else Path(path)
+    try:
+        return json.loads(Path(p).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+class ModelCard:
+    """A model card dict with the questions the engine and the GUI ask of it."""
+
+    def __init__(self, card: dict | None):
+        self.card = card or {}
+
+    @classmethod
+    def load(cls, path=None) -> "ModelCard":
+        return cls(load_card(path))
+
+    @property
+    def members(self) -> list[dict]:
+        return list(self.card.get("members", []))
+
+    def default_member(self):
+        ms = self.members
+        return next((m for m in ms if m.get("default")), ms[0] if ms else None)
+
+    def member_for(self, n, d):
+        """The member serving a grid of n = (nx, ny, nz) cells of d = (dx, dy, dz) (any length
+        unit), or None."""
+        return None if self.outside(n, d) else self._match(n, d)
+
+    def _match(self, n, d):
+        nz = int(n[2])
+        dx, dy, dz = (float(v) for v in d)
+        a = dz / dx
+        for m in self.members:
+            if int(m.get("nz", 1)) == nz and abs(a - float(m["dz_dx"])) <= ASPECT_TOLERANCE * float(m["dz_dx"]):
+                return m
+        return None
+
+    def outside(self, n, d) -> list[str]:
+        """Why a grid lies outside the card (sentences); empty when a member serves it."""
+        if not self.members:
+            return ["no model card is shipped with the network, so nothing says where it is valid"]
+        nx, ny, nz = (int(v) for v in n)
+        dx, dy, dz = (float(v) for v in d)
+        out = []
+        if abs(dx - dy) > 1e-6 * dx:
+            out.append(f"cells are not square (dx = {dx:g}, dy = {dy:g}); the networks know dx = dy only")
+        nzs = sorted({int(m.get("nz", 1)) for m in self.members})
+        if nz not in nzs:
+            out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")
+        elif self._match(n, d) is None:
+            ok = sorted(float(m["dz_dx"]) for m in self.members if int(m.get("nz", 1)) == nz)
+            out.append(f"cell aspect dz/dx = {dz / dx:.4g}: trained networks exist for dz/dx = "
+                       f"{', '.join(f'{v:g}' for v in ok)} only (within {ASPECT_TOLERANCE:.1%})")
+        return out
+
+    def check(self, problem) -> list[str]:
+        """The GUI's question: reasons (sentences) a problem lies outside the card."""
+        n = tuple(int(v) for v in problem.mesh.n)
+        d = tuple(float(v) for v in problem.mesh.cell_nm)
+        return [r[0].upper() + r[1:] + "; the exact FFT field is used instead." for r in self.outside(n, d)]
+
+
+# ------------------------------------------------------------------ measuring a network
+def rel_err(pred, target, mask):
+    """Per-sample relative L2 error over mask cells: (B,)."""
+    m = mask[:, None].to(pred.dtype)
+    num = (((pred - target) ** 2) * m).sum(dim=(1, 2, 3))
+    den = ((target ** 2) * m).sum(dim=(1, 2, 3)).clamp_min(1e-30)
+    return torch.sqrt(num / den)
+
+
+HELD_OUT = ((64, 64, 24), (128, 128, 16), (256, 256, 8), (1024, 1024, 2))
+
+
+def held_out(net, shape, count, seed, aspect=1.0):
+    """Relative L2 errors (fractions) and texture kinds of `count` fresh samples (seeds never
+    used in training: training uses seeds 101 and 202 and below 1000 x 1000)."""
+    M, H, mk, kinds = make_samples(seed, shape[0], shape[1], count, aspect=aspect, llg_fraction=0.0)
     with torch.no_grad():
-        e = torch.cat([rel_err(net(torch.tensor(M[i:i + 4])), torch.tensor(H[i:i + 4]), torch.tensor(mk[i:i + 4]).bool())
-                       for i in range(0, count, 4)]).numpy()
+        e = torch.cat([rel_err(net(torch.tensor(M[i:i + 2])), torch.tensor(H[i:i + 2]), torch.tensor(mk[i:i + 2]).bool())
+                       for i in range(0, count, 2)]).numpy()
     return e, kinds
 
 
-def canonical_errors(weights=None, sizes=(32, 64, 128)):
-    """Relative L2 error (%) of a few named states on square films and disks of 3 nm cubic
-    cells: in-plane uniform and vortex states have small fields and are the hard cases."""
+def canonical_errors(weights=None, sizes=(32, 64, 128), aspect=1.0):
+    """Relative L2 error (%) of a few named states on square films and disks of 3 nm square
+    cells (dz = aspect x 3 nm): in-plane uniform and vortex states have small fields and are
+    the hard cases."""
     from ..initial_states import initial_m
     from ..problem import Mesh
     from .probe import probe
     out = {}
     for n in sizes:
-        mesh = Mesh((n, n, 1), (3.0, 3.0, 3.0))
+        mesh = Mesh((n, n, 1), (3.0, 3.0, 3.0 * aspect))
         sq = np.ones((1, n, n), bool)
         yy, xx = np.mgrid[:n, :n]
         disk = (((yy - n / 2 + .5) ** 2 + (xx - n / 2 + .5) ** 2) < (n / 2) ** 2)[None]
@@ -46,7 +133,7 @@ def canonical_errors(weights=None, sizes=(32, 64, 128)):
                  ("skyrmion/square", "skyrmion", {"radius_nm": n * 0.5}, sq)]
         for name, kind, p, mk in cases:
             m = initial_m(kind, p, mesh, mk)
-            out[f"{name} {n}x{n}"] = round(100 * probe(m, 8e5, (n, n, 1), (3e-9,) * 3, weights).rel_l2, 3)
+            out[f"{name} {n}x{n}"] = round(100 * probe(m, 8e5, (n, n, 1), (3e-9, 3e-9, 3e-9 * aspect), weights).rel_l2, 3)
     return out
 
 
@@ -55,106 +142,127 @@ def stats(e):
                 max=float(np.max(e)), count=int(len(e)))
 
 
+def measure_member(net, seed=777):
+    """Held-out errors per grid for one network (dict of stats) and all errors."""
+    aspect = float(net.config.get("aspect", 1.0))
+    per, allv = {}, []
+    for ny, nx, count in HELD_OUT:
+        e, _ = held_out(net, (ny, nx), count, seed, aspect)
+        per[f"{ny}x{nx}"] = stats(e)
+        allv.append(e)
+    allv = np.concatenate(allv)
+    per["all"] = stats(allv)
+    return per
+
+
 def main_card(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--val", default="data/neural/val.h5")
-    ap.add_argument("--n256", type=int, default=8)
-    ap.add_argument("--code-note", default=None, help="where the training code is committed")
-    ap.add_argument("--extra", default=None, help="JSON file of extra measured numbers to include (SP4, speed)")
+    from .weights import load_weights, save_weights
+    ap = argparse.ArgumentParser(prog="python -m engine.neural.card")
+    ap.add_argument("--model", action="append", required=True, help="weights of one member (repeat)")
+    ap.add_argument("--default-aspect", type=float, default=1.0)
+    ap.add_argument("--extra", default=None, help="JSON file of measured numbers to include (speed, SP4, frontier)")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    net, meta = load_model(a.model)
-    from .data import load_h5
-    val = load_h5(a.val) if Path(a.val).exists() else {}
-    val_med, _ = evaluate(net, val)
-    per_shape = {}
-    with torch.no_grad():
-        for (ny, nx), (M, H, mk) in val.items():
-            e = torch.cat([rel_err(net(torch.tensor(M[i:i + 8])), torch.tensor(H[i:i + 8]), torch.tensor(mk[i:i + 8]))
-                           for i in range(0, len(M), 8)]).numpy()
-            per_shape[f"{ny}x{nx}"] = stats(e)
-    e256, _ = held_out(net, (256, 256), a.n256, seed=777)
-    per_shape["256x256 (textures, no LLG)"] = stats(e256)
-    canonical = canonical_errors(net)
-    hist = meta.get("history", [])
-    out_pt = resource_path("neural/unet_film.pt")
-    out_pt.parent.mkdir(parents=True, exist_ok=True)
-    meta_ship = {k: v for k, v in meta.items() if k != "history"}
-    save_model(net, out_pt, meta_ship)
-    C = net.config["channels"]
+    torch.set_num_threads(a.threads)
+    members, arch = [], None
+    for path in a.model:
+        net, meta = load_weights(path)
+        cfg = net.config
+        aspect = float(cfg["aspect"])
+        fname = f"lean_nz{cfg['nz']}_dzdx{aspect:g}.pt"
+        out_pt = resource_path("neural/" + fname)
+        save_weights(net, out_pt, {k: v for k, v in meta.items() if k != "history"})
+        t0 = time.time()
+        cache = Path(str(path) + ".card.json")   # measurements of these very weights, if done before
+        if cache.exists() and cache.stat().st_mtime > Path(path).stat().st_mtime:
+            val, named = (json.loads(cache.read_text())[k] for k in ("held_out", "named"))
+        else:
+            val = measure_member(net)
+            named = canonical_errors(net, aspect=aspect)
+            cache.write_text(json.dumps({"held_out": val, "named": named}))
+        hist = meta.get("history", [])
+        members.append({
+            "file": fname, "nz": int(cfg["nz"]), "dz_dx": aspect, "square_cells": True,
+            "default": abs(aspect - a.default_aspect) < 1e-9, "channels": cfg["channels"],
+            "n_params": net.n_params(), "file_bytes": out_pt.stat().st_size,
+            "held_out": val, "named_states_rel_l2_percent": named,
+            "training": {"data": meta.get("data"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
+                         "epochs": meta.get("epochs_done"), "batch_cells": meta.get("batch_cells"),
+                         "lr": meta.get("lr"), "seed": meta.get("seed"), "threads": meta.get("threads"),
+                         "init": meta.get("init"), "train_time_s": meta.get("train_time_s"),
+                         "stages": meta.get("stages", []), "git_commit": meta.get("git_commit"),
+                         "val_median_by_epoch": [h.get("val_median_all") for h in hist]},
+            "measure_s": round(time.time() - t0, 1),
+        })
+        arch = net
+    allm = [m["held_out"]["all"] for m in members]
     card = {
-        "name": "unet_film",
-        "method": "NeuralMAG-style U-Net surrogate of the demag field of a one-cell-thick film",
+        "name": "lean_film",
+        "method": "NeuralMAG-style multi-level linear network for the demag field of films (generation 2)",
+        "members": members,
         "architecture": {
-            "type": "linear multiscale U-Net (no biases, no activations, no normalisation)",
-            "channels_per_level": C,
-            "shared_levels": f"levels >= {len(C)} share the last encoder/decoder weights",
-            "levels": "grid padded by a 4-cell vacuum margin, then to a multiple of 2^L; L >= 3 chosen so that "
-                      "the coarsest grid has <= 6 cells (least padding); 3 more 3x3 convs there (reach: whole film)",
-            "pooling": "2x2 average", "upsampling": "nearest x2 (times 1/2) + 3x3 conv on [skip, up]",
-            "kernels": "3x3, tied for exact 180-degree rotation equivariance",
-            "local_term": f"exact Newell kernel of the {2 * net.local_radius + 1}x{2 * net.local_radius + 1} nearest cells, "
-                          "windowed (1 to r = 1, cos^2 taper to r = 2.5), fixed; the network learns the rest",
-            "input": "M / Ms_ref (3, ny, nx), zero outside the magnet",
-            "output": "H_d / Ms_ref (3, ny, nx)", "ms_ref_A_per_m": MS_REF,
-            "macs_per_cell": net.macs_per_cell(),
+            "type": "linear multi-level network (no biases, no activations, no normalisation)",
+            "near_field": "exact Newell kernel of the actual cell for the 5x5 nearest columns and every pair of "
+                          "layers, windowed (1 to r = 1, cos^2 taper to r = 2.5), at full resolution, not learned",
+            "learned": "3x3 convolutions at half resolution and coarser only: E1 (3 nz -> c) on the 2x2-average-pooled "
+                       "input, E (c -> c, shared by every deeper level), 2 convs on the coarsest (<= 6 cells) grid, "
+                       "U (c -> 4c, pixel shuffle, shared from level 2, x 1/2 per level), U0 (c -> 4 x 3 nz, pixel "
+                       "shuffle to full resolution); skips added; one coarse vacuum cell of halo per level",
+            "layers": "nz layers as 3 nz channels (layer-major)",
+            "channels": arch.c, "macs_per_cell": arch.macs_per_cell(),
+            "input": "M in A/m (3 nz, ny, nx), zero outside the magnet", "output": "H_d in A/m (linear: no Ms scaling)",
         },
-        "n_params": net.n_params(),
-        "file_bytes": out_pt.stat().st_size,
-        "training": {
-            "data": meta.get("data"), "data_attrs": meta.get("data_attrs"),
-            "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
-            "epochs": meta.get("epochs_done"), "batch": meta.get("batch"), "lr": meta.get("lr"),
-            "optimizer": "Adam, cosine schedule to 3 % of lr, grad-norm clip 1",
-            "loss": "squared relative L2 error over the magnet's cells + that of the in-plane components",
-            "augmentation": "random 90-degree rotations and mirrors with the vector components",
-            "train_time_s": meta.get("train_time_s"), "threads": meta.get("threads"),
-            "earlier_stages": meta.get("stages", []),
-            "total_train_time_s": (meta.get("train_time_s") or 0) + sum((st.get("train_time_s") or 0)
-                                                                        for st in meta.get("stages", [])),
-            "inplane_fraction": meta.get("inplane_fraction"),
-            "hardware": "2-core CPU (shared)", "seed": meta.get("seed"),
-        },
-        "validation": {"median_rel_l2": {k: v["median"] for k, v in per_shape.items()}, "detail": per_shape,
-                       "note": "held-out seeds never used in training; 64x64 and 128x128 include LLG snapshots",
-                       "named_states_rel_l2_percent": canonical},
         "valid": {
-            "cells": "dx = dy, dz/dx = 1 (cubic cells, e.g. 3 nm): trained",
-            "dz_dx_trained": float(net.config.get("aspect", 1.0)),
-            "dz_dx_validated": [0.6, 1.0],
-            "nz": 1,
-            "grid": "any nx, ny (fully convolutional; trained on 32..128, validated to 256)",
+            "nz": sorted({m["nz"] for m in members})[0] if len({m["nz"] for m in members}) == 1 else
+            sorted({m["nz"] for m in members}),
+            "dz_dx_members": sorted(m["dz_dx"] for m in members),
+            "square_cells": True,
+            "grid_note": "any nx, ny (fully convolutional, depth grows with the grid); trained on 40..256 cells a side, "
+                         "held-out errors measured up to 1024 x 1024",
             "materials": "any Ms (linear in M); several regions through the Ms-weighted input",
-            "outside": "other dz/dx: the network's field scaled by s = dz/dx plus the exact kernel difference "
-                       "K_a - s K_1 over the nearest 17x17 cells (warns; validated at dz/dx = 0.6 on SP4). "
-                       "dx != dy: warns, rough. nz > 1: falls back to the exact FFT with a warning",
+            "outside": "any other nz, dz/dx or dx != dy: a warning and the exact FFT field (never an approximation)",
         },
-        "git_commit": meta.get("git_commit"),
-        "training_code": a.code_note,
+        "validation": {"median_rel_l2": {f"dz/dx={m['dz_dx']:g} {k}": v["median"] for m in members
+                                         for k, v in m["held_out"].items() if k != "all"},
+                       "all_median": [s["median"] for s in allm], "all_p90": [s["p90"] for s in allm],
+                       "note": "fresh textures (seed 777, never used in training): smooth random, 3D random, domains, "
+                               "walls, vortices, skyrmions, uniform; full films, disks/ellipses, rectangles, polygons, "
+                               "with holes (rings) in 30 %; labels from engine.demag.FFTDemag in float64"},
+        "training": {"hardware": "2-core CPU shared with other jobs (1 torch thread)",
+                     "command": "see docs/neural.md (nmag train ...)"},
         "created": time.strftime("%Y-%m-%d %H:%M"),
-        "learning_curve": hist,
     }
     if a.extra and Path(a.extra).exists():
         card["measured"] = json.loads(Path(a.extra).read_text())
-    resource_path("neural/model_card.json").write_text(json.dumps(card, indent=1))
-    md = [f"# Model card: {card['name']}", "", card["method"] + ".", "",
-          "## Architecture", *[f"- {k}: {v}" for k, v in card["architecture"].items()],
-          f"- parameters: {card['n_params']} ({card['file_bytes'] / 1e3:.0f} kB file)", "",
-          "## Training", *[f"- {k}: {v}" for k, v in card["training"].items() if k != "data_attrs"], "",
-          "## Validation (relative L2 error of H_d over the magnet's cells, against the exact FFT)",
-          "| grid | median | mean | p90 | max | samples |", "|---|---|---|---|---|---|",
-          *[f"| {k} | {v['median']:.2%} | {v['mean']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |"
-            for k, v in per_shape.items()], "",
-          "## Named states (relative L2, %)", *[f"- {k}: {v}" for k, v in canonical.items()], "",
-          "## Valid for", *[f"- {k}: {v}" for k, v in card["valid"].items()], "",
-          f"Training code: {card['training_code']}", "",
-          f"Trained at commit {card['git_commit']} (repository HEAD when the last stage started)."]
-    if "measured" in card:
-        md += ["", "## Other measurements", "```", json.dumps(card["measured"], indent=1), "```"]
-    resource_path("neural/model_card.md").write_text("\n".join(md) + "\n")
-    print(json.dumps(card["validation"]["median_rel_l2"], indent=1))
+    resource_path(DEFAULT_CARD).write_text(json.dumps(card, indent=1))
+    resource_path("neural/model_card.md").write_text(card_markdown(card))
+    print(json.dumps(card["validation"], indent=1))
     return card
+
+
+def card_markdown(card) -> str:
+    md = [f"# Model card: {card['name']}", "", card["method"] + ".", "", "## Architecture",
+          *[f"- {k}: {v}" for k, v in card["architecture"].items()], "", "## Members (one network per kind of film)",
+          "| file | nz | dz/dx | channels | weights | held-out median | p90 | max | samples |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in card["members"]:
+        s = m["held_out"]["all"]
+        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {m['channels']} | {m['n_params']} | "
+                  f"{s['median']:.2%} | {s['p90']:.2%} | {s['max']:.2%} | {s['count']} |")
+    md += ["", "## Held-out error by grid (relative L2 of H_d over the magnet's cells, against the exact FFT)",
+           "| member | grid | median | p90 | max | samples |", "|---|---|---|---|---|---|"]
+    for m in card["members"]:
+        for k, v in m["held_out"].items():
+            md.append(f"| dz/dx = {m['dz_dx']:g} | {k} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
+    md += ["", "## Named states (relative L2, %)"]
+    for m in card["members"]:
+        md += [f"- dz/dx = {m['dz_dx']:g}: " + ", ".join(f"{k} {v}" for k, v in m["named_states_rel_l2_percent"].items())]
+    md += ["", "## Valid for", *[f"- {k}: {v}" for k, v in card["valid"].items()], "",
+           "## Training", *[f"- {m['file']}: {json.dumps({k: v for k, v in m['training'].items() if k != 'val_median_by_epoch'})}"
+                            for m in card["members"]]]
+    if "measured" in card:
+        md += ["", "## Measured (benchmarks/bench_neural.py, bench_neural_sp4.py)", "```",
+               json.dumps(card["measured"], indent=1), "```"]
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -96,11 +96,13 @@ class LeanFilmNet(nn.Module):
     # ------------------------------------------------------------------ the operator
     @staticmethod
     def _down(a):
-        """2x2 average pooling; an odd side gets one vacuum cell first."""
+        """2x2 average pooling (rows, then columns: measured here several times faster than
+        avg_pool2d on CPU); an odd side gets one vacuum cell first."""
         h, w = a.shape[-2:]
         if (h | w) & 1:
             a = F.pad(a, (0, w & 1, 0, h & 1))
-        return F.avg_pool2d(a, 2)
+        r = a[..., ::2, :] + a[..., 1::2, :]
+        return (r[..., ::2] + r[..., 1::2]).mul_(0.25)
 
     @staticmethod
     def _up(d, n):
@@ -108,6 +110,17 @@ class LeanFilmNet(nn.Module):
         coarser level is one coarse cell = two fine cells on each side)."""
         u = F.pixel_shuffle(d, 2)
         return u[..., 2:2 + n[0], 2:2 + n[1]]
+
+    @staticmethod
+    def _add_up(a, u, alpha=1.0):
+        """a + alpha * _up(u, a's grid). Without autograd, on even grids, added in place through
+        a strided view (no shuffled copy); the same numbers either way."""
+        B, C, h, w = a.shape
+        if torch.is_grad_enabled() or (h | w) & 1 or not a.is_contiguous():
+            return torch.add(a, LeanFilmNet._up(u, (h, w)), alpha=alpha)
+        uc = u[:, :, 1:1 + h // 2, 1:1 + w // 2].reshape(B, C, 2, 2, h // 2, w // 2).permute(0, 1, 4, 2, 5, 3)
+        a.view(B, C, h // 2, 2, w // 2, 2).add_(uc, alpha=alpha)
+        return a
 
     def _encode_from(self, a):
         """Encoder levels below a[-1] (appended in place) down to the coarsest grid."""
@@ -120,7 +133,7 @@ class LeanFilmNet(nn.Module):
         index l + offset (level l + offset + 1)."""
         for l in range(start, stop - 1, -1):
             W = self.U1.weight if l + offset == 0 else self.U.weight
-            d = torch.add(a[l], self._up(F.conv2d(d, W, padding=1), a[l].shape[-2:]), alpha=0.5)
+            d = self._add_up(a[l], F.conv2d(d, W, padding=1), 0.5)
         return d
 
     def _bottom(self, d):
@@ -129,7 +142,8 @@ class LeanFilmNet(nn.Module):
         return d
 
     def far(self, x):
-        """The learned part (B, 3 nz, ny, nx)."""
+        """The learned part before its last pixel shuffle: (B, 4 x 3 nz, ceil(ny/2) + 2, ...);
+        forward() adds _up() of it to the near field."""
         n0 = x.shape[-2:]
         a = [F.conv2d(self._down(x), self.E1.weight, padding=2)]
         fold = self._folds.get(tuple(n0)) if not self.training else None
@@ -144,7 +158,7 @@ class LeanFilmNet(nn.Module):
         else:
             self._encode_from(a)
             d = self._decode(a, self._bottom(a[-1]), len(a) - 2)
-        return self._up(F.conv2d(d, self.U0.weight, padding=1), n0)
+        return F.conv2d(d, self.U0.weight, padding=1)
 
     @torch.no_grad()
     def fold(self, ny: int, nx: int, max_values: int = 1024) -> int | None:
@@ -169,10 +183,16 @@ class LeanFilmNet(nn.Module):
         return k
 
     def near(self, x):
-        return F.conv2d(x, self.near_w.to(x.dtype), padding=self.R)
+        """The exact near field at full resolution. Without autograd on larger grids the
+        convolution runs channels-last (few channels: oneDNN measured here ~1.5x faster that
+        way, conversions included) and comes back contiguous."""
+        w = self.near_w.to(x.dtype)
+        if not torch.is_grad_enabled() and x.shape[-1] * x.shape[-2] >= 16384 and x.device.type == "cpu":
+            return F.conv2d(x.contiguous(memory_format=torch.channels_last), w, padding=self.R).contiguous()
+        return F.conv2d(x, w, padding=self.R)
 
     def forward(self, x):
-        return self.near(x) + self.far(x)
+        return self._add_up(self.near(x), self.far(x))
 
     # ------------------------------------------------------------------ bookkeeping
     def n_params(self) -> int:

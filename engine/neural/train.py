@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .data import MS_REF, load_h5
-from .unet import FilmUNet
+from .weights import build_net, load_weights, safe_load, save_weights
 
 
 # ------------------------------------------------------------------ symmetries of the square
@@ -78,20 +78,23 @@ def git_commit(cwd=None) -> str:
 
 # ------------------------------------------------------------------ data handling
 class Batches:
-    """Same-shape mini-batches over {shape: (M, H, mask)} arrays (torch)."""
+    """Same-shape mini-batches over {shape: (M, H, mask)} arrays (torch). With batch_cells > 0
+    a batch holds about that many cells (so large grids come in small batches)."""
 
-    def __init__(self, sets, batch, rng):
+    def __init__(self, sets, batch, rng, batch_cells=0):
         self.sets = {k: tuple(torch.as_tensor(a) for a in v) for k, v in sets.items()}
         self.batch, self.rng = batch, rng
+        self.sizes = {k: (max(1, round(batch_cells / (k[0] * k[1]))) if batch_cells else batch) for k in self.sets}
 
     def __len__(self):
-        return sum(math.ceil(len(v[0]) / self.batch) for v in self.sets.values())
+        return sum(math.ceil(len(v[0]) / self.sizes[k]) for k, v in self.sets.items())
 
     def epoch(self):
         order = []
         for k, (M, _, _) in self.sets.items():
             idx = self.rng.permutation(len(M))
-            order += [(k, idx[i:i + self.batch]) for i in range(0, len(idx), self.batch)]
+            b = self.sizes[k]
+            order += [(k, idx[i:i + b]) for i in range(0, len(idx), b)]
         self.rng.shuffle(order)
         for k, idx in order:
             M, H, mk = self.sets[k]
@@ -151,13 +154,14 @@ def plot_curve(history, path):
 
 
 def save_model(net, path, meta):
-    torch.save({"config": net.config, "state_dict": {k: v.detach().float().cpu() for k, v in net.state_dict().items()},
-                "meta": meta}, path)
+    """Weights without pickle (engine.neural.weights)."""
+    save_weights(net, path, meta)
 
 
 # ------------------------------------------------------------------ main
 def build_parser():
-    ap = argparse.ArgumentParser(prog="nmag train", description="train the NeuralMAG film U-Net")
+    ap = argparse.ArgumentParser(prog="nmag train", description="train the neural demag network (lean multi-level, "
+                                 "or the first U-Net with --arch unet)")
     ap.add_argument("--data", required=True, help="HDF5 data set from engine.neural.data")
     ap.add_argument("--val-data", default=None, help="optional separate HDF5 validation set")
     ap.add_argument("--out", required=True, help="output folder (checkpoints, curve, model.pt)")
@@ -168,8 +172,12 @@ def build_parser():
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
                     help="resume from a checkpoint (default: OUT/checkpoint.pt)")
     ap.add_argument("--val-fraction", type=float, default=0.1)
-    ap.add_argument("--channels", default="12,16,24,32")
+    ap.add_argument("--arch", choices=("lean", "unet"), default="lean")
+    ap.add_argument("--channels", default=None, help="lean: width (default 8); unet: widths per level (12,16,24,32)")
     ap.add_argument("--local-radius", type=int, default=2)
+    ap.add_argument("--batch-cells", type=int, default=0,
+                    help="cells per batch (batch size per grid shape); 0: --batch samples")
+    ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inplane-fraction", type=float, default=0.3,
                     help="fraction of batches made in-plane only (Mz = Hz = 0, exact for one layer)")
@@ -181,6 +189,13 @@ def build_parser():
 
 def main_train(argv=None) -> dict:
     a = build_parser().parse_args(argv)
+    init_net = None
+    if a.init:   # first, before any work: a weights file that is not plain tensors is refused
+        from .weights import WeightsError
+        try:
+            init_net, init_meta = load_weights(a.init)
+        except WeightsError as e:
+            raise SystemExit(f"nmag train: --init {e}") from None
     from tqdm import tqdm
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -195,42 +210,56 @@ def main_train(argv=None) -> dict:
     if a.val_data:
         for k, v in load_h5(a.val_data).items():
             val[k] = v
-    channels = tuple(int(c) for c in a.channels.split(","))
-    net = FilmUNet(channels=channels, local_radius=a.local_radius, aspect=aspect)
+    if a.arch == "lean":
+        net = build_net(dict(arch="lean", nz=1, aspect=aspect, channels=int(a.channels or 8),
+                             near_radius=a.local_radius))
+    else:
+        channels = tuple(int(c) for c in (a.channels or "12,16,24,32").split(","))
+        net = build_net(dict(arch="unet", channels=channels, local_radius=a.local_radius, aspect=aspect))
     stages = []
     if a.init:
-        ck0 = torch.load(a.init, weights_only=False)
-        net = FilmUNet(**ck0["config"])
-        net.load_state_dict(ck0["state_dict"])
-        prev = ck0.get("meta", {})
+        net0, prev = init_net, init_meta   # read safely above: tensors and JSON only
+        # the same learned weights; the exact near field follows this data set's cell
+        net = build_net(dict(net0.config, aspect=aspect))
+        net.load_state_dict(net0.state_dict(), strict=False)
         stages = prev.get("stages", []) + [{k: prev.get(k) for k in ("data", "epochs_done", "lr", "train_time_s",
                                                                       "n_train", "git_commit")}]
         print(f"starting from {a.init}")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     rng = np.random.default_rng(a.seed)
-    batches = Batches(train, a.batch, rng)
+    batches = Batches(train, a.batch, rng, a.batch_cells)
     total_steps = a.epochs * len(batches)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    warm = max(1, a.warmup)
+    clock = {"t0": time.time(), "elapsed0": 0.0}
+
+    def lr_factor(s):
+        """Warm-up, then a cosine to 3 % over the epochs, or over --max-minutes when that ends
+        first (a shared machine's speed varies; the schedule still ends annealed)."""
+        frac = min(s, total_steps) / total_steps
+        if a.max_minutes:
+            frac = max(frac, (clock["elapsed0"] + time.time() - clock["t0"]) / (a.max_minutes * 60))
+        return min(1.0, (s + 1) / warm) * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history, start_epoch, best, elapsed0 = [], 0, float("inf"), 0.0
     ck_path = out / "checkpoint.pt"
     if a.resume:
         rp = ck_path if a.resume == "auto" else Path(a.resume)
-        ck = torch.load(rp, weights_only=False)
+        ck = safe_load(rp, "checkpoint")
         net.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         history, start_epoch, best = ck["history"], ck["epoch"], ck["best"]
         elapsed0 = ck.get("elapsed_s", 0.0)
+        clock["elapsed0"] = elapsed0
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from {rp} at epoch {start_epoch}")
     meta_base = dict(data=str(a.data), data_attrs=data_attrs, n_train=sum(len(v[0]) for v in train.values()),
                      n_val=sum(len(v[0]) for v in val.values()), seed=a.seed, lr=a.lr, batch=a.batch,
-                     epochs=a.epochs, ms_ref=MS_REF, aspect_dz_dx=aspect, git_commit=git_commit(),
+                     epochs=a.epochs, ms_ref=MS_REF, batch_cells=a.batch_cells, arch=a.arch, aspect_dz_dx=aspect, git_commit=git_commit(),
                      n_params=net.n_params(), threads=a.threads, inplane_fraction=a.inplane_fraction,
                      stages=stages, init=a.init)
-    t0 = time.time()
+    t0 = clock["t0"] = time.time()
     for epoch in range(start_epoch, a.epochs):
         losses, errs = [], []
         bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",

@@ -209,10 +209,8 @@ class FilmUNet(nn.Module):
         return tot
 
 
-def load_model(path, map_location="cpu") -> tuple[FilmUNet, dict]:
-    """A FilmUNet and its stored metadata from a checkpoint file written by train.py."""
-    ck = torch.load(path, map_location=map_location, weights_only=False)
-    net = FilmUNet(**ck["config"])
-    net.load_state_dict(ck["state_dict"])
-    net.eval()
-    return net, ck.get("meta", {})
+def load_model(path, map_location="cpu"):
+    """A network and its stored metadata from a weights file (engine.neural.weights: tensors and
+    JSON only, never unpickled objects)."""
+    from .weights import load_weights
+    return load_weights(path)
