@@ -274,3 +274,16 @@ def test_table_csv_reads_back_exactly(tmp_path):
     back = np.loadtxt(tmp_path / "table.csv", delimiter=",", skiprows=2)
     np.testing.assert_array_equal(back, rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_atomic_writes_get_the_mode_of_any_new_file(tmp_path):
+    """mkstemp makes 0600 files; an exported CSV or problem file must be readable by the group
+    and others like any file the user makes (0666 less the umask)."""
+    import os
+    from engine.atomic import write_atomic
+    old = os.umask(0o022)
+    try:
+        p = write_atomic(tmp_path / "a.csv", "t,mx\n0,1\n")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644
