@@ -30,7 +30,7 @@ import torch
 
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
-from .fft_backends import available_backends, choose_backend, make_pipeline
+from .fft_backends import available_backends, choose_backend, make_pipeline, padded_shape
 
 
 class Demag:
@@ -97,7 +97,7 @@ class FFTDemag(Demag):
         self.n, self.d = tuple(n), tuple(d)
         nx, ny, nz = self.n
         self.thin = nz == 1
-        self.padded = (2 * nz if nz > 1 else 1, 2 * ny if ny > 1 else 1, 2 * nx if nx > 1 else 1)
+        self.padded = padded_shape(self.n)
         quadrant = demag_tensor_quadrant(self.n, self.d)
         kernel_ft = {}
         for c in _COMPONENTS:

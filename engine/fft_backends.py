@@ -41,6 +41,28 @@ BACKENDS = ("torch", "scipy", "fftw")
 CHOICES = ("auto",) + BACKENDS
 
 
+def is_choice(name) -> bool:
+    """"auto", a backend, or "forward+inverse" with two backends (what auto may pick and a
+    sweep pins so that every worker computes the same numbers)."""
+    if name in CHOICES:
+        return True
+    fwd, plus, inv = str(name).partition("+")
+    return bool(plus) and fwd in BACKENDS and inv in BACKENDS
+
+
+def padded_shape(n) -> tuple:
+    """(Pz, Py, Px) of FFTDemag's zero padding for a grid n = (nx, ny, nz): 2n along each axis
+    longer than one cell (open boundaries), 1 otherwise."""
+    nx, ny, nz = n
+    return (2 * nz if nz > 1 else 1, 2 * ny if ny > 1 else 1, 2 * nx if nx > 1 else 1)
+
+
+def resolved_backend(n, dtype, device="cpu", force="auto", threads=1) -> str:
+    """The name auto (or the forced choice) comes to for this grid: e.g. "scipy" or
+    "torch+scipy". Measures and caches when the shape is new."""
+    return choose_backend(n, padded_shape(n), dtype, device, force, threads)[0].name
+
+
 def available_backends(device="cpu") -> tuple:
     """The backends that can run here: torch always; scipy and pyFFTW where installed (CPU only)."""
     if not str(device).startswith("cpu"):
@@ -342,10 +364,12 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     threads = torch.get_num_threads() if threads is None else threads
     if force == "auto" and os.environ.get("NMAG_FFT", "auto") in BACKENDS:
         force = os.environ["NMAG_FFT"]   # one backend for a whole run (tests run physics with each)
-    if force not in CHOICES:
-        raise BackendUnavailable(f"unknown FFT backend {force!r}; choose one of {', '.join(CHOICES)}")
+    if not is_choice(force):
+        raise BackendUnavailable(f"unknown FFT backend {force!r}; choose one of {', '.join(CHOICES)} "
+                                 "(or 'forward+inverse', e.g. 'torch+scipy')")
     if force != "auto":
-        return make_pipeline(force, n, padded, dtype, device, threads), "forced"
+        fwd, _, inv = force.partition("+")
+        return _pair(fwd, inv or fwd, {}, n, padded, dtype, device, threads), "forced"
     names = available_backends(device)
     if names == ("torch",):
         return make_pipeline("torch", n, padded, dtype, device, threads), "only"

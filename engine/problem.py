@@ -197,13 +197,14 @@ class SolverSpec:
         check_choice(f"{key}.demag", self.demag, DEMAG_METHODS)
         self.probe_every = check_number(f"{key}.probe_every", self.probe_every, 1, 1e6, integer=True)
         self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, 1e-10, 1.0)
-        check_choice(f"{key}.fft", self.fft, FFT_BACKENDS)
+        from .fft_backends import available_backends, is_choice
+        if not is_choice(self.fft):
+            check_choice(f"{key}.fft", self.fft, FFT_BACKENDS)   # raises, naming the choices
         if self.fft != "auto":
-            from .fft_backends import available_backends
             here = available_backends(self.device)
-            if self.fft not in here:
+            if any(b not in here for b in self.fft.split("+")):
                 raise ProblemError(f"{key}.fft", self.fft, "a backend available here: auto, " + ", ".join(here)
-                                   + (" (pyFFTW is an optional extra: pip install pyfftw)" if self.fft == "fftw" else ""))
+                                   + (" (pyFFTW is an optional extra: pip install pyfftw)" if "fftw" in self.fft else ""))
 
 
 @dataclass

@@ -139,3 +139,11 @@ def test_uniform_prism_average_field_matches_aharoni_with_every_backend(backend)
         H = dem.h_from_M(M)
         N = aharoni_factors(10.0, 6.0, 3.0)[axis]
         assert abs(-float(H[axis].mean()) / Ms - N) < 2e-6
+
+
+@pytest.mark.skipif("scipy" not in HERE, reason="scipy not installed")
+def test_problem_file_forces_a_forward_inverse_pair():
+    p = Problem.from_dict({"mesh": {"n": [16, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch+scipy"}})
+    assert Simulation(p).demag.backend == "torch+scipy"
+    with pytest.raises(ProblemError, match="solver.fft"):
+        Problem.from_dict({"mesh": {"n": [8, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch+mkl"}})

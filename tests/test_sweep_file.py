@@ -186,3 +186,19 @@ def test_sequential_run_resume_and_layout(tmp_path):
     s2 = load_sweep(write_sweep(tmp_path, ALPHA_FIELD))
     with pytest.raises(ProblemError, match="same sweep"):
         run_sweep(s2, out, None, resume=True)
+
+
+def test_auto_fft_backend_is_pinned_in_the_client(tmp_path, monkeypatch):
+    """Every point travels with one concrete FFT backend (auto measures per process, and two
+    backends differ in the last bits), the same for every point of one grid; NMAG_FFT forces it."""
+    from engine.fft_backends import is_choice
+    from engine.sweep.point import make_task, pin_fft_backend
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("NMAG_FFT", raising=False)
+    s = load_sweep(write_sweep(tmp_path, ALPHA_FIELD))
+    names = {pin_fft_backend(make_task(s, i))["problem"]["solver"]["fft"] for i in range(len(s))}
+    assert len(names) == 1
+    name = names.pop()
+    assert name != "auto" and is_choice(name)
+    monkeypatch.setenv("NMAG_FFT", "torch")
+    assert pin_fft_backend(make_task(s, 0))["problem"]["solver"]["fft"] == "torch"

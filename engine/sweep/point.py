@@ -48,6 +48,29 @@ def make_task(sweep, i: int) -> dict:
             "region_map": sweep.region_map, "scalars": list(sweep.scalars)}
 
 
+def pin_fft_backend(task: dict) -> dict:
+    """Resolve the point's FFT backend "auto" here, in the client, at the workers' one thread, and
+    write the name into the task, so every worker computes with the same transforms as every
+    other and as a sequential run: auto measures per process, and two backends differ in the
+    last bits, which a switching run grows to 1e-3 in m. Points of one grid share one choice
+    (cached on disk); NMAG_FFT still forces one."""
+    solver = task["problem"].setdefault("solver", {})
+    if solver.get("fft", "auto") != "auto":
+        return task
+    import torch
+    from ..fft_backends import resolved_backend
+    from ..problem import Problem
+    try:
+        p = Problem.from_dict(task["problem"], base_dir=task["base_dir"], region_map=task["region_map"])
+    except Exception:   # the worker reports it as the point's failure
+        return task
+    if p.solver.device != "cpu":
+        return task
+    dtype = torch.float64 if p.solver.precision == "float64" else torch.float32
+    solver["fft"] = resolved_backend(tuple(p.mesh.n), dtype, "cpu", "auto", threads=1)
+    return task
+
+
 def failed_scalars(names) -> dict:
     from .scalars import SCALARS
     return {n: ([math.nan] * SCALARS[n][1] if SCALARS[n][1] > 1 else math.nan) for n in names}

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from .point import failed_scalars, make_task, run_point
+from .point import failed_scalars, make_task, pin_fft_backend, run_point
 from .results import SweepWriter
 
 
@@ -91,14 +91,15 @@ def run_sweep(sweep, out, client=None, resume: bool = False, overwrite: bool = F
             if should_stop is not None and should_stop():
                 break
             prog.running = 1
-            finish(run_point(make_task(sweep, i)))
+            finish(run_point(pin_fft_backend(make_task(sweep, i))))
             prog.running = 0
             report()
         return prog
 
     from distributed import wait
     tag = uuid.uuid4().hex[:8]
-    futures = {client.submit(run_point, make_task(sweep, i), key=f"nmag-point-{i}-{tag}", pure=False): i
+    futures = {client.submit(run_point, pin_fft_backend(make_task(sweep, i)), key=f"nmag-point-{i}-{tag}",
+                             pure=False): i
                for i in todo}
     keys = {f.key for f in futures}
     pending = set(futures)
