@@ -1,7 +1,6 @@
-"""The `nmag` command.
+"""The engine's commands (headless), reached through `nmag` (the entry point in nmag_cli, above
+the engine and the app) or as `python -m engine.cli`:
 
-    nmag                          open the desktop app
-    nmag gui [PROJECT.h5]         open the desktop app (optionally a project)
     nmag run PROBLEM --out R.h5   run a problem file (.toml) or a saved project (.h5) headless
     nmag check PROBLEM            validate a problem file and print what it describes
     nmag train ...                train the neural demag (see `nmag train --help`)
@@ -15,7 +14,6 @@ killed run is removed by the next run with the same --out.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -39,8 +37,6 @@ EXIT_CODES = f"""exit codes:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nmag", description="NeuralMAG Studio: micromagnetics with FFT or neural demag.")
     sub = ap.add_subparsers(dest="command")
-    g = sub.add_parser("gui", help="open the desktop app")
-    g.add_argument("project", nargs="?", help="a project (.h5) or problem (.toml) to open")
     r = sub.add_parser("run", help="run a problem headless", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("problem", help="problem file (.toml) or project/results file (.h5)")
@@ -65,8 +61,9 @@ def main(argv=None) -> int:
         from .neural.train import main_train
         return main_train(argv[1:]) or 0
     args = _parser().parse_args(argv)
-    if args.command in (None, "gui"):
-        return _gui(getattr(args, "project", None))
+    if args.command is None:
+        _parser().print_help()
+        return 2
     try:
         if args.command == "check":
             return _check(args)
@@ -79,15 +76,6 @@ def main(argv=None) -> int:
         print(f"nmag: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def _gui(project) -> int:
-    try:
-        app = importlib.import_module("nmag_gui.app")  # by name: the engine never imports Qt itself
-    except ImportError as e:
-        print(f"nmag: the desktop app is not available ({e}); install with pip install -e .", file=sys.stderr)
-        return 1
-    return app.main([project] if project else [])
 
 
 def _load(path, args=None):

@@ -84,3 +84,18 @@ def test_engine_imports_no_qt():
            "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyvista', 'vtk', 'nmag_gui'))]; " \
            "assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_engine_never_names_the_app():
+    """The `nmag` entry point (nmag_cli) sits above both packages; no engine module names nmag_gui."""
+    from pathlib import Path
+    import engine
+    root = Path(engine.__file__).parent
+    assert [p.name for p in root.rglob("*.py") if "nmag_gui" in p.read_text()] == []
+
+
+def test_nmag_entry_point_passes_engine_commands_on(capsys):
+    import nmag_cli
+    assert nmag_cli.main(["check", "examples/sp4.toml"]) == 0
+    assert nmag_cli.main(["--help"]) == 0
+    assert "nmag gui" in capsys.readouterr().out

@@ -1,0 +1,44 @@
+"""The `nmag` command: the one entry point above both packages.
+
+    nmag                          open the desktop app
+    nmag gui [PROJECT.h5]         open the desktop app (optionally a project or problem file)
+    nmag run | check | train | sweep ...   the headless engine commands (engine.cli)
+
+It lives here so that the engine never names the app (engine.cli knows only its own commands)
+and the app never owns the command line.
+"""
+from __future__ import annotations
+
+import sys
+
+GUI_HELP = """
+app:
+  nmag                      open the desktop app
+  nmag gui [PROJECT]        open the desktop app with a project (.h5) or problem (.toml)
+"""
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] == "gui":
+        return _gui(argv[1:2])
+    from engine.cli import main as engine_main
+    if argv[0] in ("-h", "--help"):
+        from engine.cli import _parser
+        _parser().print_help()
+        print(GUI_HELP)
+        return 0
+    return engine_main(argv)
+
+
+def _gui(args) -> int:
+    try:
+        from nmag_gui.app import main as app_main
+    except ImportError as e:
+        print(f"nmag: the desktop app is not available ({e}); install with pip install -e .", file=sys.stderr)
+        return 1
+    return app_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
