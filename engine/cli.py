@@ -93,7 +93,7 @@ def _load(path, args=None):
 
 
 def _check(args) -> int:
-    from .validation import check_runnable
+    from .preflight import check_runnable
     src = Path(args.problem)
     p = _load(src)
     info = check_runnable(p, _saved_state(src))
@@ -111,7 +111,7 @@ def _run(args) -> int:
     from .simulation import Simulation
     from .stages import run_stages
     from .threads import apply_thread_policy
-    from .validation import check_runnable
+    from .preflight import check_runnable
 
     src = Path(args.problem)
     out = Path(args.out) if args.out else src.with_name(src.stem + ("_result.h5" if src.suffix == ".h5" else ".h5"))

@@ -185,7 +185,7 @@ SHAPE_KEYS = {
 
 def shape_from_op(op, key="geometry"):
     """Build the shape object of a ShapeOp, checking its parameters (unknown keys refused)."""
-    from .problem import check_vector, check_number, check_choice
+    from .validation import check_vector, check_number, check_choice
     p = op.params
     if op.shape in SHAPE_KEYS:
         check_keys(p, key, SHAPE_KEYS[op.shape])     # unknown keys: nearest known one suggested
@@ -240,7 +240,7 @@ def shape_from_op(op, key="geometry"):
 
 
 def _check_z_range(p: dict, key: str) -> None:
-    from .problem import check_number, check_vector
+    from .validation import check_number, check_vector
     if "layers" in p and "z_nm" in p:
         raise ProblemError(f"{key}.z_nm", p["z_nm"], "either layers or z_nm, not both")
     if "layers" in p:

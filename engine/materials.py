@@ -4,13 +4,12 @@ from __future__ import annotations
 import functools
 
 from .errors import ProblemError
-from .problem import Material
 from .resources import resource_path
+from .toml_file import read_toml
 
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict:
-    from .problem import read_toml
     return read_toml(resource_path("materials.toml"), "materials presets")
 
 
@@ -24,11 +23,11 @@ def preset_info(name: str) -> dict:
     return {"description": t.get("description", ""), "source": t.get("source", "")}
 
 
-def preset(name: str, key: str = "preset") -> Material:
-    """A fresh Material with the preset's values (unknown names raise ProblemError)."""
+def preset_values(name: str, fields, key: str = "preset") -> dict:
+    """The preset's values for the given Material field names (engine.problem.preset builds the
+    Material from them); unknown names raise ProblemError."""
     t = _table()
     if name not in t:
         raise ProblemError(key, name, "one of the presets " + ", ".join(t))
-    fields = Material.__dataclass_fields__
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t[name].items() if k in fields}
-    return Material(name=name, **values)
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in t[name].items() if k in fields}
+

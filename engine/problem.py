@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from dataclasses import dataclass, asdict, field as _f
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from .errors import ProblemError
 
 FORMAT_NAME = "nmag-problem"
 FORMAT_VERSION = 1
-MAX_TOML_BYTES = 16 << 20     # a problem file is a few kB; a bigger one is not a problem file
 
 SHAPES = ("rectangle", "ellipse", "polygon", "ring", "image", "cuboid", "cylinder", "sphere", "ellipsoid", "mesh")
 SHAPE_OPS = ("add", "subtract", "intersect")
@@ -37,6 +35,7 @@ STAGE_KINDS = ("relax", "run", "sweep")
 # --------------------------------------------------------------------------- checks
 # (in engine.validation; imported here so `from engine.problem import check_number` keeps working)
 from .validation import check_choice, check_keys, check_number, check_vector  # noqa: E402,F401
+from .toml_file import MAX_TOML_BYTES, read_toml  # noqa: E402,F401  (one TOML reader, re-exported)
 
 # known keys of the tables whose keys depend on a kind
 AC_KEYS = {"none": set(), "sine": {"amplitude_mT", "frequency_GHz", "phase_deg"},
@@ -407,43 +406,12 @@ class Problem:
         return cls.from_dict(d, base_dir=path.parent)
 
 
-def read_toml(path: str | Path, what: str) -> dict:
-    """A TOML file as a dict; a missing or malformed file raises ProblemError(what, path, ...)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_TOML_BYTES:
-            raise ProblemError(what, str(path), f"a TOML file of at most {MAX_TOML_BYTES >> 20} MB "
-                                                f"(this one has {size} bytes)")
-        with open(path, "rb") as fh:
-            raw = fh.read()
-        text = raw.decode("utf-8")
-        if "\x00" in text:
-            raise ProblemError(what, str(path), "a text (TOML) file (this one holds NUL bytes: a binary file?)")
-        return tomllib.loads(text)
-    except FileNotFoundError:
-        raise ProblemError(what, str(path), "an existing TOML file") from None
-    except IsADirectoryError:
-        raise ProblemError(what, str(path), "a TOML file, not a folder") from None
-    except UnicodeDecodeError as e:
-        raise ProblemError(what, str(path), f"a UTF-8 text (TOML) file (byte {e.start} is not UTF-8: "
-                                            f"a binary file?)") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ProblemError(what, str(path), f"valid TOML ({e})") from None
-    except OSError as e:
-        raise ProblemError(what, str(path), f"a readable TOML file ({e.strerror or e})") from None
-
-
 def _material_from(mm, key) -> Material:
     if not isinstance(mm, dict):
         raise ProblemError(key, mm, "a table of material constants")
     mm = dict(mm)
     base = Material()
     if "preset" in mm:
-        from .materials import preset
         base = preset(mm.pop("preset"), key=f"{key}.preset")
     check_keys(mm, key, set(Material.__dataclass_fields__))
     for k, v in mm.items():
@@ -488,3 +456,9 @@ def _plain(x):
     if isinstance(x, np.generic):
         return x.item()
     return x
+
+
+def preset(name: str, key: str = "preset") -> Material:
+    """A fresh Material with a preset's values (engine.materials; unknown names raise ProblemError)."""
+    from .materials import preset_values
+    return Material(name=name, **preset_values(name, set(Material.__dataclass_fields__), key))

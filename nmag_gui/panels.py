@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout
                                QPushButton, QRadioButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
 
 from engine import materials as presets
+from engine.problem import preset
 from engine.errors import ProblemError
 from engine.initial_states import validate_initial
 from engine.problem import (PRECISIONS, FieldSpec, Material, Mesh,
@@ -574,7 +575,7 @@ class MaterialsPanel(ProblemPanel):
     def apply_preset(self, name: str):
         """Fill the selected material with a preset's constants. The material takes the
         preset's name when its own is a preset name or "material N" and the name is free."""
-        p = presets.preset(name)
+        p = preset(name)
         cur = self._model[self._current]
         others = [m.name for i, m in enumerate(self._model) if i != self._current]
         generic = cur.name in presets.preset_names() or cur.name.startswith("material")
