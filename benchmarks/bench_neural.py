@@ -144,7 +144,7 @@ def plot(results, path, threads):
 def frontier(models, threads=(1,), sizes=(256, 1024, 2048)):
     """Time (untrained weights) and, where a trained model is given, held-out error per width."""
     import torch
-    from engine.neural.card import measure_member
+    from engine.neural.card_measure import measure_member
     from engine.neural.lean import LeanFilmNet
     from engine.neural.weights import load_weights
     rows = []
@@ -200,7 +200,8 @@ def plot_frontier(rows, path):
 
 def member_errors():
     import torch
-    from engine.neural.card import ModelCard, measure_member
+    from engine.neural.card import ModelCard
+    from engine.neural.card_measure import measure_member
     from engine.neural.weights import load_weights
     from engine.resources import resource_path
     torch.set_num_threads(1)

@@ -35,7 +35,7 @@ class TwinWorker(QObject):
     @Slot()
     def run(self):
         try:
-            from engine.neural.probe import twin_run
+            from engine.neural.twin import twin_run
 
             def callback(out):
                 for i in range(self._sent, len(out["t"])):

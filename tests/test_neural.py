@@ -148,7 +148,7 @@ def test_probe_matches_a_direct_computation(shipped):
     phi = np.arctan2(yy - 20, xx - 24)
     m = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)])[:, None] * mask
     Ms = 8e5
-    pr = probe(m, Ms, n, d)
+    pr = probe(m, Ms, n, d, NeuralDemag(n, d))
     M = torch.tensor(m * Ms)
     H_fft = (FFTDemag(n, d).h_from_M(M) * torch.tensor(mask)).numpy()
     nd = NeuralDemag(n, d)
@@ -261,7 +261,7 @@ def test_probe_hook_in_simulation_frames():
 
 
 def test_twin_run_tracks_the_fft_run():
-    from engine.neural.probe import twin_run
+    from engine.neural.twin import twin_run
     pb = small_problem("fft")
     pb.initial.kind, pb.initial.params = "vortex", {"core_nm": 8.0}
     pb.field.B_mT = (10.0, 0.0, 0.0)

@@ -5,8 +5,8 @@ probe(state_or_m, Ms, n, d, net) -> ProbeResult: both fields (A/m), the per-cell
 sqrt(sum |H_net - H_fft|^2 / sum |H_fft|^2). Used by the GUI's overlay (through NeuralDemag's
 after_step hook) and by the tests.
 
-twin_run(problem, duration_s, sample_every_s): a neural and an FFT Simulation from the same
-start, sampled together: t, <m>_neural(t), <m>_fft(t) and max over cells of |m_net - m_fft|.
+Twin runs (a neural and an FFT Simulation side by side) are engine.neural.twin, above the
+Simulation; this module sits below NeuralDemag, which calls it every probe_every steps.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def probe(state_or_m, Ms=None, n=None, d=None, net=None) -> ProbeResult:
 
     state_or_m: an engine State (its m, Ms, n, d, t are used), or m as an array (3, nz, ny, nx)
     with Ms a scalar or a per-cell array (nz, ny, nx) in A/m, n = (nx, ny, nz), d in m.
-    net: a NeuralDemag (default: one with the shipped weights for this grid) or a FilmUNet."""
-    from .demag import NeuralDemag
+    net: a NeuralDemag for this grid (anything with h_from_M(M) and exact())."""
+    if not (hasattr(net, "h_from_M") and hasattr(net, "exact")):
+        raise TypeError("probe needs the NeuralDemag to compare (engine.neural.demag.NeuralDemag(n, d))")
     t = 0.0
     if hasattr(state_or_m, "m") and hasattr(state_or_m, "Ms"):
         st = state_or_m
@@ -49,8 +50,6 @@ def probe(state_or_m, Ms=None, n=None, d=None, net=None) -> ProbeResult:
             Ms_t = Ms_t * mask
     Ms_t = Ms_t.expand(m.shape[1:])
     mask = Ms_t > 0
-    if not isinstance(net, NeuralDemag):
-        net = NeuralDemag(n, d, torch.float32, "cpu", weights=net)
     M = Ms_t * m
     H_net = net.h_from_M(M.to(net.dtype).to(net.device)).detach().to(torch.float64).cpu() * mask
     H_fft = net.exact().h_from_M(M.to(net.device)).detach().cpu() * mask
@@ -60,40 +59,3 @@ def probe(state_or_m, Ms=None, n=None, d=None, net=None) -> ProbeResult:
     rel = float(np.sqrt(float((diff ** 2).sum()) / den)) if den > 0 else 0.0
     return ProbeResult(t=t, H_net=H_net.numpy(), H_fft=H_fft.numpy(), error_map=err.numpy(),
                        rel_l2=rel, max_error=float(err.max()) if err.numel() else 0.0)
-
-
-def twin_run(problem, duration_s: float, sample_every_s: float, m0=None, callback=None) -> dict:
-    """Step a neural and an FFT Simulation of `problem` from the same start.
-
-    Returns dict t (S,), mean_neural (S, 3), mean_fft (S, 3), max_dm (S,) = max over cells of
-    |m_net - m_fft|, and the wall time of each run (s)."""
-    import time
-    from ..simulation import Simulation
-    sims = {}
-    for method in ("neural", "fft"):
-        pb = problem.copy()
-        pb.solver.demag = method
-        sims[method] = Simulation(pb, m0=m0)
-    if m0 is None:
-        sims["neural"].set_m(sims["fft"].m.detach().cpu().numpy())
-    out = {"t": [0.0], "mean_neural": [sims["neural"].mean_m()], "mean_fft": [sims["fft"].mean_m()],
-           "max_dm": [float((sims["neural"].m - sims["fft"].m.to(sims["neural"].m.dtype)).norm(dim=0).max())]}
-    wall = {"neural": 0.0, "fft": 0.0}
-    k = 0
-    while out["t"][-1] < duration_s * (1 - 1e-9):
-        k += 1
-        target = min(k * sample_every_s, duration_s)
-        for method, sim in sims.items():
-            t0 = time.perf_counter()
-            sim.run(target - sim.t)
-            wall[method] += time.perf_counter() - t0
-        out["t"].append(target)
-        out["mean_neural"].append(sims["neural"].mean_m())
-        out["mean_fft"].append(sims["fft"].mean_m())
-        dm = sims["neural"].m.to(torch.float64) - sims["fft"].m.to(torch.float64)
-        out["max_dm"].append(float(dm.norm(dim=0).max()))
-        if callback is not None and callback(out):
-            break
-    res = {k: np.asarray(v) for k, v in out.items()}
-    res["wall_s"] = wall
-    return res

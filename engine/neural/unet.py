@@ -207,10 +207,3 @@ class FilmUNet(nn.Module):
             f = 4.0 ** -l
             tot += f * (k * (c + cn) * c + (k * cp * c if l else 0))
         return tot
-
-
-def load_model(path, map_location="cpu"):
-    """A network and its stored metadata from a weights file (engine.neural.weights: tensors and
-    JSON only, never unpickled objects)."""
-    from .weights import load_weights
-    return load_weights(path)

@@ -189,7 +189,7 @@ def test_twin_panel_difference_starts_at_zero_and_grows(qtbot):
 
 @pytest.mark.skipif(not neural_available(), reason="the shipped network is missing or does not load")
 def test_twin_run_difference_starts_at_zero_and_grows():
-    from engine.neural.probe import twin_run
+    from engine.neural.twin import twin_run
     res = twin_run(small_problem("neural", n=16), 20e-12, 5e-12)
     assert res["max_dm"][0] == 0 and res["max_dm"][-1] > res["max_dm"][0]
 

@@ -206,7 +206,7 @@ def test_layout_is_usable_from_1024x700_to_2560x1440(qtbot, window, size):
 
 # --------------------------------------------------------------------------- 6. twin run
 def test_twin_run_does_not_grow_the_window(qtbot, window, monkeypatch):
-    import engine.neural.probe as probe_mod
+    import engine.neural.twin as probe_mod
 
     def fake_twin_run(problem, duration_s, every_s, m0=None, callback=None):
         out = {"t": [], "mean_neural": [], "mean_fft": [], "max_dm": []}
