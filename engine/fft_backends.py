@@ -186,7 +186,9 @@ class FFTWPipeline:
         self.yinv = pyfftw.zeros_aligned((3, nz, Py, Kx), dtype=cplx)
         self.real_out = pyfftw.zeros_aligned((3, nz, ny, Px), dtype=real)
         FFTW = pyfftw.FFTW
-        self._fx = FFTW(self.real_in, self.ypad[:, :, :ny, :], axes=(-1,), **kw)
+        # x writes into the first ny rows of ypad, or straight into the spectrum for one row
+        x_out = self.ypad[:, :, :ny, :] if Py > 1 else self.spec[:, :nz]
+        self._fx = FFTW(self.real_in, x_out, axes=(-1,), **kw)
         self._fy = FFTW(self.ypad, self.spec[:, :nz], axes=(-2,), **kw) if Py > 1 else None
         self._fz = FFTW(self.spec, self.spec, axes=(-3,), **kw) if Pz > 1 else None
         back = dict(kw, direction="FFTW_BACKWARD")
@@ -199,8 +201,6 @@ class FFTWPipeline:
         self._spec_t = torch.from_numpy(self.spec)
         self._out_t = torch.from_numpy(self.real_out)[..., :nx]
         self._in_t = torch.from_numpy(self.real_in)[..., :nx]
-        if Py == 1:   # a single row: x writes straight into the spectrum
-            self._fx = FFTW(self.real_in, self.spec[:, :nz], axes=(-1,), **kw)
 
     def input_view(self) -> torch.Tensor:
         """The (3, nz, ny, nx) input buffer as a tensor: write M here and call forward(None)."""
