@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_gui import stats  # noqa: E402  (the film benchmark's summary: n, mean, p50, p95, max)
+
 PROBE_MS = 10
 DRAW_MS = 33
 
@@ -60,14 +62,6 @@ def vortex_frames(nx, ny, nz, n_frames=12, cell=3.0):
         frames.append(Frame(t=k * 1e-12, steps=k, dt=1e-12, m=m, mean_m=m.reshape(3, -1).mean(1),
                             energies={}, max_torque=float("nan"), demag_method="fft"))
     return frames
-
-
-def stats(a) -> dict:
-    a = np.asarray(a, float)
-    if a.size == 0:
-        return {"n": 0}
-    return {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
-            "p95": float(np.percentile(a, 95)), "max": float(a.max())}
 
 
 def main(argv=None) -> dict:
