@@ -132,7 +132,8 @@ class FFTDemag(Demag):
         self._general = None
 
     def _general_pipe(self):
-        """A pipeline for any leading shape (batches): the chosen one unless it is buffer-bound."""
+        """A pipeline for any leading shape (batches), used when the chosen one is bound to the
+        shape of its preallocated buffers (FFTW): scipy where installed, else torch."""
         if self._general is None:
             name = "scipy" if "scipy" in available_backends(self.device) else "torch"
             self._general = make_pipeline(name, self.n, self.padded, self.dtype, self.device)
