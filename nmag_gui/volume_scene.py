@@ -3,6 +3,9 @@
 Pure pyvista/VTK (no Qt), so it renders in an off-screen `pv.Plotter` as well as in the app's
 QtInteractor. It is a *layer* of `nmag_gui.spin_scene.SpinScene` (duck-typed protocol:
 build / update / set_visible / remove), used when the grid has more than one layer of cells.
+While it draws a thick grid it hides the scene's own film pictures (`scene.set_film_visible(False)`:
+the scene then does no per-frame work for them) and follows the scene only through its public
+state (`color_by`, `show_arrows`, `overlay_state()`).
 
 What it draws (nm, the scene's coordinates: x and y centred, z from 0 at the bottom):
 - the magnet's **outer surface**: only the cell faces between magnet and vacuum, each coloured
@@ -173,6 +176,12 @@ def cells_cut_by_plane(shape_zyx, cell_nm, origin_nm, normal, point) -> np.ndarr
     return (lo < 0) & (hi > 0)
 
 
+def _show_film(scene, on: bool) -> None:
+    """Show or hide the film pictures of a SpinScene (anything else only lends a plotter)."""
+    if hasattr(scene, "set_film_visible"):
+        scene.set_film_visible(on)
+
+
 class VolumeLayer:
     """The 3D view of a thick sample (see the module docstring). GUI thread only."""
 
@@ -209,7 +218,7 @@ class VolumeLayer:
         self.plotter = scene.plotter
         self.active = int(shape_zyx[0]) >= self.min_layers
         if not self.active:
-            scene.film_hidden = False
+            _show_film(scene, True)      # a film: the scene's own quads draw it
             self._set_multisampling(True)
             self._actors, self._shape, self._mask, self._m, self._overlay = {}, None, None, None, None
             if self.on_build is not None:
@@ -217,6 +226,7 @@ class VolumeLayer:
             return
         self._shape = tuple(int(s) for s in shape_zyx)
         self._cell = tuple(float(c) for c in cell_nm)
+        _show_film(scene, not self.visible)  # this layer draws the grid: the film's quads rest
         self._set_multisampling(False)
         self._origin = tuple(float(o) for o in origin_nm)
         nz, ny, nx = self._shape
@@ -364,31 +374,26 @@ class VolumeLayer:
 
     def _follow_scene(self):
         """Take the colour mode, arrows switch and overlay from the film scene this layer sits
-        in, and keep the scene's own film pictures (stacked quads, its arrows) hidden."""
+        in (its public state: color_by, show_arrows, overlay_state()). The scene's own film
+        pictures stay hidden (set_film_visible(False) at build): it does no work for them."""
         sc = self.scene
-        if sc is None or not hasattr(sc, "color_by"):
+        if not hasattr(sc, "overlay_state"):   # a bare holder of a plotter (tests, scripts)
             return
-        sc.film_hidden = True       # a scene that honours it skips colouring its hidden quads
-        for item in list(getattr(sc, "_layers", [])) + list(getattr(sc, "_overlay_layers", [])):
-            item[2].SetVisibility(False)
-        if getattr(sc, "arrow_actor", None) is not None:
-            sc.arrow_actor.SetVisibility(False)
-        if getattr(sc, "_ruler", None) is not None:     # a flat ruler at z = 0 cuts through a volume
-            sc._ruler.SetVisibility(False)
         if sc.color_by != self.color_by and sc.color_by in COLOR_MODES:
             self.set_color_by(sc.color_by)
-        if self.show["arrows"] != bool(getattr(sc, "show_arrows", True)):
-            self.set_shown("arrows", bool(getattr(sc, "show_arrows", True)))
-        values = getattr(sc, "_overlay_values", None)
-        if getattr(sc, "overlay_kind", "none") != "none" and values is not None:
-            clim = getattr(sc, "_overlay_clim", (float(np.nanmin(values)), float(np.nanmax(values))))
-            log = bool(getattr(sc, "overlay_log", False)) and clim[0] > 0
-            self.set_overlay(values, clim, getattr(sc, "_overlay_title", ""), log)
+        if self.show["arrows"] != bool(sc.show_arrows):
+            self.set_shown("arrows", bool(sc.show_arrows))
+        state = sc.overlay_state()
+        if state is not None:
+            self.set_overlay(*state)
         elif self._overlay is not None:
             self.set_overlay(None, None)
 
     def set_visible(self, on: bool) -> None:
+        """Show or hide the volume view; hidden, the scene's own film pictures draw the grid."""
         self.visible = bool(on)
+        if self.active and self.scene is not None:
+            _show_film(self.scene, not self.visible)
         self._apply_visibility()
         if self._widget is not None:
             (self._widget.On if on and self.show["slice"] else self._widget.Off)()
@@ -397,14 +402,7 @@ class VolumeLayer:
         p = scene.plotter if scene is not None else self.plotter
         self.disable_slice_widget()
         if scene is not None:
-            scene.film_hidden = False
-        if self.active and scene is not None:      # give the film its pictures back
-            for item in list(getattr(scene, "_layers", [])):
-                item[2].SetVisibility(True)
-            if getattr(scene, "arrow_actor", None) is not None:
-                scene.arrow_actor.SetVisibility(bool(getattr(scene, "show_arrows", True)))
-            if getattr(scene, "_ruler", None) is not None:
-                scene._ruler.SetVisibility(True)
+            _show_film(scene, True)                # give the film its pictures back
         self._set_multisampling(True)
         self.active = False
         for actor in self._actors.values():

@@ -32,7 +32,7 @@ def test_slice_shows_the_cells_it_cuts_in_the_window(qtbot, open_main_window):
     layer, controls = w.view.volume_layer, w.view.volume_controls
     assert layer.active and controls.isVisible()
     assert all(layer._actors[p].GetVisibility() for p in ("surface", "slice", "iso", "arrows"))
-    assert not any(item[2].GetVisibility() for item in w.view.scene._layers)   # no stacked quads
+    assert not w.view.scene.film_visible             # no stacked quads: the volume draws the grid
     mask = (w.drawn_frame.m ** 2).sum(axis=0) > 0.25
     for axis, normal in (("x", (1, 0, 0)), ("z", (0, 0, 1))):
         controls.set_slice_axis(axis)
@@ -73,7 +73,7 @@ def test_a_film_keeps_the_flat_view(qtbot, open_main_window):
     p.geometry = [ShapeOp("ellipse", "add", "permalloy", {"radii_nm": [30.0, 30.0]})]
     w = open_main_window(p.validate())
     assert not w.view.volume_layer.active and not w.view.volume_controls.isVisible()
-    assert w.view.scene._layers[0][2].GetVisibility()
+    assert w.view.scene.film_visible
 
 
 def test_3d_examples_are_in_the_catalog_and_load():
