@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
                 replay["frames"].append(frame)
 
     keeper = Keeper()
-    w.sim_thread.worker.frameReady.connect(keeper.keep)
+    w.session.frameArrived.connect(keeper.keep)
 
     def begin(name):
         lateness.clear()

@@ -662,7 +662,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str, bool)
     def _on_overlay_changed(self, kind: str, _log: bool):
-        self.session.want_energy_density(kind.startswith("energy_density"))
+        self.session.want_overlay(kind)      # frames carry only the arrays the overlay draws
 
     # ================================================================== session signals
     @Slot(str)

@@ -10,7 +10,9 @@ All signals are emitted on the GUI thread (the worker's signals arrive here queu
     problemChanged(Problem)  the engine accepted a new problem (edit, example, open, new, a
                              failed edit rolled back: the panels show it again)
     gridChanged(Problem)     another grid, cell size or region map: per-cell views start over
-    frameArrived(Frame)      a new frame of the current run (frames of an older run are dropped)
+    frameArrived(Frame)      the newest frame of the current run (frames of an older run are
+                             dropped; so are frames the GUI had no time to take: latest wins,
+                             their table rows still arrive, with the next one)
     rowsAdded(list)          table rows (dicts) just appended to `table_rows`
     tableReset()             the table was cleared or replaced (reset, open, new, grid change)
     runStateChanged(str)     "idle", "running", "relaxing" or "stages"
@@ -18,6 +20,10 @@ All signals are emitted on the GUI thread (the worker's signals arrive here queu
     message(str, bool)       text for the user, True when it is an error
     diverged(str)            the engine stopped a diverging run: the run is paused and the last
                              good frame is the latest one
+
+Frames carry m (float32) and only the optional arrays some view asked for: `want(owner, fields)`
+(fields from worker.FRAME_FIELDS; the union over owners goes to the worker), or for the spin
+view's overlay `want_overlay(kind)`.
 
 Engine and window change together or not at all: `apply_problem` sends the new Problem to the
 worker; when the worker refuses it (a bad device, a rebuild that fails) the Session returns to
@@ -34,7 +40,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine import Problem, ProblemError
 from engine import results
 
-from .worker import IDLE, SimulationThread, geometry_changed
+from .worker import DEFAULT_FRAME_NEEDS, IDLE, SimulationThread, frame_needs, geometry_changed
 
 MAX_SNAPSHOTS = 64
 
@@ -87,10 +93,11 @@ class Session(QObject):
         self._saved_key = None        # (t, steps) of the state last saved or opened
         self._backup = None           # (table, snapshots, latest frame) while a reset is pending
         self._closed = False
+        self._needs: dict[str, frozenset] = {"session": DEFAULT_FRAME_NEEDS}
 
         self.sim_thread = SimulationThread(self)
         w = self.sim_thread.worker
-        w.frameReady.connect(self._on_frame)
+        w.frameWaiting.connect(self._on_frame_waiting)
         w.stateChanged.connect(self._on_state)
         w.error.connect(self._on_error)
         w.message.connect(self._on_worker_message)
@@ -210,9 +217,35 @@ class Session(QObject):
         """Back to the problem's initial state at t = 0 (the table starts again)."""
         self._reset_to(self.problem)
 
+    def want(self, owner: str, fields) -> None:
+        """`owner` (any name: a view, a dock) needs these optional frame fields from now on
+        (worker.FRAME_FIELDS: "error_map", "probe_fields", "energy_density"; m is always
+        there). Frames carry the union over all owners; an empty set withdraws the owner's."""
+        self._needs[str(owner)] = frame_needs(fields)
+        self.sim_thread.set_frame_needs(frozenset().union(*self._needs.values()))
+
+    @property
+    def frame_needs(self) -> frozenset:
+        """The optional fields frames carry now (the union of what owners asked for)."""
+        return self.sim_thread.frame_needs
+
+    def want_overlay(self, kind: str) -> None:
+        """The spin view's overlay `kind` (spin_scene.OVERLAY_MODES) decides what it needs:
+        the error map for "error", both probe fields for "H_net"/"H_fft" (hover shows them
+        too while they come), the energy densities for "energy_density[:term]"."""
+        if kind == "error":
+            fields = {"error_map"}
+        elif kind in ("H_net", "H_fft"):
+            fields = {"error_map", "probe_fields"}
+        elif kind.startswith("energy_density"):
+            fields = {"energy_density"}
+        else:
+            fields = set()
+        self.want("overlay", fields)
+
     def want_energy_density(self, on: bool) -> None:
         """Frames carry the engine's energy densities (per term and total) while `on`."""
-        self.sim_thread.set_energy_density(on)
+        self.want("energy_density", {"energy_density"} if on else set())
 
     # ================================================================== files
     def save(self, path) -> Path:
@@ -244,6 +277,13 @@ class Session(QObject):
         return True
 
     # ================================================================== worker signals
+    @Slot()
+    def _on_frame_waiting(self) -> None:
+        """The worker's mailbox has a frame: take the newest (older ones were dropped)."""
+        frame = self.sim_thread.take_frame()
+        if frame is not None:
+            self._on_frame(frame)
+
     @Slot(object)
     def _on_frame(self, frame) -> None:
         if frame.generation != self.sim_thread.generation:

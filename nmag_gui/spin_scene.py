@@ -325,6 +325,15 @@ class SpinScene:
         if self._ruler is not None:       # a flat ruler at z = 0 would cut through a volume
             self._ruler.SetVisibility(on)
 
+    def film_rgba(self) -> np.ndarray | None:
+        """The film's quad colours (nz, ny, nx, 4) uint8 as last written (a copy), or None
+        before the first grid. While the film is hidden they are not written."""
+        if self._shape is None or not self._layers:
+            return None
+        nz, ny, nx = self._shape[:3]
+        return np.stack([np.array(img.point_data["rgba"]).reshape(ny, nx, 4)
+                         for img, _t, _a in self._layers])
+
     def overlay_state(self):
         """The overlay drawn now as (values (nz, ny, nx) float64, NaN = not drawn; (lo, hi);
         title; log), or None when no overlay is drawn. The array is the scene's own: read it,

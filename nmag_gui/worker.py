@@ -1,10 +1,20 @@
 """The simulation thread: one `SimulationWorker` owns the engine's `Simulation` on its own QThread.
 
 Data flows one way. The GUI sends commands (run, pause, step, reset, relax, a new Problem) as
-queued signals; the worker steps the engine in small batches (about 30 ms of wall time), emits a
-`Frame` (a private copy of the arrays) after each batch, and returns to its event loop so the
-next command gets through. Errors inside the thread are caught, reported by `error` and stop the
-run; the GUI keeps its drawing and settings.
+queued signals; the worker steps the engine in small batches (about 30 ms of wall time), makes a
+`Frame` after each batch, and returns to its event loop so the next command gets through.
+Errors inside the thread are caught, reported by `error` and stop the run; the GUI keeps its
+drawing and settings.
+
+Frames stay cheap:
+- the views declare what they draw (`set_frame_needs`, a set of FRAME_FIELDS); the worker copies
+  m (float32, always: view, hover, saving) and only the optional fields asked for, as float32.
+  The probe's arrays (error map; H_net and H_fft when asked) are copied once per probe and
+  shared by the frames until the next probe, not copied per frame;
+- frames go through a one-frame `FrameMailbox`, latest wins: a frame the GUI has not taken yet
+  is replaced by the next one (its table rows and snapshots ride on with it, nothing recorded is
+  lost), and the GUI is told by `frameWaiting` only when the mailbox was empty. When the GUI is
+  busy (a long render) the worker never piles frames up in the event queue.
 
 Stopping is cooperative: `SimulationThread.stop()` sets a flag that the batch loop and the relax
 callback read, then `quit()` and `wait()`. The thread is never terminated.
@@ -12,8 +22,8 @@ callback read, then `quit()` and `wait()`. The thread is never terminated.
 Example::
 
     thread = SimulationThread()
-    thread.worker.frameReady.connect(window.on_frame)   # a bound slot of a GUI-thread QObject
-    thread.reset(problem)
+    thread.worker.frameWaiting.connect(window.on_frame_waiting)   # a bound slot of a GUI-thread
+    thread.reset(problem)                                         # QObject: frame = thread.take_frame()
     thread.run()
     ...
     thread.stop()
@@ -31,7 +41,7 @@ import torch
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from engine import Simulation
-from engine.frame import ProbeFields
+from engine.frame import Frame, ProbeFields
 
 try:       # the engine's typed divergence (engine.errors, issue 9); older engines lack it
     from engine.errors import SimulationDiverged
@@ -44,6 +54,84 @@ ENERGY_SECONDS = 0.2       # frames carry energies (two more field evaluations) 
 RATE_WINDOW_SECONDS = 1.0  # steps per second are averaged over about this long
 
 IDLE, RUNNING, RELAXING, STAGES = "idle", "running", "relaxing", "stages"
+
+# optional arrays a frame carries when a view asks for them (m is always there, float32)
+FRAME_FIELDS = ("error_map", "probe_fields", "energy_density")
+DEFAULT_FRAME_NEEDS = frozenset({"error_map"})   # the surrogate dock's histogram, per probe
+
+
+def frame_needs(fields) -> frozenset:
+    """A checked set of optional frame fields (see FRAME_FIELDS)."""
+    out = frozenset(fields)
+    unknown = out - set(FRAME_FIELDS)
+    if unknown:
+        raise ValueError(f"frame fields {sorted(unknown)}: expected some of {', '.join(FRAME_FIELDS)}")
+    return out
+
+
+def float32_copy(a) -> np.ndarray:
+    """A private float32 numpy copy of a tensor or array, made in one pass (a tensor already in
+    float32 on the CPU is copied once, never twice)."""
+    if hasattr(a, "detach"):
+        t = a.detach()
+        if t.dtype == torch.float32 and t.device.type == "cpu":
+            return t.numpy().copy()
+        return t.to("cpu", torch.float32).numpy()    # .to made a new tensor: ours
+    return np.array(a, dtype=np.float32, copy=True)
+
+
+def frame_nbytes(frame, previous=None) -> int:
+    """Bytes of the arrays a frame brings that the previous frame did not share (m, the probe's
+    arrays when new, energy densities, snapshots): what crossing the thread cost in copies."""
+    seen = set()
+    if previous is not None:
+        seen = {id(a) for a in _frame_arrays(previous)}
+    return int(sum(a.nbytes for a in _frame_arrays(frame) if id(a) not in seen))
+
+
+def _frame_arrays(frame):
+    out = [frame.m]
+    if frame.error_map is not None:
+        out.append(frame.error_map)
+    if frame.probe is not None:
+        out += [frame.probe.H_net, frame.probe.H_fft]
+    if frame.energy_density:
+        out += list(frame.energy_density.values())
+    out += [m for _t, m in frame.snapshots]
+    return [a for a in out if isinstance(a, np.ndarray)]
+
+
+class FrameMailbox:
+    """One frame between the worker thread and the GUI, latest wins.
+
+    `put` (worker) stores a frame; a frame still there (the GUI has not taken it) is replaced and
+    counted in `dropped`, its rows and snapshots carried on in the new one when both belong to
+    the same run (generation). `put` returns True when the mailbox was empty: only then does the
+    GUI need telling. `take` (GUI) empties it. Thread-safe (one lock, held for a few µs)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._frame = None
+        self.put_count = 0
+        self.dropped = 0
+
+    def put(self, frame) -> bool:
+        with self._lock:
+            old = self._frame
+            if old is not None:
+                self.dropped += 1
+                if old.generation == frame.generation and (old.rows or old.snapshots):
+                    frame = dataclasses.replace(frame, rows=old.rows + frame.rows,
+                                                snapshots=old.snapshots + frame.snapshots)
+            self._frame = frame
+            self.put_count += 1
+            return old is None
+
+    def take(self):
+        """The newest frame, or None when there is none waiting."""
+        with self._lock:
+            frame, self._frame = self._frame, None
+            return frame
 
 
 def default_torch_threads() -> int:
@@ -70,7 +158,8 @@ class SimulationWorker(QObject):
     """Owns a `Simulation` and steps it on the thread it was moved to.
 
     Signals (connect them to bound slots of GUI-thread objects, so they run there):
-      frameReady(Frame)    after every batch; typed fields: rows, snapshots, generation,
+      frameWaiting()       a frame is in `mailbox` (emitted when it was empty): take it with
+                           mailbox.take(); typed fields: rows, snapshots, generation,
                            steps_per_s, probe, energy_density (see engine.frame)
       stateChanged(str)    "idle", "running", "relaxing" or "stages" (run_stages)
       error(str)           an exception inside the thread; the run has stopped
@@ -81,7 +170,7 @@ class SimulationWorker(QObject):
       diverged(str)        the engine stopped a diverging run; the last good state was sent
     """
 
-    frameReady = Signal(object)
+    frameWaiting = Signal()
     stateChanged = Signal(str)
     error = Signal(str)
     message = Signal(str)
@@ -106,7 +195,13 @@ class SimulationWorker(QObject):
         self._next_snap_t = 0.0
         self._probe_ref = None             # the engine's last probe, and our copy of its fields
         self._probe_fields: ProbeFields | None = None
-        self.want_energy_density = False   # set from the GUI thread (a bool: atomic)
+        self.needs = DEFAULT_FRAME_NEEDS   # set from the GUI thread (one assignment: atomic)
+        self.mailbox = FrameMailbox()
+        self._error_ref = None             # the probe whose error map we copied, and the copy
+        self._error_copy = None
+        self.last_copy_ms = 0.0            # wall time of the last frame's making (copies included)
+        self.last_frame_bytes = 0          # bytes of arrays the last frame copied (frame_nbytes)
+        self._last_frame = None
 
     # ------------------------------------------------------------------ thread-safe requests
     def request_stop(self) -> None:
@@ -430,27 +525,58 @@ class SimulationWorker(QObject):
             every = out.table_every_ps * 1e-12
             self._next_row_t = max(self._next_row_t + every, sim.t + every * 1e-6)
         if sim.t >= self._next_snap_t - eps:
-            self._snaps.append((sim.t, sim.m.detach().to(torch.float32).cpu().numpy().copy()))
+            self._snaps.append((sim.t, float32_copy(sim.m)))
             every = out.snapshot_every_ps * 1e-12
             self._next_snap_t = max(self._next_snap_t + every, sim.t + every * 1e-6)
 
+    @property
+    def want_energy_density(self) -> bool:
+        return "energy_density" in self.needs
+
     def _emit_frame(self, with_energies: bool = True) -> None:
-        """Emit a Frame (copies) with the table rows and snapshots recorded since the last
-        frame, the measured rate, the generation, the last probe's fields and (when the view
-        asks for them) the engine's energy densities."""
-        sim = self.sim
-        frame = sim.frame(with_energies=with_energies)
+        """Make a Frame (make_frame) and post it to the mailbox; tell the GUI when it was empty."""
+        t0 = time.perf_counter()
+        frame = self.make_frame(with_energies)
+        self.last_copy_ms = 1e3 * (time.perf_counter() - t0)
+        self.last_frame_bytes = frame_nbytes(frame, self._last_frame)
+        self._last_frame = frame
+        if self.mailbox.put(frame):
+            self.frameWaiting.emit()
+
+    def make_frame(self, with_energies: bool = True) -> Frame:
+        """A Frame of the simulation now with what the views need (self.needs): m as a private
+        float32 copy; the probe's error map (copied once per probe, shared until the next) and
+        its H_net/H_fft only when asked; energy densities (float32) only when asked; the table
+        rows and snapshots recorded since the last frame, the measured rate and the generation.
+        Built here rather than by Simulation.frame(), which copies every probe array per frame."""
+        sim, needs = self.sim, self.needs
+        st = sim.state
+        energies, torque = sim.measure() if with_energies else ({}, float("nan"))
         if with_energies:
             self._energies_at = time.perf_counter()
+        probe = getattr(sim.demag, "last_probe", None)
         density = None
-        if self.want_energy_density:
-            density = {k: v.astype(np.float32) for k, v in sim.energy_density().items()}
+        if "energy_density" in needs:
+            density = {k: float32_copy(v) for k, v in sim.energy_density().items()}
         rows, self._rows = tuple(self._rows), []
         snaps, self._snaps = tuple(self._snaps), []
-        frame = dataclasses.replace(frame, probe=self._probe_copy(), rows=rows, snapshots=snaps,
-                                    generation=self.generation, steps_per_s=self.steps_per_s,
-                                    energy_density=density)
-        self.frameReady.emit(frame)
+        return Frame(t=st.t, steps=sim.steps, dt=sim.integrator.last_dt, m=float32_copy(st.m),
+                     mean_m=sim.mean_m(), energies=energies, max_torque=torque,
+                     demag_method=sim.problem.solver.demag,
+                     error_map=self._error_map_copy(probe) if "error_map" in needs else None,
+                     error_rel_l2=None if probe is None else probe.rel_l2,
+                     probe=self._probe_copy() if "probe_fields" in needs else None,
+                     rows=rows, snapshots=snaps, generation=self.generation,
+                     steps_per_s=self.steps_per_s, energy_density=density)
+
+    def _error_map_copy(self, probe) -> np.ndarray | None:
+        """The probe's error map (nz, ny, nx) as float32, copied once per probe."""
+        if probe is None:
+            self._error_ref, self._error_copy = None, None
+        elif probe is not self._error_ref:
+            self._error_ref = probe
+            self._error_copy = float32_copy(probe.error_map)
+        return self._error_copy
 
     def _probe_copy(self) -> ProbeFields | None:
         """Both demag fields of the engine's last probe (A/m), copied once per probe; frames
@@ -579,12 +705,29 @@ class SimulationThread(QObject):
         self.worker.arm()
         self._stages.emit()
 
-    def set_energy_density(self, on: bool) -> None:
-        """Frames carry the engine's energy densities while `on` (one more field evaluation
-        per frame); a frame with them follows at once."""
-        self.worker.want_energy_density = bool(on)
-        if on:
+    def set_frame_needs(self, fields) -> None:
+        """The optional arrays frames carry from now on (a set of FRAME_FIELDS; m always).
+        energy_density costs one more field evaluation per frame. A frame with a newly asked
+        field follows at once."""
+        needs = frame_needs(fields)
+        new = needs - self.worker.needs
+        self.worker.needs = needs
+        if new:
             self._emit.emit()
+
+    def set_energy_density(self, on: bool) -> None:
+        """Frames carry the engine's energy densities while `on` (see set_frame_needs)."""
+        needs = set(self.worker.needs) - {"energy_density"}
+        self.set_frame_needs(needs | ({"energy_density"} if on else set()))
+
+    @property
+    def frame_needs(self) -> frozenset:
+        return self.worker.needs
+
+    def take_frame(self):
+        """The newest frame the worker made (GUI thread), or None; older untaken ones were
+        dropped, their rows and snapshots carried on in this one."""
+        return self.worker.mailbox.take()
 
     @property
     def state(self) -> str:

@@ -1,0 +1,105 @@
+"""The spin scene's own film pictures in the real view (Xvfb): under a thick grid the volume
+layer draws and the stacked film quads are hidden and left alone per frame (hover still names
+the right cell); a film (nz = 1) still colours its quads every frame."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine.frame import Frame
+
+pytestmark = pytest.mark.gui
+
+CELL = (3.0, 3.0, 3.0)
+
+
+def vortex_frame(nx, ny, nz, cx=0.0, t=0.0):
+    """A disk (diameter nx cells) holding a vortex whose core sits at x = cx nm."""
+    x = (np.arange(nx) + 0.5 - nx / 2) * CELL[0]
+    y = (np.arange(ny) + 0.5 - ny / 2) * CELL[1]
+    X, Y = np.meshgrid(x, y)
+    disk = X ** 2 + Y ** 2 <= (0.5 * nx * CELL[0]) ** 2
+    r = np.hypot(X - cx, Y)
+    mz = np.clip(2 * np.exp(-(r / 6.0) ** 2) - 0.2, -1, 1)
+    phi = np.arctan2(Y, X - cx)
+    ip = np.sqrt(1 - mz ** 2)
+    m2 = np.stack([-np.sin(phi) * ip, np.cos(phi) * ip, mz]) * disk
+    m = np.repeat(m2[:, None], nz, axis=1).astype(np.float32)
+    return Frame(t=t, steps=int(t * 1e12), dt=1e-13, m=m, mean_m=m.reshape(3, -1).mean(1),
+                 energies={}, max_torque=float("nan"), demag_method="fft")
+
+
+@pytest.fixture
+def view(qtbot):
+    from nmag_gui.spin_view import SpinView
+    v = SpinView()
+    qtbot.addWidget(v)
+    v.resize(700, 600)
+    v.show()
+    qtbot.waitExposed(v)
+    yield v
+    v.close()
+
+
+def test_thick_grid_leaves_the_film_quads_alone_and_hover_names_the_cell(qtbot, view):
+    scene = view.scene
+    view.show_frame(vortex_frame(20, 20, 6, cx=-9.0), CELL)
+    assert view.volume_layer.active and not scene.film_visible
+    before = scene.film_rgba()
+    calls = []
+    real = scene._update_arrays
+    scene._update_arrays = lambda m: (calls.append(1), real(m))
+    second = vortex_frame(20, 20, 6, cx=9.0, t=1e-12)
+    for k in range(3):
+        view.show_frame(second if k % 2 == 0 else vortex_frame(20, 20, 6, cx=0.0, t=2e-12), CELL)
+    assert calls == []                                      # no per-frame work on the quads
+    np.testing.assert_array_equal(scene.film_rgba(), before)
+    assert scene.cell_at(350, 300) is None                  # the hidden quads are not picked
+    # the colour scalar is still there (computed when asked) and follows the last frame
+    m = scene.last_frame.m
+    np.testing.assert_allclose(scene.color_array(), (np.degrees(np.arctan2(m[1], m[0])) % 360).ravel())
+    # hover, the way the view does it on a mouse move: the volume's top cell under the pointer
+    view.set_camera("top")
+    view.show_frame(second, CELL)
+    qtbot.wait(200)
+    iw = view.plotter.interactor
+    x, y = iw.width() // 2, int(iw.height() * 0.45)
+    cell = view.volume_layer.cell_at(x, y)
+    assert cell is not None and cell[0] == 5                # the top layer of 6
+    view._hover_at = 0.0
+    view._on_mouse_move(SimpleNamespace(GetEventPosition=lambda: (x, y)), None)
+    k, j, i = cell
+    mm = second.m[:, k, j, i]
+    assert f"cell x={i}, y={j}, z={k}" in view.hover_text
+    assert f"m = ({mm[0]:+.3f}, {mm[1]:+.3f}, {mm[2]:+.3f})" in view.hover_text
+    # back to a film: the quads are shown and coloured again
+    film = vortex_frame(20, 20, 1, cx=9.0)
+    view.show_frame(film, CELL)
+    assert scene.film_visible and not view.volume_layer.active
+    assert scene.film_rgba()[0, 10, 10, 3] == 255
+
+
+def test_a_film_colours_its_quads_every_frame(qtbot, view):
+    scene = view.scene
+    first = vortex_frame(32, 32, 1, cx=-12.0)
+    view.show_frame(first, CELL)
+    assert scene.film_visible and not view.volume_layer.active
+    rgba0 = scene.film_rgba()
+    second = vortex_frame(32, 32, 1, cx=12.0, t=1e-12)
+    view.show_frame(second, CELL)
+    rgba1 = scene.film_rgba()
+    assert not np.array_equal(rgba0, rgba1)
+    # the quad's pixel is the colour of the cell's in-plane angle, vacuum transparent
+    m = second.m
+    angle = np.degrees(np.arctan2(m[1], m[0])) % 360.0
+    np.testing.assert_allclose(scene.color_array(), angle.ravel())
+    inside = (m ** 2).sum(axis=0) > 0.25
+    np.testing.assert_array_equal(rgba1[..., 3] == 255, inside)
+    # the arrows point along m of their cells
+    assert scene.arrow_count > 0 and np.abs(scene.arrow_vectors()).sum() > 0
+    # and hovering the film names the cell under the pointer
+    view.set_camera("top")
+    qtbot.wait(200)
+    iw = view.plotter.interactor
+    cell = scene.cell_at(iw.width() // 2, iw.height() // 2)
+    assert cell is not None and cell[0] == 0 and abs(cell[1] - 16) <= 1 and abs(cell[2] - 16) <= 1
