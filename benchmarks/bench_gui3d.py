@@ -13,6 +13,12 @@ the SpinView the way the app's frame timer sends them: a feeder offers a frame e
   film       a 256 x 256 x 1 film in the same view with the volume layer installed
   film-only  the same film in a view without the volume layer (today's view: the peer)
   idle       nothing drawn (the machine's own latency)
+Before the view phases, the worker's side ("frames"): bytes a frame copies and the time to
+make it, for the grid and the film, by the path before issue 11 item 4 (Simulation.frame():
+m, the probe's error map copied every frame, H_net and H_fft copied every probe) and by the
+worker's make_frame (m, float32; the error map and H fields once per probe, H only when an
+overlay draws it). A grid the network does not cover (or no network) gets a synthetic probe
+(float32 arrays of the engine's shapes) so that the probe's copies are counted; said in the JSON.
 Prints a table and writes benchmarks/results/gui3d.json. The render of software OpenGL is CPU
 work: on a shared machine the load average printed with the table matters.
 """
@@ -64,13 +70,94 @@ def vortex_frames(nx, ny, nz, n_frames=12, cell=3.0):
     return frames
 
 
+def frame_problem(nx, ny, nz, demag):
+    """A permalloy disk (nz > 1: a cylinder through the grid) or square film (nz = 1) of 3 nm
+    cells starting from a vortex, with the demag method `demag`."""
+    from engine import InitialState, Material, Mesh, Problem, ShapeOp
+    p = Problem(title=f"frames {nx}x{ny}x{nz}")
+    p.mesh = Mesh((nx, ny, nz), (3.0, 3.0, 3.0))
+    p.materials = [Material(name="permalloy")]
+    if nz > 1:
+        p.geometry = [ShapeOp("cylinder", "add", "permalloy",
+                              {"radius_nm": 1.5 * min(nx, ny), "height_nm": 3.0 * nz})]
+    else:
+        p.geometry = [ShapeOp("rectangle", "add", "permalloy", {"center_nm": [0, 0], "size_nm": [1e6, 1e6]})]
+    p.initial = InitialState("vortex", {})
+    p.solver.demag = demag
+    return p.validate()
+
+
+def frame_costs(grids, repeats: int = 15) -> dict:
+    """Bytes copied and milliseconds per frame on the worker's side, before and after (see the
+    module docstring), min and median over `repeats` frames each, A and B interleaved."""
+    import warnings
+    from types import SimpleNamespace
+    from nmag_gui.worker import SimulationWorker
+    out = {}
+    for nx, ny, nz in grids:
+        w = SimulationWorker()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # outside the model card: the exact FFT
+            try:
+                w.reset(frame_problem(nx, ny, nz, "neural+probe"), 1)
+            except Exception:  # noqa: BLE001 - no network here
+                pass
+            if w.sim is None:
+                w.reset(frame_problem(nx, ny, nz, "fft"), 1)
+        sim = w.sim
+        for _ in range(sim.problem.solver.probe_every if sim.problem.solver.demag == "neural+probe" else 1):
+            sim.step()
+        probe = getattr(sim.demag, "last_probe", None)
+        synthetic = probe is None
+        if synthetic:
+            z = np.zeros((3, nz, ny, nx), np.float32)
+            sim.demag.last_probe = SimpleNamespace(H_net=z + 1, H_fft=z + 2, error_map=z[0] + 0.1,
+                                                   rel_l2=0.01, t=sim.t)
+            probe = sim.demag.last_probe
+        w.needs = frozenset({"error_map"})        # the app's default (the surrogate dock)
+
+        def old_frame(new_probe):
+            f = sim.frame(with_energies=False)   # m and the error map, copied every frame
+            if new_probe:                         # the old worker's per-probe copy of both fields
+                np.array(probe.H_net, dtype=np.float32, copy=True)
+                np.array(probe.H_fft, dtype=np.float32, copy=True)
+            return f
+
+        def new_frame(new_probe):
+            if new_probe:
+                w._error_ref = w._probe_ref = None
+            return w.make_frame(with_energies=False)
+
+        times = {"before": [], "after": [], "before_probe": [], "after_probe": []}
+        for _ in range(repeats):
+            for key, fn in (("before", old_frame), ("after", new_frame)):
+                for probe_key, new_probe in ((key, False), (key + "_probe", True)):
+                    t0 = time.perf_counter()
+                    fn(new_probe)
+                    times[probe_key].append(1e3 * (time.perf_counter() - t0))
+        m_bytes = 3 * nx * ny * nz * 4
+        H_bytes = 2 * m_bytes
+        e_bytes = nx * ny * nz * 4
+        out[f"{nx}x{ny}x{nz}"] = {
+            "demag": sim.problem.solver.demag, "synthetic_probe": synthetic,
+            "bytes_per_frame": {"before": m_bytes + e_bytes, "after": m_bytes},
+            "bytes_per_probe_extra": {"before": H_bytes, "after": e_bytes,
+                                      "after_with_H_overlay": e_bytes + H_bytes},
+            "make_frame_ms": {k: {"min": float(np.min(v)), "median": float(np.median(v))}
+                              for k, v in times.items()},
+        }
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--grid", type=int, nargs=3, default=[64, 64, 32], metavar=("NX", "NY", "NZ"))
     ap.add_argument("--film", type=int, default=256)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gui3d.json"))
+    ap.add_argument("--no-frames", action="store_true", help="skip the worker-side frame costs")
     args = ap.parse_args(argv)
+    frames = {} if args.no_frames else frame_costs([tuple(args.grid), (args.film, args.film, 1)])
 
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
@@ -195,6 +282,7 @@ def main(argv=None) -> dict:
     app.exec()
     layer = views["with_volume"].volume_layer
     res = {"grid": [nx, ny, nz], "film": [args.film, args.film, 1], "phases": results,
+           "frames": frames,
            "view_px": [views["with_volume"].plotter.interactor.width(),
                        views["with_volume"].plotter.interactor.height()],
            "load_average": list(os.getloadavg()),
@@ -220,6 +308,13 @@ def main(argv=None) -> dict:
         print(f"  film with / without the volume layer installed: "
               f"{results['film']['renders_per_s'] / results['film-only']['renders_per_s']:.2f} x the fps")
     print("  targets: volume >= 15 fps and latency p95 < 50 ms; film no slower than film-only")
+    for grid, r in frames.items():
+        b, ms = r["bytes_per_frame"], r["make_frame_ms"]
+        print(f"  worker frame {grid} ({r['demag']}{', synthetic probe' if r['synthetic_probe'] else ''}): "
+              f"{b['before'] / 1e6:.2f} -> {b['after'] / 1e6:.2f} MB copied per frame, "
+              f"+{r['bytes_per_probe_extra']['before'] / 1e6:.2f} -> +{r['bytes_per_probe_extra']['after'] / 1e6:.2f} MB "
+              f"per probe; make frame ms (median) {ms['before']['median']:.2f} -> {ms['after']['median']:.2f}, "
+              f"with a new probe {ms['before_probe']['median']:.2f} -> {ms['after_probe']['median']:.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))

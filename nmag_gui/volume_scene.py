@@ -220,6 +220,7 @@ class VolumeLayer:
         if not self.active:
             _show_film(scene, True)      # a film: the scene's own quads draw it
             self._set_multisampling(True)
+            self._set_headlight(False)
             self._actors, self._shape, self._mask, self._m, self._overlay = {}, None, None, None, None
             if self.on_build is not None:
                 self.on_build(self)
@@ -228,6 +229,7 @@ class VolumeLayer:
         self._cell = tuple(float(c) for c in cell_nm)
         _show_film(scene, not self.visible)  # this layer draws the grid: the film's quads rest
         self._set_multisampling(False)
+        self._set_headlight(True)
         self._origin = tuple(float(o) for o in origin_nm)
         nz, ny, nx = self._shape
         dx, dy, dz = self._cell
@@ -350,8 +352,14 @@ class VolumeLayer:
         self._write_colors()
         t2 = time.perf_counter()
         self._write_iso()
+        # contour and clip now, not inside the paint: the event loop is then held by two shorter
+        # pieces (this update, then the render) instead of one long paint
+        if self.visible and self.show["iso"]:
+            self._iso_clip.Update()
         t3 = time.perf_counter()
         self._write_arrows()
+        if self.visible and self.show["arrows"]:
+            self._glyph.Update()
         t4 = time.perf_counter()
         self.timings_ms = {"mask": 1e3 * (t1 - t0), "colors": 1e3 * (t2 - t1), "iso": 1e3 * (t3 - t2),
                            "arrows": 1e3 * (t4 - t3), "total": 1e3 * (t4 - t0)}
@@ -371,6 +379,26 @@ class VolumeLayer:
         elif getattr(self, "_saved_samples", None) is not None:
             rw.SetMultiSamples(self._saved_samples)
             self._saved_samples = None
+
+    def _set_headlight(self, on: bool):
+        """One headlight instead of the plotter's five-light kit while a thick sample is drawn:
+        software OpenGL shades every fragment of the surface per light (measured 73 -> 54 ms a
+        render at 64 x 64 x 32 on a loaded 2-core machine); the kit comes back for films."""
+        ren = getattr(self.plotter, "renderer", None)
+        if ren is None:
+            return
+        saved = getattr(self, "_saved_lights", None)
+        if on and saved is None:
+            self._saved_lights = list(ren.GetLights())
+            ren.RemoveAllLights()
+            light = vtk.vtkLight()
+            light.SetLightTypeToHeadlight()
+            ren.AddLight(light)
+        elif not on and saved is not None:
+            ren.RemoveAllLights()
+            for light in saved:
+                ren.AddLight(light)
+            self._saved_lights = None
 
     def _follow_scene(self):
         """Take the colour mode, arrows switch and overlay from the film scene this layer sits
@@ -404,6 +432,7 @@ class VolumeLayer:
         if scene is not None:
             _show_film(scene, True)                # give the film its pictures back
         self._set_multisampling(True)
+        self._set_headlight(False)
         self.active = False
         for actor in self._actors.values():
             try:
