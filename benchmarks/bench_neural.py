@@ -100,6 +100,11 @@ def worker(n, threads, repeats, device="cpu", channels=None):
     out = {"n": n, "channels": channels or "shipped", "times": {}}
     for th in threads:
         torch.set_num_threads(th)
+        if not str(device).startswith("cuda"):
+            # the exact path's backends take their thread count when built (scipy's workers,
+            # FFTW's plans): build it for this count, so that each thread count races the
+            # fastest exact path for that count (its choice is measured and cached per count)
+            fft = FFTDemag((n, n, 1), d, torch.float32, device)
         with torch.no_grad():
             fft.h_from_M(M)
             run(M)
