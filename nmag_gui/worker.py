@@ -114,10 +114,11 @@ class FrameMailbox:
         self._frame = None
         self.put_count = 0
         self.dropped = 0
-
+        self.dropped_energies = False   # the last put replaced a frame that carried energies
     def put(self, frame) -> bool:
         with self._lock:
             old = self._frame
+            self.dropped_energies = old is not None and bool(old.energies) and not frame.energies
             if old is not None:
                 self.dropped += 1
                 if old.generation == frame.generation and (old.rows or old.snapshots):
@@ -542,6 +543,10 @@ class SimulationWorker(QObject):
         self._last_frame = frame
         if self.mailbox.put(frame):
             self.frameWaiting.emit()
+        elif self.mailbox.dropped_energies:
+            # the energies (the live energy plot's points) went with a dropped frame: measure
+            # again soon (after a quarter of the usual interval), not every frame
+            self._energies_at = time.perf_counter() - 0.75 * ENERGY_SECONDS
 
     def make_frame(self, with_energies: bool = True) -> Frame:
         """A Frame of the simulation now with what the views need (self.needs): m as a private

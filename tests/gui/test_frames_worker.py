@@ -89,7 +89,7 @@ def test_the_session_asks_for_what_the_overlay_draws(qtbot):
 
 def test_mailbox_keeps_the_newest_frame_and_the_rows_of_those_it_drops():
     box = FrameMailbox()
-    F = dataclasses.make_dataclass("F", ["t", "generation", "rows", "snapshots"])
+    F = dataclasses.make_dataclass("F", ["t", "generation", "rows", "snapshots", ("energies", dict, dataclasses.field(default_factory=dict))])
     assert box.put(F(1, 1, ({"t": 1},), ())) is True         # empty: tell the GUI
     assert box.put(F(2, 1, ({"t": 2},), ())) is False        # still waiting: replaced, no signal
     got = box.take()
@@ -127,3 +127,16 @@ def test_frames_are_dropped_when_the_gui_is_slow_and_no_row_is_lost(qtbot):
         assert len(t) == s.latest_frame.steps + 1
     finally:
         s.shutdown()
+
+
+def test_energies_dropped_with_a_frame_are_measured_again_soon(qtbot):
+    from nmag_gui.worker import ENERGY_SECONDS
+    w = SimulationWorker()
+    w.reset(small_film(), 1)
+    w.mailbox.take()
+    w.emit_frame()                                   # with energies, the GUI has not taken it
+    assert w.mailbox.put_count == 2 and time.perf_counter() - w._energies_at < 0.5 * ENERGY_SECONDS
+    w._emit_frame(with_energies=False)               # replaces it: the energies went with it
+    assert w.mailbox.dropped_energies
+    assert time.perf_counter() - w._energies_at >= 0.75 * ENERGY_SECONDS   # due in 0.05 s
+    assert not w.mailbox.take().energies
