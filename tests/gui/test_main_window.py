@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("pytestqt")
 import nmag_gui  # noqa: F401,E402
-from engine import InitialState, Material, Mesh, Problem, ShapeOp, results  # noqa: E402
+from engine import Material, Problem, results  # noqa: E402
 from engine.simulation import Simulation  # noqa: E402
 from nmag_gui.main_window import MainWindow  # noqa: E402
 from nmag_gui.worker import IDLE  # noqa: E402
 
-from window_helpers import settle as _settle  # noqa: E402
+from window_helpers import settle as _settle, tilted_sample  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -26,14 +26,7 @@ TIMEOUT_MS = 15000
 
 def small_film(n: int = 32) -> Problem:
     """A 96 nm square permalloy film, 3 nm cells, tilted out of plane so that m moves at once."""
-    p = Problem(title="test film")
-    p.mesh = Mesh((n, n, 1), (3.0, 3.0, 3.0))
-    p.materials = [Material(name="permalloy", alpha=0.5)]
-    p.geometry = [ShapeOp("rectangle", "add", "permalloy", {"center_nm": [0, 0], "size_nm": [1e6, 1e6]})]
-    p.initial = InitialState("uniform", {"direction": [1.0, 0.6, 0.5]})
-    p.output.table_every_ps = 0.5
-    p.output.snapshot_every_ps = 2.0
-    return p.validate()
+    return tilted_sample("test film", "rectangle", {"center_nm": [0, 0], "size_nm": [1e6, 1e6]}, n)
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import nmag_gui  # noqa: F401,E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLabel, QScrollArea, QTabBar, QToolButton  # noqa: E402
 
-from engine import InitialState, Material, Mesh, Problem, ShapeOp  # noqa: E402
+from engine import Problem  # noqa: E402
 from nmag_gui.examples_menu import load_catalog  # noqa: E402
 from nmag_gui.worker import IDLE, SimulationDiverged  # noqa: E402
 
-from window_helpers import settle as _settle  # noqa: E402
+from window_helpers import settle as _settle, tilted_sample  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -32,14 +32,8 @@ TIMEOUT_MS = 20000
 
 
 def small_disk(n: int = 32) -> Problem:
-    p = Problem(title="small disk")
-    p.mesh = Mesh((n, n, 1), (3.0, 3.0, 3.0))
-    p.materials = [Material(name="permalloy", alpha=0.5)]
-    p.geometry = [ShapeOp("ellipse", "add", "permalloy", {"center_nm": [0, 0], "radii_nm": [40, 40]})]
-    p.initial = InitialState("uniform", {"direction": [1.0, 0.6, 0.5]})
-    p.output.table_every_ps = 0.5
-    p.output.snapshot_every_ps = 1.0
-    return p.validate()
+    return tilted_sample("small disk", "ellipse", {"center_nm": [0, 0], "radii_nm": [40, 40]}, n,
+                         snapshot_every_ps=1.0)
 
 
 @pytest.fixture

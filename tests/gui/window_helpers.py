@@ -7,3 +7,17 @@ def settle(qtbot, w, ms: int = 150, timeout_ms: int = 15000):
     qtbot.waitUntil(lambda: w.run_state == IDLE, timeout=timeout_ms)
     qtbot.wait(ms)
     qtbot.waitUntil(lambda: w.drawn_frame is w.latest_frame, timeout=timeout_ms)
+
+
+def tilted_sample(title: str, shape: str, params: dict, n: int = 32, snapshot_every_ps: float = 2.0):
+    """An n x n x 1 permalloy sample of 3 nm cells (one `shape` of the editor with `params`),
+    alpha 0.5, tilted out of plane so that m moves at once; a table row every 0.5 ps."""
+    from engine import InitialState, Material, Mesh, Problem, ShapeOp
+    p = Problem(title=title)
+    p.mesh = Mesh((n, n, 1), (3.0, 3.0, 3.0))
+    p.materials = [Material(name="permalloy", alpha=0.5)]
+    p.geometry = [ShapeOp(shape, "add", "permalloy", params)]
+    p.initial = InitialState("uniform", {"direction": [1.0, 0.6, 0.5]})
+    p.output.table_every_ps = 0.5
+    p.output.snapshot_every_ps = snapshot_every_ps
+    return p.validate()
