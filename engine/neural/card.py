@@ -75,7 +75,7 @@ class ModelCard:
             out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")
         elif self._match(n, d) is None:
             ok = sorted(float(m["dz_dx"]) for m in self.members if int(m.get("nz", 1)) == nz)
-            out.append(f"cell aspect dz/dx = {dz / dx:.4g}: trained networks exist for dz/dx = "
+            out.append(f"cell aspect dz/dx = {dz / dx:.4g}: the trained networks for nz = {nz} are for dz/dx = "
                        f"{', '.join(f'{v:g}' for v in ok)} only (within {ASPECT_TOLERANCE:.1%})")
         return out
 

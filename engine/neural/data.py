@@ -2,7 +2,9 @@
 exact FFT demag field (engine.demag.FFTDemag, float64). Deterministic by seed.
 
 A sample is (M, H, mask): M = Ms m / Ms_ref (3, ny, nx), zero outside the magnet; H = H_d /
-Ms_ref; mask bool (ny, nx). The cell is (1, 1, aspect) in units of dx (the demag tensor depends
+Ms_ref; mask bool (ny, nx). Films of nz > 1 layers (--nz): M, H (3 nz, ny, nx) layer-major
+(channel 3 l + i is component i of layer l, as the network takes them), mask (nz, ny, nx);
+textures vary through the thickness (make_layered_samples). The cell is (1, 1, aspect) in units of dx (the demag tensor depends
 only on the aspect ratios); the default aspect 1 is the cubic cell.
 
 Textures: smooth random fields at several correlation lengths (mostly in-plane or fully 3D),
@@ -218,9 +220,29 @@ class Labeller:
         H = self.cache[(ny, nx)].h_from_M(Mt)
         return np.moveaxis(H.numpy(), 1, 0)
 
+    def layers(self, M, nz):
+        """Exact field of films of nz layers: M (B, 3 nz, ny, nx), layer-major -> H the same.
+        The real (nx, ny, nz) grid, one sample at a time (the third-last axis is the layers')."""
+        from engine.demag import FFTDemag
+        B, _, ny, nx = M.shape
+        key = (ny, nx, nz)
+        if key not in self.cache:
+            self.cache[key] = FFTDemag((nx, ny, nz), (1e-9, 1e-9, self.aspect * 1e-9), torch.float64)
+        out = np.empty(M.shape, np.float64)
+        for b in range(B):
+            # (3 nz, ny, nx) layer-major -> (3, nz, ny, nx) and back
+            Mt = torch.as_tensor(np.ascontiguousarray(M[b].reshape(nz, 3, ny, nx).transpose(1, 0, 2, 3)),
+                                 dtype=torch.float64)
+            H = self.cache[key].h_from_M(Mt).numpy()
+            out[b] = H.transpose(1, 0, 2, 3).reshape(3 * nz, ny, nx)
+        return out
 
-def make_samples(seed, ny, nx, count, aspect=1.0, llg_fraction=None, two_region_fraction=0.1):
-    """count samples (M, H, mask, kind) on a (ny, nx) grid, deterministic by seed."""
+
+def make_samples(seed, ny, nx, count, aspect=1.0, llg_fraction=None, two_region_fraction=0.1, nz=1):
+    """count samples (M, H, mask, kind) on a (ny, nx) grid, deterministic by seed. nz > 1:
+    films of nz layers (make_layered_samples); nz = 1 is exactly the one-layer generator."""
+    if int(nz) > 1:
+        return make_layered_samples(seed, ny, nx, count, int(nz), aspect, two_region_fraction)
     rng = np.random.default_rng([seed, ny, nx])
     lab = Labeller(aspect)
     Ms, Hs, masks, kinds = [], [], [], []
@@ -252,15 +274,107 @@ def make_samples(seed, ny, nx, count, aspect=1.0, llg_fraction=None, two_region_
     return Ms.astype(np.float32), Hs.astype(np.float32), np.stack(masks).astype(np.uint8), kinds
 
 
+# ------------------------------------------------------------------ films of several layers
+LAYER_MODES = ("same", "twist", "tilt", "shift", "saf", "independent")
+LAYER_MODE_WEIGHTS = (0.5, 0.1, 0.08, 0.12, 0.1, 0.1)
+LAYER_TEXTURES = TEXTURES[:-1]            # no LLG snapshots for nz > 1 (the one-layer Simulation)
+LAYER_TEXTURE_WEIGHTS = tuple(w / sum(TEXTURE_WEIGHTS[:-1]) for w in TEXTURE_WEIGHTS[:-1])
+
+
+def _rotate(m, axis, angle):
+    """Rotate unit vectors (3, ...) about the unit `axis` by `angle` (Rodrigues)."""
+    k = np.asarray(axis, float).reshape(3, *([1] * (m.ndim - 1)))
+    c, s = np.cos(angle), np.sin(angle)
+    return m * c + np.cross(k, m, axis=0) * s + k * (k * m).sum(0, keepdims=True) * (1 - c)
+
+
+def layered_texture(rng, ny, nx, nz, kind):
+    """Unit vectors (nz, 3, ny, nx) of a film of nz layers and its variation through the
+    thickness: "same" (one texture in every layer), "twist" (in-plane rotation growing layer by
+    layer), "tilt" (rotation about an in-plane axis), "shift" (the pattern, e.g. a vortex core,
+    moves from layer to layer), "saf" (every other layer reversed, as in a synthetic
+    antiferromagnet; in-plane part only or the whole vector), "independent" (another texture
+    in each layer). Returns (m, mode)."""
+    mode = rng.choice(LAYER_MODES, p=LAYER_MODE_WEIGHTS)
+    if mode == "shift":
+        s = int(max(2, round(min(ny, nx) * rng.uniform(0.03, 0.12))))
+        big = texture(rng, ny + 2 * s, nx + 2 * s, kind)
+        walk = np.cumsum(rng.integers(-s, s + 1, size=(nz, 2)) // max(1, nz - 1), axis=0)
+        walk = np.clip(walk - walk[nz // 2], -s, s) + s
+        return np.stack([big[:, oy:oy + ny, ox:ox + nx] for oy, ox in walk]), mode
+    if mode == "independent":
+        kinds = [kind] + list(rng.choice(LAYER_TEXTURES, size=nz - 1, p=LAYER_TEXTURE_WEIGHTS))
+        return np.stack([texture(rng, ny, nx, k) for k in kinds]), mode
+    m = texture(rng, ny, nx, kind)
+    if mode == "twist":
+        step = rng.uniform(-np.pi / 2, np.pi / 2)
+        return np.stack([_rotate(m, (0, 0, 1), step * l) for l in range(nz)]), mode
+    if mode == "tilt":
+        a, step = rng.uniform(0, 2 * np.pi), rng.uniform(-np.pi / 3, np.pi / 3)
+        return np.stack([_rotate(m, (np.cos(a), np.sin(a), 0), step * l) for l in range(nz)]), mode
+    if mode == "saf":
+        whole = rng.random() < 0.5
+        flip = np.array([-1.0, -1.0, -1.0 if whole else 1.0])[:, None, None]
+        return np.stack([m * flip if l % 2 else m for l in range(nz)]), mode
+    return np.stack([m] * nz), mode
+
+
+def make_layered_samples(seed, ny, nx, count, nz, aspect=1.0, two_region_fraction=0.1,
+                         other_ms_fraction=0.1, empty_layer_fraction=0.07, inplane_fraction=0.2):
+    """count samples of films of nz layers: M and H (count, 3 nz, ny, nx), layer-major like the
+    network (channel 3 l + i is component i of layer l), mask (count, nz, ny, nx), kinds.
+    The same mask in every layer, except `empty_layer_fraction` of the samples where one layer
+    is missing (mask and M zero there; H is the stray field of the others); one layer of another
+    Ms in `other_ms_fraction`; Mz removed in `inplane_fraction` (with several layers the label
+    must be recomputed, so the trainer's one-layer trick of zeroing Mz and Hz cannot be used). Labels: FFTDemag of the real (nx, ny, nz) grid of (1, 1, aspect)
+    cells, float64, one sample at a time."""
+    rng = np.random.default_rng([seed, ny, nx, nz])
+    lab = Labeller(aspect)
+    Ms, masks, kinds = [], [], []
+    for _ in range(count):
+        tex = rng.choice(LAYER_TEXTURES, p=LAYER_TEXTURE_WEIGHTS)
+        mask, geo = random_mask(rng, ny, nx)
+        m, mode = layered_texture(rng, ny, nx, nz, tex)
+        if rng.random() < inplane_fraction:   # in-plane states: small, long-range fields (the hard cases)
+            m = m.copy()
+            m[:, 2] = 0
+            m = _unit(m.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+            mode = f"{mode}+inplane"
+        w = np.broadcast_to(mask.astype(float), (nz, ny, nx)).copy()
+        if rng.random() < two_region_fraction:   # a second region with another Ms (every layer)
+            Yg, Xg = _grid(ny, nx)
+            a = rng.uniform(0, np.pi)
+            w = w * np.where(Xg * np.cos(a) + Yg * np.sin(a) > rng.uniform(-0.2, 0.2) * nx,
+                             rng.uniform(0.3, 1.5), 1.0)[None]
+        lmask = np.broadcast_to(mask, (nz, ny, nx)).copy()
+        u = rng.random()
+        if u < empty_layer_fraction:
+            l = rng.integers(0, nz)
+            w[l] = 0
+            lmask[l] = False
+            mode = f"{mode}+empty{l}"
+        elif u < empty_layer_fraction + other_ms_fraction:
+            l = rng.integers(0, nz)
+            w[l] *= rng.uniform(0.3, 1.6)
+            mode = f"{mode}+ms{l}"
+        Ms.append((m * w[:, None]).reshape(3 * nz, ny, nx))
+        masks.append(lmask)
+        kinds.append(f"{tex}/{geo}/{mode}")
+    Ms = np.stack(Ms)
+    Hs = lab.layers(Ms, nz)
+    return Ms.astype(np.float32), Hs.astype(np.float32), np.stack(masks).astype(np.uint8), kinds
+
+
 def _chunk(args):
     """One chunk of samples (for the process pool: module level, picklable arguments)."""
-    seed, ny, nx, count, aspect, llg_fraction = args
+    seed, ny, nx, count, aspect, llg_fraction = args[:6]
+    nz = args[6] if len(args) > 6 else 1
     torch.set_num_threads(1)
-    return make_samples(seed, ny, nx, count, aspect, llg_fraction=llg_fraction)
+    return make_samples(seed, ny, nx, count, aspect, llg_fraction=llg_fraction, nz=nz)
 
 
 def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction=None, workers=1,
-             dask=False, scheduler=None):
+             dask=False, scheduler=None, nz=1):
     """Generate and write a data set; shapes [(ny, nx)], counts per shape. With workers > 1
     the chunks (64 samples each, seeded by chunk, so the result does not depend on `workers`)
     are generated and labelled in that many processes. dask=True: the chunks are Dask tasks
@@ -272,7 +386,8 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction
     jobs = []
     for (ny, nx), c in zip(shapes, counts):
         chunk = 64
-        jobs += [((ny, nx), (seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect, llg_fraction))
+        extra = (int(nz),) if int(nz) > 1 else ()
+        jobs += [((ny, nx), (seed * 1000 + i // chunk, ny, nx, min(chunk, c - i), aspect, llg_fraction) + extra)
                  for i in range(0, c, chunk)]
     if dask or scheduler:
         from engine.sweep.cluster import map_as_completed, open_client
@@ -300,10 +415,18 @@ def write_h5(path, shapes, counts, seed, aspect=1.0, progress=True, llg_fraction
         f.attrs["ms_ref"] = MS_REF
         f.attrs["shapes"] = json.dumps([list(s) for s in shapes])
         f.attrs["counts"] = json.dumps(list(counts))
-        f.attrs["llg_fraction"] = TEXTURE_WEIGHTS[-1] if llg_fraction is None else llg_fraction
-        f.attrs["textures"] = json.dumps(dict(zip(TEXTURES, TEXTURE_WEIGHTS)))
+        f.attrs["nz"] = int(nz)
+        if int(nz) > 1:
+            f.attrs["llg_fraction"] = 0.0
+            f.attrs["textures"] = json.dumps(dict(zip(LAYER_TEXTURES, LAYER_TEXTURE_WEIGHTS)))
+            f.attrs["layer_modes"] = json.dumps(dict(zip(LAYER_MODES, LAYER_MODE_WEIGHTS)))
+        else:
+            f.attrs["llg_fraction"] = TEXTURE_WEIGHTS[-1] if llg_fraction is None else llg_fraction
+            f.attrs["textures"] = json.dumps(dict(zip(TEXTURES, TEXTURE_WEIGHTS)))
         f.attrs["geometries"] = json.dumps(dict(zip(GEOMETRIES, GEOMETRY_WEIGHTS)))
-        f.attrs["label"] = "engine.demag.FFTDemag float64, cell (1, 1, aspect), H/Ms_ref"
+        f.attrs["label"] = ("engine.demag.FFTDemag float64, cell (1, 1, aspect), H/Ms_ref" if int(nz) == 1 else
+                            f"engine.demag.FFTDemag float64 of the ({int(nz)}-layer) grid, cell (1, 1, aspect), "
+                            "H/Ms_ref; M, H (S, 3 nz, ny, nx) layer-major, mask (S, nz, ny, nx)")
         for (ny, nx), rs in parts.items():
             g = f.create_group(f"s{ny}x{nx}")
             g.create_dataset("M", data=np.concatenate([r[0] for r in rs]), compression="lzf")
@@ -333,6 +456,7 @@ def main_data(argv=None):
                     help="comma-separated NYxNX grid shapes")
     ap.add_argument("--counts", default="600,600,300,200", help="samples per shape")
     ap.add_argument("--aspect", type=float, default=1.0, help="cell dz/dx (dx = dy)")
+    ap.add_argument("--nz", type=int, default=1, help="layers of the film (nz > 1: layered textures, no LLG)")
     ap.add_argument("--llg-fraction", type=float, default=None, help="share of LLG snapshots")
     ap.add_argument("--workers", type=int, default=2, help="processes for generation and labelling")
     ap.add_argument("--dask", action="store_true", help="label as Dask tasks on a local cluster (127.0.0.1)")
@@ -341,7 +465,7 @@ def main_data(argv=None):
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
     counts = [int(c) for c in a.counts.split(",")]
     write_h5(a.out, shapes, counts, a.seed, a.aspect, llg_fraction=a.llg_fraction, workers=a.workers,
-             dask=a.dask, scheduler=a.scheduler)
+             dask=a.dask, scheduler=a.scheduler, nz=a.nz)
     print("wrote", a.out)
 
 

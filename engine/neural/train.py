@@ -4,7 +4,9 @@
 
 Loss (per sample, averaged over the batch): the squared relative L2 error over the magnet's
 cells (the error measure we report) plus that of the in-plane components alone (split_loss).
-30 % of the batches are made in-plane only by zeroing Mz and Hz (exact for one layer). Adam with a cosine learning-rate schedule. Each batch holds
+30 % of the batches are made in-plane only by zeroing Mz and Hz (exact for one layer only; films of
+nz > 1 layers read nz from the data set, train LeanFilmNet(nz) and are mirrored z -> -z at random
+instead). Adam with a cosine learning-rate schedule. Each batch holds
 samples of one grid shape; a batch is randomly rotated by 90/180/270 degrees and/or mirrored,
 with the vector components transformed to match (the operator of a square-cell film has the
 symmetry of the square). A checkpoint is written every epoch (resume with --resume), the best
@@ -29,27 +31,50 @@ from .weights import build_net, load_weights, safe_load, save_weights
 
 # ------------------------------------------------------------------ symmetries of the square
 def transform(x: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
-    """Rotate a (B, 3, ny, nx) vector field by k*90 degrees (counter-clockwise in the x-y plane,
-    y up the rows), then optionally mirror x -> -x; the components transform with the points."""
+    """Rotate a (B, 3 nz, ny, nx) vector field (nz layers, layer-major: channel 3 l + i is
+    component i of layer l) by k*90 degrees (counter-clockwise in the x-y plane, y up the rows),
+    then optionally mirror x -> -x; every layer's vectors transform with the points."""
+    B, C, ny, nx = x.shape
+    nz = C // 3
+    x = x.reshape(B, nz, 3, ny, nx)
     for _ in range(k % 4):
-        # r -> R r with R = rot(+90): (x, y) -> (-y, x); the array's new [i', j'] = old[j, nx-1-i']
-        x = torch.rot90(x, 1, dims=(2, 3))
-        x = torch.stack([-x[:, 1], x[:, 0], x[:, 2]], dim=1)
+        # r -> R r with R = rot(+90): (x, y) -> (-y, x) (x the column, y the row index): the
+        # array's new [i', j'] = old[nx-1-j', i'], torch.rot90 from the column towards the row axis.
+        # (Before 2026-12-02 the points turned one way and the vectors the other: harmless for one layer,
+        # where -Mxy -> -Hxy is itself exact, but wrong for nz > 1, where the layers couple x, y to z.)
+        x = torch.rot90(x, 1, dims=(4, 3))
+        x = torch.stack([-x[:, :, 1], x[:, :, 0], x[:, :, 2]], dim=2)
     if mirror:
-        x = torch.flip(x, dims=(3,))
-        x = torch.stack([-x[:, 0], x[:, 1], x[:, 2]], dim=1)
-    return x
+        x = torch.flip(x, dims=(4,))
+        x = torch.stack([-x[:, :, 0], x[:, :, 1], x[:, :, 2]], dim=2)
+    return x.reshape(B, C, x.shape[-2], x.shape[-1])
+
+
+def flip_layers(x: torch.Tensor) -> torch.Tensor:
+    """Mirror z -> -z of a (B, 3 nz, ny, nx) field: the layer order reverses and z components
+    change sign (an exact symmetry of the demag operator, the augmentation for nz > 1)."""
+    B, C, ny, nx = x.shape
+    x = torch.flip(x.reshape(B, C // 3, 3, ny, nx), dims=(1,))
+    return torch.stack([x[:, :, 0], x[:, :, 1], -x[:, :, 2]], dim=2).reshape(B, C, ny, nx)
 
 
 def transform_mask(mask: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
-    """The same transform for a (B, ny, nx) cell array."""
-    mask = torch.rot90(mask, k % 4, dims=(1, 2))
-    return torch.flip(mask, dims=(2,)) if mirror else mask
+    """The same transform for a (B, ny, nx) or (B, nz, ny, nx) cell array."""
+    mask = torch.rot90(mask, k % 4, dims=(-1, -2))     # the same turn as transform's
+    return torch.flip(mask, dims=(-1,)) if mirror else mask
+
+
+def cell_weights(mask, channels, dtype):
+    """(B, 1 or channels, ny, nx) weights of the magnet's cells: a (B, ny, nx) mask serves every
+    channel; a (B, nz, ny, nx) one (films of nz layers) is repeated for each layer's 3 components."""
+    if mask.dim() == 3:
+        return mask[:, None].to(dtype)
+    return mask.to(dtype).repeat_interleave(channels // mask.shape[1], dim=1)
 
 
 def rel_err(pred, target, mask):
     """Per-sample relative L2 error over mask cells: (B,)."""
-    m = mask[:, None].to(pred.dtype)
+    m = cell_weights(mask, pred.shape[1], pred.dtype)
     num = (((pred - target) ** 2) * m).sum(dim=(1, 2, 3))
     den = ((target ** 2) * m).sum(dim=(1, 2, 3)).clamp_min(1e-30)
     return torch.sqrt(num / den)
@@ -57,14 +82,15 @@ def rel_err(pred, target, mask):
 
 def split_loss(pred, target, mask, eps=0.01):
     """Squared relative error of the whole field plus that of its in-plane part (B,). The
-    in-plane part's denominator is its own norm plus eps times the whole field's, so a small
-    in-plane field (flux-closed and in-plane states, where the large local Hz does not dominate)
-    is fitted as well."""
-    m = mask[:, None].to(pred.dtype)
+    in-plane part (x and y of every layer) has as denominator its own norm plus eps times the
+    whole field's, so a small in-plane field (flux-closed and in-plane states, where the large
+    local Hz does not dominate) is fitted as well."""
+    m = cell_weights(mask, pred.shape[1], pred.dtype)
     d2 = ((pred - target) ** 2) * m
     t2 = (target ** 2) * m
     tot = t2.sum(dim=(1, 2, 3)).clamp_min(1e-30)
-    num_xy, den_xy = d2[:, :2].sum(dim=(1, 2, 3)), t2[:, :2].sum(dim=(1, 2, 3))
+    xy = torch.arange(pred.shape[1], device=pred.device) % 3 != 2     # channels 3 l and 3 l + 1
+    num_xy, den_xy = d2[:, xy].sum(dim=(1, 2, 3)), t2[:, xy].sum(dim=(1, 2, 3))
     return d2.sum(dim=(1, 2, 3)) / tot + num_xy / (den_xy + eps * tot)
 
 
@@ -180,7 +206,8 @@ def build_parser():
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inplane-fraction", type=float, default=0.3,
-                    help="fraction of batches made in-plane only (Mz = Hz = 0, exact for one layer)")
+                    help="fraction of batches made in-plane only (Mz = Hz = 0, exact for one layer; "
+                         "not used for nz > 1, whose data sets hold in-plane samples with their own labels)")
     ap.add_argument("--init", default=None, help="start from the weights of a model.pt (fine-tuning stage)")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop after this wall time (0: no limit)")
     ap.add_argument("--no-progress", action="store_true")
@@ -204,6 +231,7 @@ def main_train(argv=None) -> dict:
     import h5py
     with h5py.File(a.data, "r") as f:
         aspect = float(f.attrs.get("aspect_dz_dx", 1.0))
+        nz = int(f.attrs.get("nz", 1))
         data_attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     sets = load_h5(a.data)
     train, val = split(sets, a.val_fraction, a.seed)
@@ -211,14 +239,19 @@ def main_train(argv=None) -> dict:
         for k, v in load_h5(a.val_data).items():
             val[k] = v
     if a.arch == "lean":
-        net = build_net(dict(arch="lean", nz=1, aspect=aspect, channels=int(a.channels or 8),
+        net = build_net(dict(arch="lean", nz=nz, aspect=aspect, channels=int(a.channels or 8),
                              near_radius=a.local_radius))
     else:
+        if nz != 1:
+            raise SystemExit(f"nmag train: --arch unet serves one-layer films only, the data set has nz = {nz}")
         channels = tuple(int(c) for c in (a.channels or "12,16,24,32").split(","))
         net = build_net(dict(arch="unet", channels=channels, local_radius=a.local_radius, aspect=aspect))
     stages = []
     if a.init:
         net0, prev = init_net, init_meta   # read safely above: tensors and JSON only
+        if int(net0.config.get("nz", 1)) != nz:
+            raise SystemExit(f"nmag train: --init {a.init} is for films of nz = {net0.config.get('nz', 1)} layers, "
+                             f"the data set has nz = {nz} (other channel counts): train from scratch")
         # the same learned weights; the exact near field follows this data set's cell
         net = build_net(dict(net0.config, aspect=aspect))
         net.load_state_dict(net0.state_dict(), strict=False)
@@ -258,7 +291,7 @@ def main_train(argv=None) -> dict:
                      n_val=sum(len(v[0]) for v in val.values()), seed=a.seed, lr=a.lr, batch=a.batch,
                      epochs=a.epochs, ms_ref=MS_REF, batch_cells=a.batch_cells, arch=a.arch, aspect_dz_dx=aspect, git_commit=git_commit(),
                      n_params=net.n_params(), threads=a.threads, inplane_fraction=a.inplane_fraction,
-                     stages=stages, init=a.init)
+                     stages=stages, init=a.init, nz=nz)
     t0 = clock["t0"] = time.time()
     for epoch in range(start_epoch, a.epochs):
         losses, errs = [], []
@@ -267,7 +300,9 @@ def main_train(argv=None) -> dict:
         for M, H, mk in bar:
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             M, H, mk = transform(M, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
-            if rng.random() < a.inplane_fraction:
+            if nz > 1 and rng.random() < 0.5:   # z -> -z: layers reversed, z components negated
+                M, H, mk = flip_layers(M), flip_layers(H), torch.flip(mk, dims=(1,))
+            if nz == 1 and rng.random() < a.inplane_fraction:
                 # in-plane only: for one layer Hz depends on Mz alone and Hxy on Mxy alone, so
                 # zeroing Mz and Hz gives an exact sample (in-plane states: small, long-range fields)
                 M, H = M.clone(), H.clone()

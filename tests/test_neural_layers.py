@@ -1,0 +1,152 @@
+"""Neural demag for films of several layers (issue 8, "the films the app draws"): training data
+for nz > 1 labelled by the exact FFT of the real nz-layer grid, the symmetry augmentation on every
+layer, the loss's in-plane part on every layer, training of an nz = 2 network, the model card's
+nz = 2 member (chosen for its grids, warning + exact FFT for nz = 3) and its held-out error."""
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from engine.demag import FFTDemag
+from engine.neural.card import ModelCard
+from engine.neural.data import Labeller, load_h5, make_samples, write_h5
+from engine.neural.train import flip_layers, rel_err, split_loss, transform, transform_mask
+
+
+def fingerprint(M, H, mk, kinds):
+    return hashlib.sha256(M.tobytes() + H.tobytes() + mk.tobytes() + "|".join(kinds).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("args,digest", [
+    # sha256 of make_samples' output computed with engine/neural/data.py at commit 8b29e8f (before
+    # the nz option): one-layer data must not change with the multi-layer generator beside it
+    ((5, 32, 48, 6, 1.0, 0.0), "5d7b00394b8162efd04ae217ab559068f9d0732a5c71f8eaa50ee5c31ec9a7cf"),
+    ((7, 40, 40, 5, 0.6, None), "bfcaad0cbbedd43363f0414c7fad554e1fe5fb331ceff5f741c252fb030bb712"),
+])
+def test_one_layer_data_unchanged_bit_for_bit(args, digest):
+    seed, ny, nx, count, aspect, llg = args
+    assert fingerprint(*make_samples(seed, ny, nx, count, aspect=aspect, llg_fraction=llg)) == digest
+
+
+def fft_field(M, nz, aspect):
+    """Exact field of one sample (3 nz, ny, nx), layer-major, by FFTDemag of the (nx, ny, nz) grid."""
+    ny, nx = M.shape[-2:]
+    f = FFTDemag((nx, ny, nz), (1e-9, 1e-9, aspect * 1e-9), torch.float64)
+    Mt = torch.tensor(M, dtype=torch.float64).reshape(nz, 3, ny, nx).transpose(0, 1)
+    return f.h_from_M(Mt).transpose(0, 1).reshape(3 * nz, ny, nx).numpy()
+
+
+@pytest.mark.parametrize("nz,aspect", [(2, 1.0), (3, 0.6)])
+def test_layered_data_is_the_exact_fft_field(nz, aspect):
+    M, H, mk, kinds = make_samples(11, 20, 28, 12, aspect=aspect, nz=nz)
+    assert M.shape == H.shape == (12, 3 * nz, 20, 28) and mk.shape == (12, nz, 20, 28)
+    for b in range(12):
+        ref = fft_field(M[b], nz, aspect)
+        assert np.abs(H[b] - ref).max() <= 1e-6 * np.abs(ref).max(), kinds[b]
+        # M is zero outside each layer's mask (an empty layer is empty)
+        assert not M[b].reshape(nz, 3, 20, 28)[~np.broadcast_to(mk[b].astype(bool)[:, None], (nz, 3, 20, 28))].any()
+    # deterministic by seed
+    assert fingerprint(*make_samples(11, 20, 28, 12, aspect=aspect, nz=nz)) == fingerprint(M, H, mk, kinds)
+
+
+def test_layered_textures_vary_through_the_thickness():
+    """Most samples are one texture in every layer, some vary from layer to layer."""
+    M, _, _, kinds = make_samples(3, 24, 24, 60, nz=2)
+    same = [np.allclose(m[:3], m[3:]) for m in M]
+    assert 0.2 < np.mean(same) < 0.8, kinds
+    modes = {k.split("/")[2].split("+")[0] for k in kinds}
+    assert {"same", "twist", "shift", "saf"} <= modes, modes
+
+
+def test_layered_data_file_records_nz(tmp_path):
+    import h5py
+    path = tmp_path / "nz2.h5"
+    write_h5(path, [(16, 16), (12, 20)], [5, 3], seed=4, progress=False, nz=2)
+    with h5py.File(path) as f:
+        assert int(f.attrs["nz"]) == 2
+    sets = load_h5(path)
+    M, H, mk = sets[(12, 20)]
+    assert M.shape == (3, 6, 12, 20) and mk.shape == (3, 2, 12, 20) and mk.dtype == bool
+
+
+def all_symmetries():
+    return [(k, mir) for k in range(4) for mir in (False, True)]
+
+
+@pytest.mark.parametrize("nz", [1, 2])
+def test_symmetry_augmentation_is_exact_on_every_layer(nz):
+    """Rotating and mirroring a sample (every layer's vectors with the points) gives the exact
+    field of the rotated sample; for nz > 1 so does the z mirror (layers reversed, z negated)."""
+    M, H, _, _ = make_samples(9, 18, 26, 3, aspect=0.7, nz=nz, llg_fraction=0.0)
+    M, H = torch.tensor(M, dtype=torch.float64), torch.tensor(H, dtype=torch.float64)
+    lab = Labeller(0.7)
+    label = (lambda x: lab(x.numpy())) if nz == 1 else (lambda x: lab.layers(x.numpy(), nz))
+    for k, mir in all_symmetries():
+        Mt, Ht = transform(M, k, mir), transform(H, k, mir)
+        assert np.abs(label(Mt) - Ht.numpy()).max() <= 1e-6 * float(H.abs().max()), (k, mir)
+    if nz > 1:
+        assert np.abs(label(flip_layers(M)) - flip_layers(H).numpy()).max() <= 1e-6 * float(H.abs().max())
+
+
+def test_transform_turns_every_layer_the_same_way():
+    """A +90 degree turn: an x-vector at (x, y) = (2, -2) from the centre goes to a y-vector at
+    (2, 2), in each layer; masks of layers turn with them."""
+    P = torch.zeros(1, 9, 9, 9)
+    for l in range(3):
+        P[0, 3 * l, 2, 6] = 1.0          # row 2 (y = -2), column 6 (x = 2)
+    assert sorted(transform(P, 1, False)[0].nonzero().tolist()) == [[1, 6, 6], [4, 6, 6], [7, 6, 6]]
+    mk = torch.zeros(1, 3, 9, 9, dtype=torch.bool)
+    mk[0, :, 2, 6] = True
+    assert transform_mask(mk, 1, False)[0].nonzero().tolist() == [[0, 6, 6], [1, 6, 6], [2, 6, 6]]
+
+
+def test_loss_in_plane_part_covers_every_layer():
+    torch.manual_seed(0)
+    H = torch.randn(2, 6, 8, 8)
+    mk = torch.ones(2, 2, 8, 8, dtype=torch.bool)
+    for c, in_plane in [(0, True), (1, True), (3, True), (4, True), (2, False), (5, False)]:
+        P = H.clone()
+        P[:, c] += 0.1
+        whole = rel_err(P, H, mk) ** 2
+        assert torch.allclose(split_loss(P, H, mk) > whole * 1.5, torch.tensor(in_plane)), c
+    # an empty layer (mask false) does not count
+    mk[:, 1] = False
+    P = H.clone()
+    P[:, 3:] += 1.0
+    assert torch.allclose(rel_err(P, H, mk), torch.zeros(2))
+
+
+def test_training_an_nz2_network(tmp_path):
+    from engine.neural.train import main_train
+    from engine.neural.weights import load_weights, save_weights
+    from engine.neural.lean import LeanFilmNet
+    path = tmp_path / "nz2.h5"
+    write_h5(path, [(12, 12)], [6], seed=6, progress=False, nz=2)
+    args = ["--data", str(path), "--out", str(tmp_path / "run"), "--batch", "3", "--lr", "3e-3",
+            "--val-fraction", "0.34", "--channels", "4", "--no-progress", "--warmup", "1", "--epochs", "1"]
+    res = main_train(args)
+    assert len(res["history"]) == 1
+    net, meta = load_weights(tmp_path / "run" / "best.pt")
+    assert net.config["nz"] == 2 and meta["nz"] == 2
+    assert net(torch.zeros(1, 6, 12, 12)).shape == (1, 6, 12, 12)
+    # a one-layer network cannot start a two-layer one (other channel counts)
+    save_weights(LeanFilmNet(nz=1, channels=4), tmp_path / "nz1.pt", {})
+    with pytest.raises(SystemExit, match="nz = 1"):
+        main_train(args + ["--init", str(tmp_path / "nz1.pt")])
+
+
+CARD = {"members": [{"file": "a.pt", "nz": 1, "dz_dx": 1.0}, {"file": "b.pt", "nz": 1, "dz_dx": 0.6},
+                    {"file": "c.pt", "nz": 2, "dz_dx": 1.0}]}
+
+
+def test_card_sentences_with_a_two_layer_member():
+    card = ModelCard(CARD)
+    d1 = (3e-9, 3e-9, 3e-9)
+    assert card.member_for((64, 64, 2), d1)["file"] == "c.pt"
+    assert card.member_for((64, 64, 1), d1)["file"] == "a.pt"
+    assert card.outside((64, 64, 3), d1) == ["3 layers: the networks are for films of nz = 1, 2"]
+    (why,) = card.outside((64, 64, 2), (5e-9, 5e-9, 3e-9))
+    assert "dz/dx = 0.6" in why and "for nz = 2" in why and "dz/dx = 1 only" in why, why
+    (why,) = card.outside((64, 64, 1), (3e-9, 3e-9, 9e-9))
+    assert "for nz = 1" in why and "dz/dx = 0.6, 1 only" in why, why
