@@ -87,6 +87,28 @@ def ours_demag(n, dtype, reps):
     return t, t_kernel, dem.backend
 
 
+def demag_breakdown(n, dtype, reps):
+    """Where a demag's time goes (ms): our pipeline's forward, kernel multiply and inverse, and
+    the same three components through torch's full padded rfftn + irfftn (the transforms a code
+    without pruning or backend choice pays: what magnum.np calls). The ratio a demag could reach
+    against that peer if our multiply were free is bounded by peer demag / (forward + inverse)."""
+    nx, ny, nz = n
+    dem = FFTDemag(n, tuple(c * 1e-9 for c in CELL_NM), dtype)
+    pipe = dem._pipe
+    M = torch.rand((3, nz, ny, nx), dtype=dtype)
+    t_f = best_time(lambda: pipe.forward(M), **reps)
+    X = pipe.forward(M)
+    t_m = best_time(lambda: dem._multiply(X, dem._kneg), **reps)
+    t_i = best_time(lambda: pipe.inverse(pipe.forward(M)), **reps) - t_f
+    dims = tuple(d for d, k in ((-3, nz), (-2, ny), (-1, nx)) if k > 1)
+    size = tuple(2 * k for k in (nz, ny, nx) if k > 1)
+    Xf = torch.fft.rfftn(M, s=size, dim=dims)
+    t_tf = best_time(lambda: torch.fft.rfftn(M, s=size, dim=dims), **reps)
+    t_ti = best_time(lambda: torch.fft.irfftn(Xf, s=size, dim=dims), **reps)
+    return {"forward_ms": 1e3 * t_f, "multiply_ms": 1e3 * t_m, "inverse_ms": 1e3 * max(t_i, 0.0),
+            "torch_full_rfftn_ms": 1e3 * t_tf, "torch_full_irfftn_ms": 1e3 * t_ti, "backend": dem.backend}
+
+
 def ours_step(n, dtype, method, reps):
     p = Problem(mesh=Mesh(tuple(n), CELL_NM), materials=[Material(**PERMALLOY)],
                 solver=SolverSpec(method=method, precision="float64" if dtype == torch.float64 else "float32",
@@ -173,6 +195,20 @@ def print_targets(rows):
             print(f"#   1024^2 float32: {ev / 1e6:.1f}e6 cell-evaluations/s ({'met' if ev >= 6e6 else 'MISSED'})")
 
 
+def print_breakdown(rows):
+    """Our demag's parts against the full transforms, and the ratio's bound (see demag_breakdown)."""
+    print("# demag parts, ms: ours forward / multiply / inverse (backend) | torch full rfftn / irfftn "
+          "| peer demag / (our forward + inverse): the demag ratio's bound")
+    for r in rows:
+        b = r.get("breakdown")
+        if not b:
+            continue
+        bound = (f"{r['peer_demag_s'] * 1e3 / (b['forward_ms'] + b['inverse_ms']):.2f}x"
+                 if "peer_demag_s" in r else "-")
+        print(f"#   {'x'.join(map(str, r['grid'])):>12} {r['precision']}: {b['forward_ms']:.1f} / {b['multiply_ms']:.1f} / "
+              f"{b['inverse_ms']:.1f} ({b['backend']}) | {b['torch_full_rfftn_ms']:.1f} / {b['torch_full_irfftn_ms']:.1f} | {bound}")
+
+
 # --------------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -184,6 +220,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before timing")
     ap.add_argument("--malloc-default", action="store_true",
                     help="keep glibc's default allocator thresholds (NMAG_MALLOC_TUNING=0, see engine.demag)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the demag's parts (forward, multiply, inverse) and torch's full padded "
+                         "transforms: the limit of the demag ratio")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
                     help="wall (default) or cpu: the process's CPU time, which other jobs on a busy machine "
@@ -231,6 +270,8 @@ def main(argv=None):
                                 "ratio_demag": pd / t_dem, "ratio_rk45_step": ps / t45})
                 except Exception as e:  # report and go on: the peer is optional
                     row["peer_error"] = f"{type(e).__name__}: {e}"
+            if args.breakdown:
+                row["breakdown"] = demag_breakdown(n, dtype, reps)
             rows.append(row)
             grid = "x".join(str(k) for k in n)
             peer_txt = (f"{row['peer_demag_s'] * 1e3:10.2f} {row['peer_rkf45_step_s'] * 1e3:10.2f} "
@@ -239,6 +280,8 @@ def main(argv=None):
             print(f"{grid:>14} {prec:>7} {backend:>5} | {t_dem * 1e3:9.2f} {t45 * 1e3:9.2f} {row['rk45_cell_evals_per_s'] / 1e6:10.1f} "
                   f"{t4 * 1e3:9.2f} {row['rk4_cell_evals_per_s'] / 1e6:10.1f} | {peer_txt}", flush=True)
     print_targets(rows)
+    if args.breakdown:
+        print_breakdown(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"torch": torch.__version__, "threads": threads, "cpus": os.cpu_count(),
