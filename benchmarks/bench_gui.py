@@ -174,6 +174,8 @@ def main(argv=None) -> dict:
         "grid": [args.n, args.n, 1],
         "phases": results_by_phase,
         "arrows": w.view.arrow_count,
+        "frames_dropped": getattr(getattr(w.sim_thread.worker, "mailbox", None), "dropped", None),
+        "frames_made": getattr(getattr(w.sim_thread.worker, "mailbox", None), "put_count", None),
         "window": [w.width(), w.height()],
         "view_px": [w.view.plotter.interactor.width(), w.view.plotter.interactor.height()],
         "load_average": list(os.getloadavg()),

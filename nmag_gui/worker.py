@@ -203,6 +203,8 @@ class SimulationWorker(QObject):
         self.last_copy_ms = 0.0            # wall time of the last frame's making (copies included)
         self.last_frame_bytes = 0          # bytes of arrays the last frame copied (frame_nbytes)
         self._last_frame = None
+        self._energy_retry_due = False     # the next energies are a second try (see _emit_frame)
+        self._prev_energy_retry = False
 
     # ------------------------------------------------------------------ thread-safe requests
     def request_stop(self) -> None:
@@ -541,12 +543,19 @@ class SimulationWorker(QObject):
         self.last_copy_ms = 1e3 * (time.perf_counter() - t0)
         self.last_frame_bytes = frame_nbytes(frame, self._last_frame)
         self._last_frame = frame
+        retry = with_energies and self._energy_retry_due     # these energies are a second try
+        if with_energies:
+            self._energy_retry_due = False
         if self.mailbox.put(frame):
             self.frameWaiting.emit()
-        elif self.mailbox.dropped_energies:
+        elif self.mailbox.dropped_energies and not self._prev_energy_retry:
             # the energies (the live energy plot's points) went with a dropped frame: measure
-            # again soon (after a quarter of the usual interval), not every frame
+            # once more soon (after a quarter of the usual interval); a second try that is
+            # dropped too waits the usual interval, so a blocked GUI costs at most twice the
+            # measurements, never one per frame
             self._energies_at = time.perf_counter() - 0.75 * ENERGY_SECONDS
+            self._energy_retry_due = True
+        self._prev_energy_retry = retry
 
     def make_frame(self, with_energies: bool = True) -> Frame:
         """A Frame of the simulation now with what the views need (self.needs): m as a private
