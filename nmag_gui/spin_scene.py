@@ -492,7 +492,8 @@ class SpinScene:
             x, y = self._overlay_bar_title.GetPositionCoordinate().GetComputedDisplayValue(ren)
             bb = [0.0] * 4
             self._overlay_bar_title.GetBoundingBox(ren, bb)
-            out["title"] = (x, y, x + (bb[1] - bb[0]), y + (bb[3] - bb[2]))   # bottom-justified
+            w_t = bb[1] - bb[0]            # right- and bottom-justified at its position
+            out["title"] = (x - w_t, y, x, y + (bb[3] - bb[2]))
         if self._overlay_bar is not None:
             x, y = self._overlay_bar.GetPositionCoordinate().GetComputedDisplayValue(ren)
             out["bar"] = (x, y, x + self._overlay_bar.GetWidth() * w, y + self._overlay_bar.GetHeight() * h)
@@ -720,10 +721,10 @@ class SpinScene:
         tp.SetFontSize(13)
         tp.SetBold(True)
         tp.SetColor(1, 1, 1)
-        tp.SetJustificationToLeft()
+        tp.SetJustificationToRight()     # ends at the view's right edge: a long title stays in view
         tp.SetVerticalJustificationToBottom()
         title.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
-        title.GetPositionCoordinate().SetValue(0.80, 0.79)
+        title.GetPositionCoordinate().SetValue(0.985, 0.79)
         title.SetVisibility(False)
         self.plotter.add_actor(title, reset_camera=False, pickable=False)
         self._overlay_bar_title = title

@@ -103,3 +103,19 @@ def test_a_film_colours_its_quads_every_frame(qtbot, view):
     iw = view.plotter.interactor
     cell = scene.cell_at(iw.width() // 2, iw.height() // 2)
     assert cell is not None and cell[0] == 0 and abs(cell[1] - 16) <= 1 and abs(cell[2] - 16) <= 1
+
+
+def test_the_overlay_title_stays_inside_a_narrow_view(qtbot, view):
+    """A long overlay title (|energy density| ...) ends at the view's right edge, above its bar."""
+    view.resize(520, 420)
+    qtbot.wait(100)
+    first = vortex_frame(32, 32, 1)
+    view.show_frame(first, CELL)
+    values = np.where((first.m ** 2).sum(axis=0) > 0.25, 1e5, np.nan)
+    view.set_overlay(values, (1e3, 1e6), "|energy density| [J/m³] (log)", log=True)
+    view.plotter.render()
+    boxes = view.scene.overlay_bar_boxes()
+    width = view.plotter.renderer.GetSize()[0]
+    x0, y0, x1, _y1 = boxes["title"]
+    assert 0 <= x0 < x1 <= width and x1 - x0 > 20
+    assert y0 >= boxes["bar"][3] - 1                       # above the bar
