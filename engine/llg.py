@@ -24,14 +24,32 @@ def cross(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> 
     return out
 
 
+_PREFACTORS = {}   # id(alpha) -> (alpha, -gamma / (1 + alpha^2), that times alpha)
+
+
+def llg_prefactors(alpha: torch.Tensor):
+    """(-gamma / (1 + alpha^2), -gamma alpha / (1 + alpha^2)) per cell, kept for the last few
+    alpha tensors: alpha changes only with the problem, and forming them on every call was two
+    passes over the grid of the eight an evaluation makes."""
+    hit = _PREFACTORS.get(id(alpha))
+    if hit is not None and hit[0] is alpha:
+        return hit[1], hit[2]
+    pref = -GAMMA / (1 + alpha * alpha)
+    if len(_PREFACTORS) >= 8:
+        _PREFACTORS.clear()
+    _PREFACTORS[id(alpha)] = (alpha, pref, pref * alpha)
+    return pref, pref * alpha
+
+
 def llg_rhs(m: torch.Tensor, H: torch.Tensor, alpha: torch.Tensor, precession: bool = True) -> torch.Tensor:
-    """dm/dt in 1/s. With precession=False only the damping term is kept (for relaxing)."""
+    """dm/dt in 1/s. With precession=False only the damping term is kept (for relaxing).
+    In place on the second cross product: pref alpha m x (m x H) + pref m x H, two passes."""
     mxH = cross(m, H)
     damping = cross(m, mxH)
-    pref = -GAMMA / (1 + alpha * alpha)
+    pref, pref_alpha = llg_prefactors(alpha)
     if precession:
-        return damping.mul_(alpha).add_(mxH).mul_(pref)   # pref (mxH + alpha m x (m x H)), in place
-    return damping.mul_(pref * alpha)
+        return damping.mul_(pref_alpha).addcmul_(mxH, pref)
+    return damping.mul_(pref_alpha)
 
 
 def max_torque(m: torch.Tensor, H: torch.Tensor, Ms: torch.Tensor) -> float:
