@@ -92,8 +92,13 @@ def apply_theme(app, name: str, window=None) -> None:
     and touching those crashed the process (seen in the test suite)."""
     global current_theme
     pal = palette(name)
-    app.setStyle("Fusion")
-    app.setPalette(pal)
+    # each of these re-polishes every widget of the application, including those of closed
+    # windows awaiting deletion: a new window with the theme already in place skips them
+    # (the full test suite crashed once in setStyle when the next window opened)
+    if app.style().objectName().lower() != "fusion":
+        app.setStyle("Fusion")
+    if app.palette() != pal:
+        app.setPalette(pal)
     current_theme = name
     for plotter in list(_plotters):
         set_plotter_background(plotter, name)

@@ -316,3 +316,34 @@ def test_probe_note_does_not_ask_for_the_method_already_chosen(qapp):
         assert max(len(line) for line in scene.overlay_note().splitlines()) <= 34   # 320 px wide
     finally:
         pl.close()
+
+
+# --------------------------------------------------------------------------- the theme
+def test_theme_switches_the_palette_and_a_repeat_leaves_it_alone(qtbot):
+    """Dark and light reach the application's palette; applying the theme already in place
+    changes nothing (it would re-polish every widget, closed windows' too)."""
+    from PySide6.QtWidgets import QApplication
+    from nmag_gui import theme
+    app = QApplication.instance()
+    try:
+        theme.apply_theme(app, "dark")
+        assert app.palette() == theme.palette("dark")
+        assert app.style().objectName().lower() == "fusion"
+        seen = []
+
+        class Probe(QMainWindow):
+            def changeEvent(self, e):          # style and palette changes arrive here
+                seen.append(e.type())
+                super().changeEvent(e)
+
+        probe = Probe()
+        qtbot.addWidget(probe)
+        qtbot.wait(20)
+        seen.clear()
+        theme.apply_theme(app, "dark")                  # already in place: no palette change sent
+        qtbot.wait(20)
+        assert not seen
+        theme.apply_theme(app, "light")
+        assert app.palette() == theme.palette("light")
+    finally:
+        theme.apply_theme(app, "light")
