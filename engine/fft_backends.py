@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,10 @@ import torch
 from .atomic import write_atomic
 
 BACKENDS = ("torch", "scipy", "fftw")
+# FFTW's planner and its wisdom are global state that only one thread may touch at a time
+# (executing a plan is thread-safe): the app builds solvers in its engine thread and, for the
+# probe or a twin run, in others
+_FFTW_PLANNER = threading.RLock()
 CHOICES = ("auto",) + BACKENDS
 
 
@@ -174,11 +179,22 @@ class FFTWPipeline:
         self.n, self.padded = tuple(n), tuple(padded)
         nx, ny, nz = self.n
         Pz, Py, Px = self.padded
-        Kx = Px // 2 + 1
         real = np.float32 if dtype == torch.float32 else np.float64
         cplx = np.complex64 if dtype == torch.float32 else np.complex128
         kw = dict(flags=("FFTW_MEASURE",), threads=max(1, int(threads or 1)),
                   planning_timelimit=self.PLAN_SECONDS)
+        with _FFTW_PLANNER:
+            self._plan(pyfftw, real, cplx, kw)
+        self.scale = 1.0 / (Pz * Py * Px)
+        self._spec_t = torch.from_numpy(self.spec)
+        self._out_t = torch.from_numpy(self.real_out)[..., :nx]
+        self._in_t = torch.from_numpy(self.real_in)[..., :nx]
+
+    def _plan(self, pyfftw, real, cplx, kw) -> None:
+        """Buffers and the six plans (under the planner lock)."""
+        nx, ny, nz = self.n
+        Pz, Py, Px = self.padded
+        Kx = Px // 2 + 1
         load_wisdom()
         self.real_in = pyfftw.zeros_aligned((3, nz, ny, Px), dtype=real)
         self.ypad = pyfftw.zeros_aligned((3, nz, Py, Kx), dtype=cplx)
@@ -197,10 +213,6 @@ class FFTWPipeline:
         src = self.yinv[:, :, :ny, :] if Py > 1 else self.spec[:, :nz]
         self._ix = FFTW(src, self.real_out, axes=(-1,), **back)
         save_wisdom()
-        self.scale = 1.0 / (Pz * Py * Px)
-        self._spec_t = torch.from_numpy(self.spec)
-        self._out_t = torch.from_numpy(self.real_out)[..., :nx]
-        self._in_t = torch.from_numpy(self.real_in)[..., :nx]
 
     def input_view(self) -> torch.Tensor:
         """The (3, nz, ny, nx) input buffer as a tensor: write M here and call forward(None)."""
@@ -315,9 +327,14 @@ _WISDOM_LOADED = False
 def load_wisdom() -> None:
     """Load FFTW's saved plans (wisdom) once per process, so a known shape plans instantly."""
     global _WISDOM_LOADED
-    if _WISDOM_LOADED:
-        return
-    _WISDOM_LOADED = True
+    with _FFTW_PLANNER:
+        if _WISDOM_LOADED:
+            return
+        _WISDOM_LOADED = True
+        _import_wisdom()
+
+
+def _import_wisdom() -> None:
     try:
         import pyfftw
         raw = json.loads((cache_dir() / "fftw_wisdom.json").read_text())
@@ -329,9 +346,10 @@ def load_wisdom() -> None:
 def save_wisdom() -> None:
     try:
         import pyfftw
+        with _FFTW_PLANNER:
+            wisdom = pyfftw.export_wisdom()
         cache_dir().mkdir(parents=True, exist_ok=True)
-        write_atomic(cache_dir() / "fftw_wisdom.json",
-                     json.dumps([w.hex() for w in pyfftw.export_wisdom()]))
+        write_atomic(cache_dir() / "fftw_wisdom.json", json.dumps([w.hex() for w in wisdom]))
     except (OSError, ImportError):
         pass
 

@@ -147,3 +147,30 @@ def test_problem_file_forces_a_forward_inverse_pair():
     assert Simulation(p).demag.backend == "torch+scipy"
     with pytest.raises(ProblemError, match="solver.fft"):
         Problem.from_dict({"mesh": {"n": [8, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch+mkl"}})
+
+
+@pytest.mark.skipif("fftw" not in HERE, reason="pyFFTW not installed")
+def test_fftw_plans_made_in_several_threads_at_once_are_right():
+    """FFTW's planner is global state: the app builds solvers in its engine thread and in
+    others (probe, twin run). Plans made by four threads at once give torch's numbers."""
+    import threading
+    grids = [(24, 16, 1), (20, 12, 2), (18, 18, 1), (30, 10, 1)]
+    d = (2e-9, 2e-9, 2e-9)
+    errors, out = [], {}
+
+    def build(n):
+        try:
+            dem = FFTDemag(n, d, torch.float64, fft="fftw")
+            out[n] = dem.h_from_M(_random_M(n, torch.float64))
+        except Exception as e:   # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in grids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for n in grids:
+        ref = FFTDemag(n, d, torch.float64, fft="torch").h_from_M(_random_M(n, torch.float64))
+        assert torch.allclose(out[n], ref, rtol=1e-12, atol=1e-9 * float(ref.abs().max()))
