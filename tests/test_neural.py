@@ -79,7 +79,8 @@ def test_card_members_and_limits():
     assert card.member_for((64, 64, 1), (3e-9, 3e-9, 3e-9))["dz_dx"] == 1.0
     assert card.member_for((100, 25, 1), (5e-9, 5e-9, 3e-9))["dz_dx"] == 0.6      # SP4's cells
     for n, d, word in [((64, 64, 1), (3.125e-9, 3.125e-9, 9e-9), "dz/dx"),      # the vortex example
-                       ((64, 64, 2), (3e-9, 3e-9, 3e-9), "layers"),
+                       ((64, 64, 3), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 2 is a member
+                       ((64, 64, 2), (5e-9, 5e-9, 3e-9), "dz/dx"),             # two layers of SP4's cells
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
                        ((64, 64, 1), (3e-9, 3e-9, 3.3e-9), "dz/dx")]:
         assert card.member_for(n, d) is None
@@ -94,7 +95,7 @@ def test_outside_the_card_warns_and_gives_the_exact_fft_field():
     M = torch.randn(3, 1, 10, 20, dtype=torch.float64) * 8e5
     assert torch.equal(nd.h_from_M(M), FFTDemag(n, d, torch.float64).h_from_M(M))
     with pytest.warns(UserWarning, match="layer"):
-        nd = NeuralDemag((8, 8, 2), (3e-9, 3e-9, 3e-9))
+        nd = NeuralDemag((8, 8, 3), (3e-9, 3e-9, 3e-9))
     assert nd.fallback is not None
 
 

@@ -150,3 +150,48 @@ def test_card_sentences_with_a_two_layer_member():
     assert "dz/dx = 0.6" in why and "for nz = 2" in why and "dz/dx = 1 only" in why, why
     (why,) = card.outside((64, 64, 1), (3e-9, 3e-9, 9e-9))
     assert "for nz = 1" in why and "dz/dx = 0.6, 1 only" in why, why
+
+
+# ------------------------------------------------------------------ the shipped two-layer member
+# Held-out bounds for the shipped nz = 2, dz/dx = 1 member on 12 fresh 64 x 64 two-layer textures
+# (seed 987655, never used in training), through NeuralDemag as the app runs it. Measured on this
+# set with the shipped weights (2026-12-02): median 3.24 %, p90 5.24 %; the model card
+# (resources/neural/model_card.md) states 3.41 % / 5.97 % on 50 held-out samples up to 1024 x 1024.
+# The bounds leave about 1.4x for weights retrained within sampling noise. Issue 8's targets
+# (median 1 %, p90 2 %) are NOT met; a regression guard, not the target.
+NZ2_MEDIAN_LIMIT, NZ2_P90_LIMIT = 0.045, 0.075
+
+
+def test_neural_demag_picks_the_two_layer_member_and_falls_back_for_three(recwarn):
+    from engine.neural.demag import NeuralDemag
+    d = (3e-9, 3e-9, 3e-9)
+    nd = NeuralDemag((40, 24, 2), d)
+    assert nd.fallback is None and not nd.warnings
+    assert nd.member["nz"] == 2 and nd.member["dz_dx"] == 1.0 and nd.net.config["nz"] == 2
+    assert not [w for w in recwarn.list if "neural" in str(w.message)]
+    M = torch.randn(3, 2, 24, 40) * 8e5
+    assert nd.h_from_M(M).shape == (3, 2, 24, 40)
+    with pytest.warns(UserWarning, match="3 layers"):
+        nd3 = NeuralDemag((16, 16, 3), d, torch.float64)
+    assert nd3.fallback is not None
+    M3 = torch.randn(3, 3, 16, 16, dtype=torch.float64) * 8e5
+    assert torch.equal(nd3.h_from_M(M3), FFTDemag((16, 16, 3), d, torch.float64).h_from_M(M3))
+    with pytest.warns(UserWarning, match="nz = 2 are for dz/dx = 1"):   # two layers of SP4's cells
+        assert NeuralDemag((20, 10, 2), (5e-9, 5e-9, 3e-9)).fallback is not None
+
+
+def test_shipped_two_layer_member_on_a_small_held_out_set():
+    from engine.neural.data import MS_REF
+    from engine.neural.demag import NeuralDemag
+    nz, ny, nx, count = 2, 64, 64, 12
+    M, H, mk, kinds = make_samples(987655, ny, nx, count, aspect=1.0, nz=nz)
+    nd = NeuralDemag((nx, ny, nz), (3e-9, 3e-9, 3e-9))
+    assert nd.fallback is None
+    errs = []
+    for i in range(count):
+        Mt = torch.tensor(M[i] * MS_REF).reshape(nz, 3, ny, nx).transpose(0, 1)   # (3, nz, ny, nx)
+        Hn = nd.h_from_M(Mt).transpose(0, 1).reshape(3 * nz, ny, nx).numpy() / MS_REF
+        w = np.repeat(mk[i].astype(bool), 3, axis=0)                             # each layer's cells
+        errs.append(np.sqrt(((Hn - H[i]) ** 2)[w].sum() / (H[i] ** 2)[w].sum()))
+    errs = np.array(errs)
+    assert np.median(errs) <= NZ2_MEDIAN_LIMIT and np.percentile(errs, 90) <= NZ2_P90_LIMIT, (errs, kinds)
