@@ -354,25 +354,35 @@ def save_wisdom() -> None:
         pass
 
 
-def time_pipeline(pipe, n, dtype, budget_s=0.25, max_reps=5, threads=1) -> tuple[float, float]:
-    """Best times in s of forward and of inverse of a random (3, nz, ny, nx) field, after a
-    warm-up. One thread: the process's CPU time, which other jobs on a busy machine disturb far
+def time_pipelines(pipes: dict, n, dtype, rounds=3, budget_s=0.5, threads=1) -> dict:
+    """{name: (best forward s, best inverse s)} of a random (3, nz, ny, nx) field, each pipeline
+    warmed up once, then timed in turns (round robin, at least `rounds` rounds and until
+    `budget_s`, at most 8), so that a slow spell of a shared machine hits every backend alike
+    instead of one (one pipeline after the other once chose scipy's forward at 1024^2 where
+    torch's is 25 % faster). One thread: the process's CPU time, which other jobs disturb far
     less than the wall clock; several threads: the wall clock (CPU time would add them up)."""
     clock = time.process_time if threads == 1 else time.perf_counter
     nx, ny, nz = n
     M = torch.rand((3, nz, ny, nx), dtype=dtype)
-    pipe.inverse(pipe.forward(M))
-    best_f = best_i = float("inf")
-    start, reps = time.perf_counter(), 0
-    while reps < max_reps and (reps < 2 or time.perf_counter() - start < budget_s):
-        t0 = clock()
-        X = pipe.forward(M)
-        t1 = clock()
-        pipe.inverse(X)
-        t2 = clock()
-        best_f, best_i = min(best_f, t1 - t0), min(best_i, t2 - t1)
-        reps += 1
-    return best_f, best_i
+    best = {}
+    for name, pipe in list(pipes.items()):
+        try:
+            pipe.inverse(pipe.forward(M))
+            best[name] = [float("inf"), float("inf")]
+        except (RuntimeError, ValueError, MemoryError):
+            pipes.pop(name)
+    start, done = time.perf_counter(), 0
+    while done < 8 and (done < rounds or time.perf_counter() - start < budget_s):
+        for name, pipe in pipes.items():
+            t0 = clock()
+            X = pipe.forward(M)
+            t1 = clock()
+            pipe.inverse(X)
+            t2 = clock()
+            b = best[name]
+            b[0], b[1] = min(b[0], t1 - t0), min(b[1], t2 - t1)
+        done += 1
+    return {k: tuple(v) for k, v in best.items()}
 
 
 def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
@@ -396,13 +406,13 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     known = choices.get(key, {})
     if known.get("forward") in names and known.get("inverse") in names:
         return _pair(known["forward"], known["inverse"], {}, n, padded, dtype, device, threads), "cached"
-    timings, pipes = {}, {}
+    pipes = {}
     for name in names:
         try:
             pipes[name] = make_pipeline(name, n, padded, dtype, device, threads)
-            timings[name] = time_pipeline(pipes[name], n, dtype, threads=threads)
         except (BackendUnavailable, RuntimeError, ValueError, MemoryError):
             continue
+    timings = time_pipelines(pipes, n, dtype, threads=threads)
     fwd = min(timings, key=lambda k: timings[k][0])
     inv = min(timings, key=lambda k: timings[k][1])
     choices[key] = {"forward": fwd, "inverse": inv,
