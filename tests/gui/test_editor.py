@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from engine.geometry import Ellipse, ImageMask, Polygon, Rectangle, Ring, shape_mask
 from engine.problem import Mesh, Problem
 from nmag_gui.geometry_editor import GeometryEditor
+from window_helpers import drag
 
 pytestmark = pytest.mark.gui
 
@@ -24,14 +25,6 @@ def editor(qtbot):
     ed.show()
     qtbot.waitExposed(ed)
     return ed
-
-
-def drag(qtbot, ed, c0, c1):
-    """Press on cell c0, move to cell c1 and release there."""
-    a, b = ed.cell_to_widget(*c0), ed.cell_to_widget(*c1)
-    qtbot.mousePress(ed.canvas, Qt.LeftButton, pos=a)
-    qtbot.mouseMove(ed.canvas, b)
-    qtbot.mouseRelease(ed.canvas, Qt.LeftButton, pos=b)
 
 
 def node_nm(i, j):

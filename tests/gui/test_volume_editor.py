@@ -2,12 +2,12 @@
 shown layer by layer, and the small 3D preview of the whole map."""
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
 
 from engine import Material, Mesh, Problem, ShapeOp
 from engine.errors import ProblemError
 from nmag_gui.geometry_editor import GeometryEditor
 from nmag_gui.mask_preview import mask_preview
+from window_helpers import drag
 
 pytestmark = pytest.mark.gui
 NX, NY, NZ, D = 24, 20, 6, 2.0
@@ -24,13 +24,6 @@ def editor(qtbot):
     ed.show()
     qtbot.waitExposed(ed)
     return ed
-
-
-def drag(qtbot, ed, c0, c1):
-    a, b = ed.cell_to_widget(*c0), ed.cell_to_widget(*c1)
-    qtbot.mousePress(ed.canvas, Qt.LeftButton, pos=a)
-    qtbot.mouseMove(ed.canvas, b)
-    qtbot.mouseRelease(ed.canvas, Qt.LeftButton, pos=b)
 
 
 def test_a_shape_paints_only_its_z_range(qtbot, editor):

@@ -21,3 +21,12 @@ def tilted_sample(title: str, shape: str, params: dict, n: int = 32, snapshot_ev
     p.output.table_every_ps = 0.5
     p.output.snapshot_every_ps = snapshot_every_ps
     return p.validate()
+
+
+def drag(qtbot, ed, c0, c1):
+    """Press on cell c0 of a GeometryEditor, move to cell c1 and release there."""
+    from PySide6.QtCore import Qt
+    a, b = ed.cell_to_widget(*c0), ed.cell_to_widget(*c1)
+    qtbot.mousePress(ed.canvas, Qt.LeftButton, pos=a)
+    qtbot.mouseMove(ed.canvas, b)
+    qtbot.mouseRelease(ed.canvas, Qt.LeftButton, pos=b)
