@@ -73,12 +73,12 @@ def cuda_runner(net, x, dtype=None):
     return run
 
 
-def worker(n, threads, repeats, device="cpu", channels=None):
-    """Interleaved timing of FFT and network at one size; prints one JSON line."""
+def worker(n, threads, repeats, device="cpu", channels=None, nz=1):
+    """Interleaved timing of FFT and network at one size (n x n x nz); prints one JSON line."""
     import torch
     from engine.demag import FFTDemag
     d = (3e-9, 3e-9, 3e-9)
-    fft = FFTDemag((n, n, 1), d, torch.float32, device)
+    fft = FFTDemag((n, n, nz), d, torch.float32, device)
     if channels:
         from engine.neural.lean import LeanFilmNet
         net = LeanFilmNet(channels=int(channels)).to(device).eval()
@@ -87,7 +87,7 @@ def worker(n, threads, repeats, device="cpu", channels=None):
         run = lambda M: net(M[:, 0][None])   # noqa: E731
     else:
         from engine.neural.demag import NeuralDemag
-        nd = NeuralDemag((n, n, 1), d, torch.float32, device)
+        nd = NeuralDemag((n, n, nz), d, torch.float32, device)
         assert nd.fallback is None, nd.warnings
         run = nd.h_from_M
         net = nd.net
@@ -95,16 +95,16 @@ def worker(n, threads, repeats, device="cpu", channels=None):
         cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
         run = lambda M: cr(M[:, 0][None])   # noqa: E731
     g = torch.Generator().manual_seed(0)
-    M = (torch.randn(3, 1, n, n, generator=g) * 8e5).to(device)
+    M = (torch.randn(3, nz, n, n, generator=g) * 8e5).to(device)
     t = _timer(device)
-    out = {"n": n, "channels": channels or "shipped", "times": {}}
+    out = {"n": n, "nz": nz, "channels": channels or "shipped", "times": {}}
     for th in threads:
         torch.set_num_threads(th)
         if not str(device).startswith("cuda"):
             # the exact path's backends take their thread count when built (scipy's workers,
             # FFTW's plans): build it for this count, so that each thread count races the
             # fastest exact path for that count (its choice is measured and cached per count)
-            fft = FFTDemag((n, n, 1), d, torch.float32, device)
+            fft = FFTDemag((n, n, nz), d, torch.float32, device)
         with torch.no_grad():
             fft.h_from_M(M)
             run(M)
@@ -116,9 +116,9 @@ def worker(n, threads, repeats, device="cpu", channels=None):
     print(json.dumps(out))
 
 
-def run_one(n, threads, repeats, device="cpu", channels=None):
+def run_one(n, threads, repeats, device="cpu", channels=None, nz=1):
     cmd = [sys.executable, __file__, "--worker", str(n), ",".join(map(str, threads)), str(repeats), device,
-           str(channels or 0)]
+           str(channels or 0), str(nz)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
@@ -227,18 +227,20 @@ def main(argv=None):
     ap.add_argument("--errors", action="store_true")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/neural_speed.json"))
     ap.add_argument("--png", default=str(ROOT / "benchmarks/results/neural_speed.png"))
-    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--nz", type=int, default=1,
+                    help="layers of the film (the model card's member for nz layers of cubic cells)")
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        n, th, rep, dev, ch = a.worker
-        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None)
+        n, th, rep, dev, ch, nz = a.worker
+        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None, int(nz))
     sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []
     print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11}")
     for n in sizes:
         rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
-        r = run_one(n, threads, rep, a.device)
+        r = run_one(n, threads, rep, a.device, nz=a.nz)
         results.append(r)
         for th in threads:
             x = r["times"][str(th)]
@@ -247,7 +249,7 @@ def main(argv=None):
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                 load_average=os.getloadavg(), python=platform.python_version(),
                 torch=__import__("torch").__version__, device=a.device,
-                date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", results=results)
+                date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", nz=a.nz, results=results)
     targets = {}
     for th in threads:
         targets[f"ratio_{th}thr"] = {str(r["n"]): round(r["times"][str(th)]["ratio"], 3) for r in results
