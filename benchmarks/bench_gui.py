@@ -29,6 +29,36 @@ from engine import InitialState, Mesh, Problem, ShapeOp  # noqa: E402
 PROBE_MS = 10
 
 
+class LatencyProbe:
+    """The event loop's latency: how late (ms) a PROBE_MS timer in the GUI thread fires.
+    start() clears `lateness` and begins; stop() ends. Used by bench_gui and soak_gui."""
+
+    def __init__(self, interval_ms: int = PROBE_MS):
+        from PySide6.QtCore import QElapsedTimer, QTimer
+        self.interval_ms = interval_ms
+        self.lateness: list[float] = []
+        self._clock = QElapsedTimer()
+        self._last = None
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self):
+        now = self._clock.nsecsElapsed() / 1e6
+        if self._last is not None:
+            self.lateness.append(max(0.0, now - self._last - self.interval_ms))
+        self._last = now
+
+    def start(self):
+        self.lateness.clear()
+        self._last = None
+        self._clock.start()
+        self._timer.start()
+
+    def stop(self):
+        self._timer.stop()
+
+
 def film(n: int) -> Problem:
     """A square permalloy film of n x n cells of 3 nm, starting from a vortex."""
     p = Problem(title=f"bench {n}x{n}")
@@ -53,7 +83,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gui.json"))
     args = ap.parse_args(argv)
 
-    from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Slot
+    from PySide6.QtCore import QObject, QTimer, Slot
     from PySide6.QtWidgets import QApplication
     from nmag_gui.main_window import MainWindow
 
@@ -85,20 +115,7 @@ def main(argv=None) -> dict:
 
     interactor.paintEvent = timed_paint
 
-    # event-loop latency: how late a 10 ms timer in the GUI thread fires
-    lateness: list[float] = []
-    clock = QElapsedTimer()
-    probe = QTimer()
-    probe.setInterval(PROBE_MS)
-    last = [None]
-
-    def on_probe():
-        now = clock.nsecsElapsed() / 1e6
-        if last[0] is not None:
-            lateness.append(max(0.0, now - last[0] - PROBE_MS))
-        last[0] = now
-
-    probe.timeout.connect(on_probe)
+    probe = LatencyProbe()   # event-loop latency: how late a 10 ms timer in the GUI thread fires
     results_by_phase: dict = {}
     state = {"t_start": 0.0, "frames0": 0, "steps0": 0, "sim_t0": 0.0}
     replay = {"frames": [], "i": 0}
@@ -125,15 +142,12 @@ def main(argv=None) -> dict:
     w.session.frameArrived.connect(keeper.keep)
 
     def begin(name):
-        lateness.clear()
         draw_ms.clear()
         render_ms.clear()
         state["t_start"] = time.perf_counter()
         state["frames0"] = w.session.frames_received
         f = w.latest_frame
         state["steps0"], state["sim_t0"] = (f.steps, f.t) if f else (0, 0.0)
-        clock.start()
-        last[0] = None
         probe.start()
 
     def end(name):
@@ -147,7 +161,7 @@ def main(argv=None) -> dict:
             "update_arrays_ms": stats(draw_ms),
             "render_ms": stats(render_ms),
             "renders_per_s": len(render_ms) / dur,
-            "event_loop_latency_ms": stats(lateness),
+            "event_loop_latency_ms": stats(probe.lateness),
             "steps_per_s": (f.steps - state["steps0"]) / dur if name == "running" else 0.0,
             "simulated_ns_per_s": (f.t - state["sim_t0"]) * 1e9 / dur if name == "running" else 0.0,
         }

@@ -75,7 +75,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", help="write the series here")
     args = ap.parse_args(argv)
 
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QTimer
+    from bench_gui import LatencyProbe   # benchmarks/ is this script's folder
     from PySide6.QtWidgets import QApplication
     from engine.threads import apply_thread_policy
     from nmag_gui.main_window import MainWindow
@@ -90,21 +91,9 @@ def main(argv=None) -> dict:
     print(f"soak: {args.minutes} min, action every {args.action_s} s, {len(examples)} small examples, "
           f"pid {os.getpid()}", flush=True)
 
-    lateness: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [None]
-
-    def on_probe():
-        now = clock.nsecsElapsed() / 1e6
-        if last[0] is not None:
-            lateness.append(max(0.0, now - last[0] - PROBE_MS))
-        last[0] = now
-
-    probe = QTimer()
-    probe.setInterval(PROBE_MS)
-    probe.timeout.connect(on_probe)
+    probe = LatencyProbe(PROBE_MS)   # the event loop's latency, as bench_gui measures it
     probe.start()
+    lateness = probe.lateness
 
     s = w.session
     demags = ["fft", "neural", "neural+probe"]
