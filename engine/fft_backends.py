@@ -364,16 +364,16 @@ def time_pipelines(pipes: dict, n, dtype, rounds=3, budget_s=0.5, threads=1) -> 
     clock = time.process_time if threads == 1 else time.perf_counter
     nx, ny, nz = n
     M = torch.rand((3, nz, ny, nx), dtype=dtype)
-    best = {}
-    for name, pipe in list(pipes.items()):
+    best, runnable = {}, {}
+    for name, pipe in pipes.items():   # a pipeline that fails its warm-up is left out
         try:
             pipe.inverse(pipe.forward(M))
-            best[name] = [float("inf"), float("inf")]
         except (RuntimeError, ValueError, MemoryError):
-            pipes.pop(name)
+            continue
+        best[name], runnable[name] = [float("inf"), float("inf")], pipe
     start, done = time.perf_counter(), 0
     while done < 8 and (done < rounds or time.perf_counter() - start < budget_s):
-        for name, pipe in pipes.items():
+        for name, pipe in runnable.items():
             t0 = clock()
             X = pipe.forward(M)
             t1 = clock()

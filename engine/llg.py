@@ -24,21 +24,22 @@ def cross(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> 
     return out
 
 
-_PREFACTORS = {}   # id(alpha) -> (alpha, -gamma / (1 + alpha^2), that times alpha)
+_PREFACTORS = []   # [(alpha, -gamma / (1 + alpha^2), that times alpha)], newest last
+_PREFACTOR_SLOTS = 2   # a run and, in the app, its twin; each slot holds three grid-sized arrays
 
 
 def llg_prefactors(alpha: torch.Tensor):
-    """(-gamma / (1 + alpha^2), -gamma alpha / (1 + alpha^2)) per cell, kept for the last few
+    """(-gamma / (1 + alpha^2), -gamma alpha / (1 + alpha^2)) per cell, kept for the last two
     alpha tensors: alpha changes only with the problem, and forming them on every call was two
-    passes over the grid of the eight an evaluation makes."""
-    hit = _PREFACTORS.get(id(alpha))
-    if hit is not None and hit[0] is alpha:
-        return hit[1], hit[2]
+    passes over the grid of the eight an evaluation makes. Two slots, not more: each holds
+    alpha itself alive, and a sweep builds many simulations one after the other."""
+    for a, pref, pref_alpha in _PREFACTORS:
+        if a is alpha:
+            return pref, pref_alpha
     pref = -GAMMA / (1 + alpha * alpha)
-    if len(_PREFACTORS) >= 8:
-        _PREFACTORS.clear()
-    _PREFACTORS[id(alpha)] = (alpha, pref, pref * alpha)
-    return pref, pref * alpha
+    _PREFACTORS.append((alpha, pref, pref * alpha))
+    del _PREFACTORS[:-_PREFACTOR_SLOTS]
+    return _PREFACTORS[-1][1], _PREFACTORS[-1][2]
 
 
 def llg_rhs(m: torch.Tensor, H: torch.Tensor, alpha: torch.Tensor, precession: bool = True) -> torch.Tensor:
