@@ -30,7 +30,7 @@ import torch
 
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
-from .fft_backends import available_backends, choose_backend, make_pipeline, padded_shape
+from .fft_backends import available_backends, choose_backend, describe, make_pipeline, padded_shape
 
 
 class Demag:
@@ -124,11 +124,19 @@ class FFTDemag(Demag):
     def backend(self) -> str:
         """Name of the FFT backend in use ("torch", "scipy", "fftw", or "forward+inverse" when
         the two directions come from two backends): see engine.fft_backends."""
-        return self._pipe.name
+        return describe(self._pipe)
+
+    def _kernel(self, pipe) -> dict:
+        """-N^ in the pipeline's spectrum layout ("xy": kx and ky swapped), times its scale."""
+        k = self._kneg_unit
+        if pipe.layout == "xy":
+            k = self._kneg_xy = getattr(self, "_kneg_xy", None) or \
+                {c: v.transpose(-3, -2).contiguous() for c, v in k.items()}
+        return {c: v * pipe.scale if pipe.scale != 1.0 else v for c, v in k.items()}
 
     def _use_pipeline(self, pipe) -> None:
         self._pipe = pipe
-        self._kneg = {c: k * pipe.scale if pipe.scale != 1.0 else k for c, k in self._kneg_unit.items()}
+        self._kneg = self._kernel(pipe)
         self._general = None
 
     def _general_pipe(self):
@@ -137,6 +145,7 @@ class FFTDemag(Demag):
         if self._general is None:
             name = "scipy" if "scipy" in available_backends(self.device) else "torch"
             self._general = make_pipeline(name, self.n, self.padded, self.dtype, self.device)
+            self._kneg_general = self._kernel(self._general)
         return self._general
 
     def _multiply(self, X, k):
@@ -162,7 +171,7 @@ class FFTDemag(Demag):
         pipe = self._pipe
         if not pipe.accepts(M):
             pipe = self._general_pipe()
-        k = self._kneg if pipe is self._pipe else self._kneg_unit
+        k = self._kneg if pipe is self._pipe else self._kneg_general
         return pipe.inverse(self._multiply(pipe.forward(M.detach()), k))
 
     def h_from_M(self, M: torch.Tensor) -> torch.Tensor:

@@ -196,12 +196,12 @@ class SolverSpec:
         check_choice(f"{key}.demag", self.demag, DEMAG_METHODS)
         self.probe_every = check_number(f"{key}.probe_every", self.probe_every, 1, 1e6, integer=True)
         self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, 1e-10, 1.0)
-        from .fft_backends import available_backends, is_choice
+        from .fft_backends import available_backends, is_choice, split_name
         if not is_choice(self.fft):
             check_choice(f"{key}.fft", self.fft, FFT_BACKENDS)   # raises, naming the choices
         if self.fft != "auto":
             here = available_backends(self.device)
-            if any(b not in here for b in self.fft.split("+")):
+            if any(split_name(b)[0] not in here for b in self.fft.split("+")):
                 raise ProblemError(f"{key}.fft", self.fft, "a backend available here: auto, " + ", ".join(here)
                                    + (" (pyFFTW is an optional extra: pip install pyfftw)" if "fftw" in self.fft else ""))
 
@@ -295,6 +295,11 @@ class Problem:
         self.initial.validate()
         self.field.validate()
         self.solver.validate()
+        if "@xy" in self.solver.fft:
+            from .fft_backends import padded_shape, transposable
+            if not transposable(padded_shape(self.mesh.n)):
+                raise ProblemError("solver.fft", self.solver.fft, "a layout @xy only for films of one layer "
+                                   f"(nz = 1, nx and ny > 1; the mesh is {tuple(self.mesh.n)}): drop the @xy")
         for i, s in enumerate(self.stages):
             s.validate(f"stages[{i}]")
         self.output.validate()

@@ -13,6 +13,8 @@ from engine import fft_backends as fb
 
 HERE = fb.available_backends("cpu")
 OPTIONAL = [b for b in ("scipy", "fftw") if b in HERE]
+# every backend in every spectrum layout it can keep (a film's "xy": kx first, ky last)
+LAYOUTED = OPTIONAL + ["torch@xy"] + (["scipy@yx"] if "scipy" in HERE else [])
 
 
 @pytest.fixture(autouse=True)
@@ -32,14 +34,20 @@ def _random_M(n, dtype, seed=0):
 GRIDS = [(16, 8, 1), (13, 7, 1), (12, 10, 3), (9, 1, 1), (1, 9, 4), (5, 6, 2), (40, 24, 1)]
 
 
-@pytest.mark.parametrize("backend", OPTIONAL)
+@pytest.mark.parametrize("backend", LAYOUTED)
 @pytest.mark.parametrize("n", GRIDS, ids=lambda n: "x".join(map(str, n)))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_backend_equals_torch_to_float_error(backend, n, dtype):
     d = (2e-9, 3e-9, 1.5e-9)
+    if backend.endswith("@xy") and not fb.transposable(fb.padded_shape(n)):
+        with pytest.raises(fb.BackendUnavailable, match="films of one layer"):
+            FFTDemag(n, d, dtype, fft=backend)
+        return
     M = _random_M(n, dtype)
     ref = FFTDemag(n, d, dtype, fft="torch").h_from_M(M)
-    got = FFTDemag(n, d, dtype, fft=backend).h_from_M(M)
+    dem = FFTDemag(n, d, dtype, fft=backend)
+    assert dem.backend == backend if fb.transposable(fb.padded_shape(n)) else dem.backend.split("@")[0] == backend.split("@")[0]
+    got = dem.h_from_M(M)
     eps = 1e-13 if dtype == torch.float64 else 2e-6
     assert float((got - ref).abs().max() / ref.abs().max()) < eps
 
@@ -74,15 +82,37 @@ def test_auto_measures_once_then_reads_the_cache(private_cache):
     key = fb.shape_key(n, torch.float32, torch.get_num_threads())
     fwd, inv = data[key]["forward"], data[key]["inverse"]
     assert dem.backend == (fwd if fwd == inv else f"{fwd}+{inv}")
-    assert set(data[key]["forward_ms"]) == set(data[key]["inverse_ms"]) == set(HERE)
-    # the fastest of each direction was kept
-    assert data[key]["forward_ms"][fwd] == min(data[key]["forward_ms"].values())
-    assert data[key]["inverse_ms"][inv] == min(data[key]["inverse_ms"].values())
+    padded = fb.padded_shape(n)
+    assert set(data[key]["forward_ms"]) == set(data[key]["inverse_ms"]) == set(fb.candidates(HERE, padded))
+    # the fastest forward + inverse of one layout was kept
+    layout = lambda name: fb.make_pipeline(name, n, padded, torch.float32).layout  # noqa: E731
+    f_ms, i_ms = data[key]["forward_ms"], data[key]["inverse_ms"]
+    best = min(f_ms[f] + i_ms[i] for f in f_ms for i in i_ms if layout(f) == layout(i))
+    assert f_ms[fwd] + i_ms[inv] == best and layout(fwd) == layout(inv) == data[key]["layout"]
     # a planted choice is obeyed: proof that the cache is read, not re-measured
     data[key]["forward"], data[key]["inverse"] = "torch", HERE[-1]
     (private_cache / "fft_backends.json").write_text(json.dumps(data))
-    pipe, how = fb.choose_backend(n, (1, 32, 48), torch.float32)
-    assert how == "cached" and pipe.name == ("torch" if HERE[-1] == "torch" else f"torch+{HERE[-1]}")
+    pipe, how = fb.choose_backend(n, padded, torch.float32)
+    planted = fb.describe(fb._pair("torch", HERE[-1], {}, n, padded, torch.float32, "cpu", 1))
+    assert how == "cached" and fb.describe(pipe) == planted
+
+
+@pytest.mark.skipif("scipy" not in HERE, reason="scipy not installed")
+def test_a_pair_keeps_one_spectrum_layout():
+    """A film's scipy keeps the spectrum transposed (xy), FFTW cannot: a pair's name says which
+    layout both directions keep, and a pair of two layouts is refused."""
+    n, padded, dt = (16, 8, 1), (1, 16, 32), torch.float64
+    pair = lambda f, i: fb.describe(fb._pair(f, i, {}, n, padded, dt, "cpu", 1))  # noqa: E731
+    assert pair("scipy", "scipy") == "scipy"
+    assert pair("torch", "scipy") == "torch@xy+scipy"
+    assert pair("scipy", "torch") == "scipy@yx+torch"
+    if "fftw" in HERE:
+        assert pair("fftw", "scipy") == "fftw+scipy@yx"
+    with pytest.raises(fb.BackendUnavailable, match="do not pair"):
+        pair("torch@xy", "scipy@yx")
+    assert fb.is_choice("torch@xy+scipy") and not fb.is_choice("fftw@xy") and not fb.is_choice("torch@zx")
+    # a 3D grid has one layout: scipy's default there is yx
+    assert fb.describe(fb._pair("torch", "scipy", {}, (8, 8, 2), (4, 16, 16), dt, "cpu", 1)) == "torch+scipy"
 
 
 @pytest.mark.parametrize("fwd", HERE)
@@ -144,9 +174,12 @@ def test_uniform_prism_average_field_matches_aharoni_with_every_backend(backend)
 @pytest.mark.skipif("scipy" not in HERE, reason="scipy not installed")
 def test_problem_file_forces_a_forward_inverse_pair():
     p = Problem.from_dict({"mesh": {"n": [16, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch+scipy"}})
-    assert Simulation(p).demag.backend == "torch+scipy"
-    with pytest.raises(ProblemError, match="solver.fft"):
-        Problem.from_dict({"mesh": {"n": [8, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch+mkl"}})
+    assert Simulation(p).demag.backend == "torch@xy+scipy"   # scipy's film layout, kept by both
+    for bad in ("torch+mkl", "torch@zx", "fftw@xy"):
+        with pytest.raises(ProblemError, match="solver.fft"):
+            Problem.from_dict({"mesh": {"n": [8, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": bad}})
+    with pytest.raises(ProblemError, match="solver.fft.*films of one layer"):
+        Problem.from_dict({"mesh": {"n": [8, 8, 2], "cell_nm": [2, 2, 2]}, "solver": {"fft": "torch@xy"}})
 
 
 @pytest.mark.skipif("fftw" not in HERE, reason="pyFFTW not installed")
