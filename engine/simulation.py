@@ -156,9 +156,9 @@ class Simulation:
         if t is not None:
             st.t = t
         try:
-            H = self.terms[0].h(st)
+            H = self.terms[0].h(st)   # the exchange field: a new tensor, so the others add in place
             for term in self.terms[1:]:
-                H = H + term.h(st)
+                H.add_(term.h(st))
         finally:
             st.m, st.t = saved
         return H

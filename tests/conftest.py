@@ -1,6 +1,13 @@
 """Shared fixtures."""
+import os
+
 import pytest
 import torch
+
+# Compiled kernels (engine.fused) are off for the suite: a background compile takes seconds of
+# CPU on a 2-core machine and would make timings of unrelated tests vary. tests/test_fused.py
+# turns them on and checks them against the eager code.
+os.environ.setdefault("NMAG_COMPILE", "0")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,109 @@
+"""Compiled per-cell kernels (engine.fused): the same numbers as the eager code, a silent eager
+fallback when compiling fails, and nothing compiled when turned off. Compiling costs seconds,
+so these tests use few kernels and tiny grids (NMAG_COMPILE=1 compiles at every size)."""
+import numpy as np
+import pytest
+import torch
+
+from engine import Material, Mesh, Problem, Simulation, SolverSpec
+from engine import fused
+from engine.exchange import Exchange
+from engine.llg import llg_rhs
+from engine.state import State
+
+
+@pytest.fixture
+def compiling(monkeypatch, one_torch_thread):
+    monkeypatch.setenv("NMAG_COMPILE", "1")
+    monkeypatch.setenv("NMAG_COMPILE_WAIT", "1")   # the compile finishes before the call returns
+
+
+def _ready(kernel) -> bool:
+    return any(s == "ready" for s in fused.status()[kernel].values())
+
+
+def test_compiled_torque_equals_the_eager_one(compiling, monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn((3, 1, 12, 10), generator=g, dtype=torch.float64)
+    H = torch.randn((3, 1, 12, 10), generator=g, dtype=torch.float64) * 1e5
+    alpha = torch.rand((1, 12, 10), generator=g, dtype=torch.float64)
+    llg_rhs(m, H, alpha)                      # compiles (and waits)
+    assert _ready("_torque"), fused.status()
+    got = llg_rhs(m, H, alpha)                # the compiled kernel
+    monkeypatch.setenv("NMAG_COMPILE", "0")
+    want = llg_rhs(m, H, alpha)               # the eager one
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-14
+
+
+def test_compiled_exchange_equals_the_eager_one_across_regions_and_layers(compiling):
+    """Three layers, two materials and vacuum: the compiled stencil's zero coefficients past an
+    edge or a hole must give the eager code's Neumann boundaries exactly."""
+    p = Problem.from_dict({
+        "mesh": {"n": [14, 9, 3], "cell_nm": [2, 3, 4]},
+        "materials": [{"name": "a", "Ms": 8e5, "A": 1.3e-11}, {"name": "b", "Ms": 4e5, "A": 0.5e-11}],
+        "geometry": [{"shape": "ellipse", "center_nm": [14, 13.5], "radii_nm": [13, 12.5], "material": "a"},
+                     {"shape": "rectangle", "center_nm": [8, 13.5], "size_nm": [8, 10], "material": "b"}],
+        "solver": {"precision": "float64"}})
+    regions = p.regions()
+    m0 = np.random.default_rng(2).normal(size=(3,) + regions.shape)
+    st = State.from_problem(p, regions, m0)
+    ex = Exchange(st)
+    assert ex._full is not None
+    ex.h(st)                                   # compiles (and waits)
+    assert _ready("_exchange_field"), fused.status()
+    got = ex.h(st)
+    full, ex._full = ex._full, None
+    want = ex.h(st)
+    ex._full = full
+    assert float((got - want).abs().max() / want.abs().max()) < 1e-14
+
+
+def test_an_rk45_run_gives_the_same_m_with_and_without_compiled_kernels(compiling, monkeypatch):
+    """Torque, exchange, the Dormand-Prince stage sums and the error norm all compiled."""
+    def run():
+        p = Problem(mesh=Mesh((20, 12, 1), (4.0, 4.0, 4.0)), materials=[Material(Ms=8e5, A=1.3e-11, alpha=0.1)],
+                    solver=SolverSpec(method="rk45", precision="float64", tolerance=1e-6))
+        p.initial.kind, p.initial.params = "random", {"seed": 3}
+        p.field.B_mT = (20.0, 5.0, 0.0)
+        sim = Simulation(p)
+        for _ in range(4):
+            sim.step()
+        return sim.m.clone(), sim.t
+
+    m_c, t_c = run()
+    for kernel in ("_torque", "_exchange_field", "_stage", "_error"):
+        assert _ready(kernel), (kernel, fused.status())
+    monkeypatch.setenv("NMAG_COMPILE", "0")
+    m_e, t_e = run()
+    assert t_c == pytest.approx(t_e, rel=1e-12)
+    assert float((m_c - m_e).abs().max()) < 1e-12
+
+
+def test_a_compile_that_fails_leaves_the_eager_code_silently(compiling, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("no C++ compiler here")
+    monkeypatch.setattr(torch, "compile", boom)
+
+    def twice(x):
+        return 2 * x
+    kernel = fused.Fused(twice)
+    x = torch.arange(6.0).reshape(3, 1, 1, 2)
+    assert torch.equal(kernel(x), 2 * x)      # the compile failed in the background
+    assert torch.equal(kernel(x), 2 * x)      # and stays eager
+    (state,) = fused.status()["twice"].values()
+    assert state.startswith("failed: RuntimeError: no C++ compiler here")
+
+
+def test_off_compiles_nothing_and_auto_waits_for_a_large_grid(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: calls.append(1))
+
+    def thrice(x):
+        return 3 * x
+    kernel = fused.Fused(thrice, min_cells=1000)
+    monkeypatch.setenv("NMAG_COMPILE", "0")
+    kernel(torch.ones(3, 1, 40, 40))
+    monkeypatch.setenv("NMAG_COMPILE", "auto")
+    kernel(torch.ones(3, 1, 10, 10))          # 100 cells: below min_cells
+    assert fused.status()["thrice"] == {} and calls == []
+    assert kernel.wanted(1600) and not kernel.wanted(100)
