@@ -230,6 +230,16 @@ def test_one_training_epoch_end_to_end(tmp_path):
     # resume continues from the checkpoint (read safely too)
     res2 = main_train(args + ["--epochs", "4", "--resume"])
     assert len(res2["history"]) == 4
+    # a fine-tune may widen the exact near field: the learned weights carry over, the near
+    # kernel is the exact one of the new radius
+    main_train(args + ["--epochs", "1", "--init", str(tmp_path / "run" / "best.pt"), "--local-radius", "3",
+                       "--out", str(tmp_path / "wider")])
+    net0, _ = load_weights(tmp_path / "run" / "best.pt")
+    net3, meta3 = load_weights(tmp_path / "wider" / "best.pt")
+    assert net0.config["near_radius"] == 2 and net3.config["near_radius"] == 3 and meta3["init"]
+    assert net3.near_w.shape[-1] == 7
+    from engine.neural.lean import near_kernel
+    assert torch.allclose(net3.near_w, torch.tensor(near_kernel(1.0, 1, 3), dtype=torch.float32))
 
 
 def small_problem(demag, probe_every=10):

@@ -200,7 +200,8 @@ def build_parser():
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--arch", choices=("lean", "unet"), default="lean")
     ap.add_argument("--channels", default=None, help="lean: width (default 8); unet: widths per level (12,16,24,32)")
-    ap.add_argument("--local-radius", type=int, default=2)
+    ap.add_argument("--local-radius", type=int, default=None,
+                    help="exact near field out to this many cells (default 2; with --init: the init's)")
     ap.add_argument("--batch-cells", type=int, default=0,
                     help="cells per batch (batch size per grid shape); 0: --batch samples")
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
@@ -240,20 +241,24 @@ def main_train(argv=None) -> dict:
             val[k] = v
     if a.arch == "lean":
         net = build_net(dict(arch="lean", nz=nz, aspect=aspect, channels=int(a.channels or 8),
-                             near_radius=a.local_radius))
+                             near_radius=a.local_radius or 2))
     else:
         if nz != 1:
             raise SystemExit(f"nmag train: --arch unet serves one-layer films only, the data set has nz = {nz}")
         channels = tuple(int(c) for c in (a.channels or "12,16,24,32").split(","))
-        net = build_net(dict(arch="unet", channels=channels, local_radius=a.local_radius, aspect=aspect))
+        net = build_net(dict(arch="unet", channels=channels, local_radius=a.local_radius or 2, aspect=aspect))
     stages = []
     if a.init:
         net0, prev = init_net, init_meta   # read safely above: tensors and JSON only
         if int(net0.config.get("nz", 1)) != nz:
             raise SystemExit(f"nmag train: --init {a.init} is for films of nz = {net0.config.get('nz', 1)} layers, "
                              f"the data set has nz = {nz} (other channel counts): train from scratch")
-        # the same learned weights; the exact near field follows this data set's cell
-        net = build_net(dict(net0.config, aspect=aspect))
+        # the same learned weights; the exact near field follows this data set's cell (and
+        # --local-radius when given: the learned far field then adapts to the wider exact part)
+        config = dict(net0.config, aspect=aspect)
+        if a.local_radius is not None and config.get("arch") == "lean":
+            config["near_radius"] = a.local_radius
+        net = build_net(config)
         net.load_state_dict(net0.state_dict(), strict=False)
         stages = prev.get("stages", []) + [{k: prev.get(k) for k in ("data", "epochs_done", "lr", "train_time_s",
                                                                       "n_train", "git_commit")}]
