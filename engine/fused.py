@@ -24,6 +24,7 @@ below that the per-call overhead of the compiled path eats the gain.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 
 import torch
@@ -102,12 +103,10 @@ class Fused:
             if kind in self._state:
                 return
             self._state[kind] = "compiling"
-        small = [_small_copy(a) for a in args]
-        t = threading.Thread(target=self._compile, args=(kind, small), name=f"compile {self.fn.__name__}",
-                             daemon=True)
-        t.start()
+        _QUEUE.put((self, kind, [_small_copy(a) for a in args]))
+        _ensure_worker()
         if mode() == "on" and os.environ.get("NMAG_COMPILE_WAIT", "0") == "1":
-            t.join()   # tests: the next call takes the compiled path
+            _QUEUE.join()   # tests: the next call takes the compiled path
 
     def _compile(self, kind, small):
         try:
@@ -132,11 +131,6 @@ class Fused:
         except Exception as e:   # noqa: BLE001 - compiling is an optimisation only
             self._state[kind] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
-    def wait(self, timeout=120.0) -> None:
-        """Block until no compile of this kernel is running (tests, benchmarks)."""
-        for t in threading.enumerate():
-            if t.name == f"compile {self.fn.__name__}":
-                t.join(timeout)
 
 
 def fused(eager=None, *, min_cells=MIN_CELLS):
@@ -149,6 +143,34 @@ def status() -> dict:
     return {k.fn.__name__: {str(kind): s for kind, s in k._state.items()} for k in _KERNELS}
 
 
-def wait_all(timeout=120.0) -> None:
-    for k in list(_KERNELS):
-        k.wait(timeout)
+def busy() -> bool:
+    """Whether a compile is queued or running."""
+    return _QUEUE.unfinished_tasks > 0
+
+
+def wait_all() -> None:
+    """Block until every compile asked for so far has finished (tests, benchmarks)."""
+    _QUEUE.join()
+
+
+# one background thread compiles, one kernel at a time (a burst of parallel compiles would
+# take both cores of a small machine from the simulation that asked for them)
+_QUEUE = queue.Queue()
+_WORKER = []
+
+
+def _ensure_worker():
+    with _LOCK:
+        if not _WORKER or not _WORKER[0].is_alive():
+            t = threading.Thread(target=_work, name="engine.fused compiler", daemon=True)
+            _WORKER[:] = [t]
+            t.start()
+
+
+def _work():
+    while True:
+        kernel, kind, small = _QUEUE.get()
+        try:
+            kernel._compile(kind, small)
+        finally:
+            _QUEUE.task_done()
