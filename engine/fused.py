@@ -88,13 +88,13 @@ class Fused:
     def compiled_for(self, args):
         """The compiled version for these arguments when it is ready, else None (and, on a grid
         that wants it, its compile starts in the background)."""
-        if mode() == "off":
-            return None
+        if not self.wanted(max(a.numel() for a in args if isinstance(a, torch.Tensor)) // 3):
+            return None   # (cheap: small grids pay nothing more than this test)
         kind = _kind(args)
         state = self._state.get(kind)
         if state == "ready":
             return self._runner
-        if state is None and self.wanted(max(a.numel() for a in args if isinstance(a, torch.Tensor)) // 3):
+        if state is None:
             self._start(kind, args)
         return None
 

@@ -51,10 +51,11 @@ def combine(m, dt: float, coefficients, ks) -> torch.Tensor:
     Where the compiled form is ready (engine.fused), all terms in one pass."""
     terms = [(c, k) for c, k in zip(coefficients, ks) if c != 0.0]
     if m is not None:
-        h = torch.tensor([dt * c for c, _ in terms], dtype=m.dtype, device=m.device)
-        run = _stage.compiled_for((m, h) + tuple(k for _, k in terms))
-        if run is not None:
-            return run(m, h, *(k for _, k in terms))
+        if _stage.wanted(m.numel() // 3):
+            h = torch.tensor([dt * c for c, _ in terms], dtype=m.dtype, device=m.device)
+            run = _stage.compiled_for((m, h) + tuple(k for _, k in terms))
+            if run is not None:
+                return run(m, h, *(k for _, k in terms))
         out = m.clone()
     else:
         (c0, k0), terms = terms[0], terms[1:]
@@ -95,6 +96,8 @@ def error_norm(dt: float, coefficients, ks) -> float:
     """max over cells of |dt sum_i c_i k_i| (the RK45 error estimate)."""
     terms = [(c, k) for c, k in zip(coefficients, ks) if c != 0.0]
     k0 = terms[0][1]
+    if not _error.wanted(k0.numel() // 3):
+        return float(vector_length(combine(None, dt, coefficients, ks)).max())
     h = torch.tensor([dt * c for c, _ in terms], dtype=k0.dtype, device=k0.device)
     return float(_error(h, *(k for _, k in terms)))
 

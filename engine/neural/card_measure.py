@@ -130,6 +130,7 @@ def main_card(argv=None):
         members.append({
             "file": fname, "nz": int(cfg["nz"]), "dz_dx": aspect, "square_cells": True,
             "default": int(cfg["nz"]) == 1 and abs(aspect - a.default_aspect) < 1e-9, "channels": cfg["channels"],
+            "near_radius": int(cfg.get("near_radius", 2)),
             "n_params": net.n_params(), "macs_per_column": net.macs_per_cell(), "file_bytes": out_pt.stat().st_size,
             "held_out": val, "named_states_rel_l2_percent": named,
             "training": {"data": meta.get("data"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
@@ -156,8 +157,10 @@ def main_card(argv=None):
         "members": members,
         "architecture": {
             "type": "linear multi-level network (no biases, no activations, no normalisation)",
-            "near_field": "exact Newell kernel of the actual cell for the 5x5 nearest columns and every pair of "
-                          "layers, windowed (1 to r = 1, cos^2 taper to r = 2.5), at full resolution, not learned",
+            "near_field": f"exact Newell kernel of the actual cell for the {2 * arch.R + 1}x{2 * arch.R + 1} nearest "
+                          f"columns and every pair of layers, windowed (1 to r = 1, cos^2 taper to r = {arch.R + 0.5:g}), "
+                          "at full resolution, not learned",
+            "near_radius_by_member": {_label(m): m.get("near_radius", 2) for m in members},
             "learned": "3x3 convolutions at half resolution and coarser only: E1 (3 nz -> c) on the 2x2-average-pooled "
                        "input, E (c -> c, shared by every deeper level), 2 convs on the coarsest (<= 6 cells) grid, "
                        "U (c -> 4c, pixel shuffle, shared from level 2, x 1/2 per level), U0 (c -> 4 x 3 nz, pixel "
