@@ -106,7 +106,7 @@ def padded_shape(n) -> tuple:
 def resolved_backend(n, dtype, device="cpu", force="auto", threads=1) -> str:
     """The name auto (or the forced choice) comes to for this grid: e.g. "scipy" or
     "torch+scipy". Measures and caches when the shape is new."""
-    return choose_backend(n, padded_shape(n), dtype, device, force, threads)[0].name
+    return describe(choose_backend(n, padded_shape(n), dtype, device, force, threads)[0])
 
 
 def available_backends(device="cpu") -> tuple:

@@ -111,6 +111,10 @@ def test_a_pair_keeps_one_spectrum_layout():
     with pytest.raises(fb.BackendUnavailable, match="do not pair"):
         pair("torch@xy", "scipy@yx")
     assert fb.is_choice("torch@xy+scipy") and not fb.is_choice("fftw@xy") and not fb.is_choice("torch@zx")
+    # what a sweep pins rebuilds the same pipeline, layout included
+    forced = fb.make_pipeline("torch@xy", n, padded, dt)
+    assert fb.describe(forced) == "torch@xy"
+    assert fb.describe(fb.choose_backend(n, padded, dt, force=fb.describe(forced))[0]) == "torch@xy"
     # a 3D grid has one layout: scipy's default there is yx
     assert fb.describe(fb._pair("torch", "scipy", {}, (8, 8, 2), (4, 16, 16), dt, "cpu", 1)) == "torch+scipy"
 
