@@ -75,31 +75,11 @@ def _stage(m, h, *ks):
     return out
 
 
-def _error_eager(h, *ks):
-    e = torch.mul(ks[0], h[0])
-    for j in range(1, len(ks)):
-        e.add_(ks[j], alpha=float(h[j]))
-    return vector_length(e).max()
-
-
-@fused(eager=_error_eager)
-def _error(h, *ks):
-    """max over cells of |sum_j h_j k_j|: the error estimate of an embedded pair, reduced in the
-    same loop (no grid-sized result at all when compiled)."""
-    e = h[0] * ks[0]
-    for j in range(1, len(ks)):
-        e = e + h[j] * ks[j]
-    return (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).max().sqrt()
-
-
 def error_norm(dt: float, coefficients, ks) -> float:
-    """max over cells of |dt sum_i c_i k_i| (the RK45 error estimate)."""
-    terms = [(c, k) for c, k in zip(coefficients, ks) if c != 0.0]
-    k0 = terms[0][1]
-    if not _error.wanted(k0.numel() // 3):
-        return float(vector_length(combine(None, dt, coefficients, ks)).max())
-    h = torch.tensor([dt * c for c, _ in terms], dtype=k0.dtype, device=k0.device)
-    return float(_error(h, *(k for _, k in terms)))
+    """max over cells of |dt sum_i c_i k_i| (the RK45 error estimate). Not compiled: inductor's
+    fused sum-and-max measured 2x slower here than these passes (2048^2 float32: 114-132 ms
+    against 54-62 ms)."""
+    return float(vector_length(combine(None, dt, coefficients, ks)).max())
 
 
 class FixedStep:
