@@ -6,7 +6,8 @@ two-layer film. Output H_d / Ms_ref, same shape.
 
 Why this shape: H_d = -N * M is linear and translation invariant, its kernel is singular near
 by and smooth far away. So the full-resolution work is only the *exact* near field (the Newell
-tensor of the actual cell (1, 1, dz/dx) for the nearest 5 x 5 columns and every pair of layers,
+tensor of the actual cell (1, 1, dz/dx) for the nearest (2R + 1)^2 columns (R = near_radius: 3 in
+the shipped weights, 7 x 7) and every pair of layers,
 windowed so the remainder is smooth), and every learned convolution runs at half resolution or
 coarser, where the cells are 4x, 16x, ... fewer:
 
