@@ -18,24 +18,15 @@ _BONDS = (("x", 1), ("x", -1), ("y", 1), ("y", -1), ("z", 1), ("z", -1))
 @fused()
 def _exchange_field(m, cxp, cxm, cyp, cym, czp, czm):
     """sum over bonds of c (m_neighbour - m), for the compiler: full-size coefficients that are
-    zero where a cell has no neighbour on that side (so the wrap-around of roll adds nothing),
-    None for a bond direction no cell has. One fused loop (see engine.fused)."""
+    zero where a cell has no neighbour on that side, None for a bond direction no cell has. One
+    fused loop (see engine.fused; a zero-padded shift compiles 5x faster than torch.roll's
+    wrap-around, measured here)."""
     H = None
     for c, (axis, s) in zip((cxp, cxm, cyp, cym, czp, czm), _BONDS):
         if c is not None:
-            term = c * (_neighbour(m, AXIS[axis], s) - m)
+            term = c * (shift(m, axis, s) - m)
             H = term if H is None else H + term
     return torch.zeros_like(m) if H is None else H
-
-
-def _neighbour(m, dim, s):
-    """m of the neighbour at +s along dim, zero past the edge (a shifted, zero-padded view that
-    the compiler turns into masked loads; torch.roll's wrap-around compiled 5x slower here)."""
-    n = m.shape[dim]
-    part = m.narrow(dim, max(0, s), n - abs(s))
-    pad = [0, 0] * (-dim)
-    pad[2 * (-dim - 1) + (1 if s > 0 else 0)] = abs(s)
-    return torch.nn.functional.pad(part, pad)
 
 
 def harmonic_mean(a, b):

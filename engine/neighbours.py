@@ -9,13 +9,11 @@ AXIS = {"x": -1, "y": -2, "z": -3}
 
 
 def shift(a: torch.Tensor, axis: str, s: int) -> torch.Tensor:
+    """The part of a that stays on the grid, moved by -s and zero-padded back to a's shape: one
+    pass, and a form torch.compile turns into masked loads (engine.exchange compiles it)."""
     dim = AXIS[axis]
     n = a.shape[dim]
-    out = torch.zeros_like(a)
-    if n <= 1:
-        return out
-    if s > 0:
-        out.narrow(dim, 0, n - s).copy_(a.narrow(dim, s, n - s))
-    else:
-        out.narrow(dim, -s, n + s).copy_(a.narrow(dim, 0, n + s))
-    return out
+    k = min(abs(s), n)
+    pad = [0, 0] * (-dim)
+    pad[2 * (-dim - 1) + (1 if s > 0 else 0)] = k
+    return torch.nn.functional.pad(a.narrow(dim, k if s > 0 else 0, n - k), pad)
