@@ -10,8 +10,8 @@ fusion pays: a fused sum-and-max (the RK45 error norm) compiled 2x slower than t
 and is not used.
 
 How, so that nobody ever waits for a compiler or sees it fail:
-- `fused(fn)` returns a callable that runs `fn` eagerly until a compiled version for that kind
-  of input is ready. The first call on a grid of at least MIN_CELLS cells starts the compile in
+- `@fused(eager=...)` wraps a function in a `Fused`, which runs the eager form until a compiled
+  version of the function for that kind of input is ready. The first call on a grid of at least MIN_CELLS cells starts the compile in
   a background thread, on small copies of the arguments (compiling costs ~10 s cold, ~2 s from
   inductor's disk cache); shapes are symbolic (dynamic=True), so one compile serves every grid
   size of that kind (dtype, device, and which axes are 1).
