@@ -157,9 +157,9 @@ def main_card(argv=None):
         "members": members,
         "architecture": {
             "type": "linear multi-level network (no biases, no activations, no normalisation)",
-            "near_field": f"exact Newell kernel of the actual cell for the {2 * arch.R + 1}x{2 * arch.R + 1} nearest "
-                          f"columns and every pair of layers, windowed (1 to r = 1, cos^2 taper to r = {arch.R + 0.5:g}), "
-                          "at full resolution, not learned",
+            "near_field": "exact Newell kernel of the actual cell for the (2R + 1) x (2R + 1) nearest columns "
+                          "(R: near_radius_by_member) and every pair of layers, windowed (1 to r = 1, cos^2 taper to "
+                          "r = R + 0.5), at full resolution, not learned",
             "near_radius_by_member": {_label(m): m.get("near_radius", 2) for m in members},
             "learned": "3x3 convolutions at half resolution and coarser only: E1 (3 nz -> c) on the 2x2-average-pooled "
                        "input, E (c -> c, shared by every deeper level), 2 convs on the coarsest (<= 6 cells) grid, "
