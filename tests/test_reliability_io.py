@@ -191,7 +191,9 @@ def test_sigterm_and_sighup_act_like_ctrl_c(tmp_path, problem_file, sig, capsys)
     import threading
     out, before = _earlier_result(tmp_path, problem_file)
     prob = tmp_path / "long.toml"
-    prob.write_text(LONG.replace("duration_ns = 100.0", "duration_ns = 2.0"))
+    # long enough that the run is still going when the signal comes 0.3 s after the .part appears
+    # (2 ns once finished first on a fast run); the signal ends it, so the test stays short
+    prob.write_text(LONG.replace("duration_ns = 100.0", "duration_ns = 20.0"))
     part = Path(str(out) + ".part")
     sent = []
 
