@@ -90,10 +90,12 @@ def describe(pipe) -> str:
 
 
 def label(pipe) -> str:
+    return full_name(pipe.name, pipe.layout, pipe.padded)
+
+
+def full_name(backend, layout, padded) -> str:
     """backend, with "@layout" when the layout is not the backend's default for this grid."""
-    if pipe.layout == default_layout(pipe.name, pipe.padded):
-        return pipe.name
-    return f"{pipe.name}@{pipe.layout}"
+    return backend if layout == default_layout(backend, padded) else f"{backend}@{layout}"
 
 
 def padded_shape(n) -> tuple:
@@ -398,7 +400,7 @@ def candidates(names, padded, device="cpu") -> tuple:
         for layout in LAYOUTS:
             if layout == "xy" and (name == "fftw" or not transposable(padded) or not str(device).startswith("cpu")):
                 continue
-            out.append(name if layout == default_layout(name, padded) else f"{name}@{layout}")
+            out.append(full_name(name, layout, padded))
     return tuple(out)
 
 
@@ -556,7 +558,6 @@ def _pair(fwd, inv, built, n, padded, dtype, device, threads):
             layout = default_layout(fb_, padded)
 
     def get(backend):
-        name = backend if layout == default_layout(backend, padded) else f"{backend}@{layout}"
-        return built.get(name) or make_pipeline(backend, n, padded, dtype, device, threads, layout=layout)
+        return built.get(full_name(backend, layout, padded)) or make_pipeline(backend, n, padded, dtype, device, threads, layout=layout)
     f = get(fb_)
     return f if (fb_, fl or layout) == (ib, il or layout) else MixedPipeline(f, get(ib))
