@@ -176,7 +176,7 @@ def test_neural_demag_picks_the_two_layer_member_and_falls_back_for_three(recwar
     assert nd3.fallback is not None
     M3 = torch.randn(3, 3, 16, 16, dtype=torch.float64) * 8e5
     assert torch.equal(nd3.h_from_M(M3), FFTDemag((16, 16, 3), d, torch.float64).h_from_M(M3))
-    with pytest.warns(UserWarning, match="nz = 2 are for dz/dx = 1"):   # two layers of SP4's cells
+    with pytest.warns(UserWarning, match="nz = 2 serve dz/dx = 1"):   # two layers of SP4's cells
         assert NeuralDemag((20, 10, 2), (5e-9, 5e-9, 3e-9)).fallback is not None
 
 

@@ -1,7 +1,9 @@
 """The model card: which films the shipped networks serve, and how well (engine and GUI).
 
 resources/neural/model_card.json lists a small family of networks ("members"), one per kind of
-film: {"file", "nz", "dz_dx", "square_cells"}. `ModelCard` answers, for a grid, which member
+film: {"file", "nz", "dz_dx", "square_cells"} and, where measured, "dz_dx_range": [lo, hi], the cell
+aspects the member serves through LeanFilmNet.serve (exact near kernel of the actual cell, learned
+part scaled by dz/dx over the trained one); a member without a range serves its own dz/dx only. `ModelCard` answers, for a grid, which member
 serves it and, if none, why it lies outside (the GUI's model card dialog and warnings use
 `ModelCard(card).check(problem)`; NeuralDemag uses `member_for` and `outside`).
 
@@ -11,6 +13,7 @@ engine.neural.card_measure, above the network and the probe: this module stays p
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -52,14 +55,25 @@ class ModelCard:
         unit), or None."""
         return None if self.outside(n, d) else self._match(n, d)
 
+    @staticmethod
+    def aspect_range(m) -> tuple[float, float]:
+        """The dz/dx a member serves (its own dz/dx when the card gives no range)."""
+        lo, hi = m.get("dz_dx_range") or (m["dz_dx"], m["dz_dx"])
+        return float(lo), float(hi)
+
     def _match(self, n, d):
+        """The member of this nz whose range holds dz/dx. At a shared bound, the one trained
+        for taller cells (serving thinner cells than trained was measured to transfer better),
+        then the one trained nearest in log dz/dx."""
         nz = int(n[2])
         dx, dy, dz = (float(v) for v in d)
         a = dz / dx
+        fits = []
         for m in self.members:
-            if int(m.get("nz", 1)) == nz and abs(a - float(m["dz_dx"])) <= ASPECT_TOLERANCE * float(m["dz_dx"]):
-                return m
-        return None
+            lo, hi = self.aspect_range(m)
+            if int(m.get("nz", 1)) == nz and lo * (1 - ASPECT_TOLERANCE) <= a <= hi * (1 + ASPECT_TOLERANCE):
+                fits.append((a > float(m["dz_dx"]) * (1 + ASPECT_TOLERANCE), abs(math.log(a / float(m["dz_dx"]))), m))
+        return min(fits, key=lambda t: t[:2])[2] if fits else None
 
     def outside(self, n, d) -> list[str]:
         """Why a grid lies outside the card (sentences); empty when a member serves it."""
@@ -74,9 +88,10 @@ class ModelCard:
         if nz not in nzs:
             out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")
         elif self._match(n, d) is None:
-            ok = sorted(float(m["dz_dx"]) for m in self.members if int(m.get("nz", 1)) == nz)
-            out.append(f"cell aspect dz/dx = {dz / dx:.4g}: the trained networks for nz = {nz} are for dz/dx = "
-                       f"{', '.join(f'{v:g}' for v in ok)} only (within {ASPECT_TOLERANCE:.1%})")
+            ok = sorted(self.aspect_range(m) for m in self.members if int(m.get("nz", 1)) == nz)
+            spans = ", ".join(f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}" for lo, hi in ok)
+            out.append(f"cell aspect dz/dx = {dz / dx:.4g}: the networks for nz = {nz} serve dz/dx = {spans} "
+                       f"only (within {ASPECT_TOLERANCE:.1%})")
         return out
 
     def check(self, problem) -> list[str]:

@@ -1,8 +1,9 @@
 """NeuralDemag: the lean film network behind the engine's Demag interface (method "neural").
 
 The model card (resources/neural/model_card.json) lists a small family of trained networks,
-each for one kind of film (number of layers nz, cell aspect dz/dx, square cells dx = dy); the
-constructor picks the member that matches the grid. Inside the card the network's field is
+each for one kind of film (number of layers nz, a range of cell aspects dz/dx, square cells
+dx = dy); the constructor picks the member that matches the grid and, for a dz/dx other than its
+trained one, serves it with the exact near kernel of the actual cell (LeanFilmNet.serve). Inside the card the network's field is
 used as it is: no approximate corrections. Outside it (another dz/dx, nz, dx != dy, or a weights
 file made for another cell) the constructor warns (warnings.warn and `self.warnings`, for the
 GUI's log) and the field is the exact FFT one: never a rough guess.
@@ -77,7 +78,9 @@ class NeuralDemag(Demag):
             t_nz, t_aspect = int(cfg.get("nz", 1)), float(cfg.get("aspect", 1.0))
             if nz != t_nz:
                 reasons.append(f"the network is for films of {t_nz} layer(s), this grid has nz = {nz}")
-            if abs(self.aspect - t_aspect) > 1e-3 * t_aspect:
+            # the card's member serves its measured dz/dx range; weights handed in, their own dz/dx
+            lo, hi = ModelCard.aspect_range(self.member) if self.member else (t_aspect, t_aspect)
+            if not lo * (1 - 1e-3) <= self.aspect <= hi * (1 + 1e-3) or (self.aspect != t_aspect and not hasattr(net, "serve")):
                 reasons.append(f"the network was trained for cells with dz/dx = {t_aspect:g}, this grid has "
                                f"dz/dx = {self.aspect:.4g}")
             if abs(dx - dy) > 1e-6 * dx:
@@ -90,7 +93,9 @@ class NeuralDemag(Demag):
                        + "): using the exact FFT demag instead")
             self.fallback = FFTDemag(self.n, self.d, dtype, device)
         else:
-            net = copy.deepcopy(net)   # own copy: .to(device) must not move a shared module
+            net = copy.deepcopy(net)   # own copy: .to(device) and serve() must not change a shared module
+            if hasattr(net, "serve") and self.aspect != float(net.config.get("aspect", 1.0)):
+                net.serve(self.aspect)   # inside the member's range: exact near kernel of this cell
             self.net = net.to(device=device, dtype=self.net_dtype).eval()
             for p in self.net.parameters():
                 p.requires_grad_(False)

@@ -6,8 +6,8 @@ two-layer film. Output H_d / Ms_ref, same shape.
 
 Why this shape: H_d = -N * M is linear and translation invariant, its kernel is singular near
 by and smooth far away. So the full-resolution work is only the *exact* near field (the Newell
-tensor of the actual cell (1, 1, dz/dx) for the nearest (2R + 1)^2 columns (R = near_radius: 3 in
-the shipped weights, 7 x 7) and every pair of layers,
+tensor of the actual cell (1, 1, dz/dx) for the nearest (2R + 1)^2 columns (R = near_radius, by
+member in the model card) and every pair of layers,
 windowed so the remainder is smooth), and every learned convolution runs at half resolution or
 coarser, where the cells are 4x, 16x, ... fewer:
 
@@ -66,6 +66,23 @@ def near_kernel(aspect: float, nz: int = 1, R: int = 2, r_full: float = 1.0, win
     return w
 
 
+def retargeted_near_kernel(aspect: float, trained_aspect: float, nz: int = 1, R: int = 2) -> np.ndarray:
+    """The near kernel that lets a network trained for cells (1, 1, trained_aspect) serve cells
+    (1, 1, aspect), with its learned far part scaled by s = aspect / trained_aspect.
+
+    Why it works: beyond a few cells a column of nz cells acts as a dipole sheet, whose field
+    grows with the cell's height, so the learned remainder (1 - W) K_a0 times s is K_a's
+    remainder up to terms that fall off faster than 1 / r^3 with the lateral distance r. Within
+    the (2R + 1)^2 support this kernel is exact for K_a:
+        near = K_a - s (1 - W) K_a0,   so   near + s * learned ~ K_a.
+    At aspect == trained_aspect it is the windowed kernel W K_a0 itself. What is left is
+    (K_a - s K_a0) beyond R, measured on held-out textures for each member's dz/dx range."""
+    s = float(aspect) / float(trained_aspect)
+    exact = near_kernel(aspect, nz, R, window=False)
+    k0 = near_kernel(trained_aspect, nz, R, window=False)
+    return exact - s * (k0 - near_kernel(trained_aspect, nz, R))
+
+
 def _conv(cin, cout, scale=1.0):
     c = nn.Conv2d(cin, cout, 3, bias=False)
     nn.init.normal_(c.weight, std=scale / math.sqrt(9 * cin))
@@ -93,6 +110,18 @@ class LeanFilmNet(nn.Module):
         self._folds = {}   # (ny, nx) -> (level index, dense map), see fold()
         self.register_buffer("near_w", torch.tensor(near_kernel(aspect, nz, self.R), dtype=torch.float32),
                              persistent=False)
+        self.served_aspect, self.far_scale = float(aspect), 1.0
+
+    def serve(self, aspect: float) -> "LeanFilmNet":
+        """Serve cells of dz/dx = aspect with weights trained for config["aspect"]: the exact
+        near kernel of the new cell (retargeted_near_kernel) and the learned part scaled by
+        aspect / trained aspect. Which aspects a member may serve, and how well, is the model
+        card's business (its dz/dx ranges, measured on held-out textures)."""
+        a0 = self.config["aspect"]
+        w = retargeted_near_kernel(aspect, a0, self.nz, self.R)
+        self.near_w = torch.tensor(w, dtype=self.near_w.dtype, device=self.near_w.device)
+        self.served_aspect, self.far_scale = float(aspect), float(aspect) / a0
+        return self
 
     # ------------------------------------------------------------------ the operator
     @staticmethod
@@ -193,7 +222,7 @@ class LeanFilmNet(nn.Module):
         return F.conv2d(x, w, padding=self.R)
 
     def forward(self, x):
-        return self._add_up(self.near(x), self.far(x))
+        return self._add_up(self.near(x), self.far(x), self.far_scale)
 
     # ------------------------------------------------------------------ bookkeeping
     def n_params(self) -> int:

@@ -260,6 +260,12 @@ def main_train(argv=None) -> dict:
             config["near_radius"] = a.local_radius
         net = build_net(config)
         net.load_state_dict(net0.state_dict(), strict=False)
+        a0 = float(net0.config.get("aspect", aspect))
+        if a0 != aspect and hasattr(net, "U0"):
+            # another cell aspect: the far field of a column grows with its height, so the
+            # learned part starts scaled by dz/dx over the init's (as LeanFilmNet.serve does)
+            with torch.no_grad():
+                net.U0.weight.mul_(aspect / a0)
         stages = prev.get("stages", []) + [{k: prev.get(k) for k in ("data", "epochs_done", "lr", "train_time_s",
                                                                       "n_train", "git_commit")}]
         print(f"starting from {a.init}")
