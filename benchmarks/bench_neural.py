@@ -206,14 +206,15 @@ def plot_frontier(rows, path):
 def member_errors():
     import torch
     from engine.neural.card import ModelCard
-    from engine.neural.card_measure import measure_member
+    from engine.neural.card_measure import measure_member, range_aspects
     from engine.neural.weights import load_weights
     from engine.resources import resource_path
     torch.set_num_threads(1)
     out = {}
     for m in ModelCard.load().members:
         net, _ = load_weights(resource_path("neural/" + m["file"]))
-        out[f"nz={m['nz']} dz/dx={m['dz_dx']:g}"] = measure_member(net, seed=4242)
+        aspects = range_aspects(*ModelCard.aspect_range(m), m["dz_dx"])   # across the dz/dx it serves
+        out[f"nz={m['nz']} dz/dx={m['dz_dx']:g}"] = measure_member(net, seed=4242, aspects=aspects)
     return out
 
 
@@ -266,8 +267,11 @@ def main(argv=None):
     if a.errors:
         info["errors"] = member_errors()
         for k, v in info["errors"].items():
+            by = v.get("by_dz_dx", {})
+            worst = max(by.items(), key=lambda t: t[1]["p90"]) if by else None
             print(f"held-out {k}: median {v['all']['median']:.2%}, p90 {v['all']['p90']:.2%} "
-                  f"(targets 1 %, 2 %)")
+                  f"(targets 1 %, 2 %)" + (f"; worst dz/dx {worst[0]}: median {worst[1]['median']:.2%}, "
+                                            f"p90 {worst[1]['p90']:.2%}" if worst else ""))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(info, indent=1))

@@ -101,8 +101,33 @@ class ModelCardDialog(QDialog):
                         text = text[:300] + " …"
                     out.append(f"<tr><td>{pad}{html.escape(str(k))}</td><td>{html.escape(text)}</td></tr>")
             return out
-        return (f"<p>{model_card_summary(card)}</p><table cellspacing=2>{''.join(rows(card))}</table>"
+        return (f"<p>{model_card_summary(card)}</p>{ModelCardDialog._members(card)}"
+                f"<table cellspacing=2>{''.join(rows(card))}</table>"
                 f"<p style='color:gray'>{html.escape(str(path))}</p>")
+
+    @staticmethod
+    def _members(card: dict) -> str:
+        """One row per member: the films it serves and its held-out error (what a user asks
+        first: will my grid get the network, and how wrong is it)."""
+        members = [m for m in card.get("members", []) if isinstance(m, dict)]
+        if not members:
+            return ""
+        head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>held-out median</th>"
+                "<th>p90</th><th>targets (1 %, 2 %)</th></tr>")
+        body = []
+        for m in members:
+            lo, hi = m.get("dz_dx_range") or (m.get("dz_dx"), m.get("dz_dx"))
+            ho = (m.get("held_out") or {}).get("all", {})
+            met = (card.get("validation", {}).get("targets_met", {})
+                   .get(f"nz={int(m.get('nz', 1))} dz/dx={float(m.get('dz_dx', 0)):g}", ""))
+            pct = (lambda v: f"{100 * v:.2f} %" if isinstance(v, (int, float)) else "?")
+            span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
+            body.append(f"<tr><td>{int(m.get('nz', 1))}</td><td>{span}</td><td>{m.get('dz_dx', '?'):g}</td>"
+                        f"<td>{pct(ho.get('median'))}</td><td>{pct(ho.get('p90'))}</td>"
+                        f"<td>{html.escape(str(met))}</td></tr>")
+        return (f"<p><b>Which films get the network</b> (square cells dx = dy; anything else gets the exact "
+                f"FFT field and a warning)</p><table border=1 cellspacing=0 cellpadding=3>{head}{''.join(body)}"
+                f"</table>")
 
 
 # --------------------------------------------------------------------------- error probe panel
