@@ -21,12 +21,14 @@ from engine.neural.weights import WeightsError, load_weights, save_weights
 from engine.resources import resource_path
 
 
-# Held-out limits for the small in-test sets. The shipped weights (2026-12-02)
-# give on them median 0.82 % / p90 1.68 % (dz/dx = 1, 9 x 9 near field) and 0.76 % / 1.98 % (dz/dx = 0.6), and the
-# 256^2 pair 1.5 % and 1.1 %; the model card states 0.96 % / 1.88 % and 0.85 % / 2.49 % on 50
-# held-out samples up to 1024^2. The limits leave about 1.4x for retraining noise. Issue 8's
-# targets (median 1 %, p90 2 %) are NOT all met; a regression guard, not the target.
-MEDIAN_LIMIT, P90_LIMIT = 0.017, 0.037
+# Held-out limits for the small in-test sets (16 fresh 64 x 64 textures, seed 987654). The shipped
+# weights (2026-12-02, session 4, 9 x 9 near field) give on them median / p90 0.82 % / 1.68 %
+# (dz/dx = 1), 0.55 % / 1.25 % (dz/dx = 0.6), 0.65 % / 1.45 % (dz/dx = 0.8, served by the cubic
+# member) and 0.32 % / 0.82 % (dz/dx = 0.35, served by the 0.6 member), and the 256^2 pair 1.5 % and
+# 1.1 %; the model card states its numbers on 50 held-out samples up to 1024^2 per measured dz/dx.
+# The limits leave about 1.4x over the worst for retraining noise: a regression guard; the
+# targets themselves (median 1 %, p90 2 %) are checked by the card's measurement.
+MEDIAN_LIMIT, P90_LIMIT = 0.012, 0.024
 
 
 def rel_l2(a, b):
@@ -79,17 +81,17 @@ def test_card_members_and_limits():
     card = ModelCard.load()
     assert card.member_for((64, 64, 1), (3e-9, 3e-9, 3e-9))["dz_dx"] == 1.0
     assert card.member_for((100, 25, 1), (5e-9, 5e-9, 3e-9))["dz_dx"] == 0.6      # SP4's cells
-    for n, d, word in [((64, 64, 1), (3.125e-9, 3.125e-9, 9e-9), "dz/dx"),      # the vortex example
+    for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
                        ((64, 64, 3), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 2 is a member
                        ((64, 64, 2), (5e-9, 5e-9, 3e-9), "dz/dx"),             # two layers of SP4's cells
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
-                       ((64, 64, 1), (3e-9, 3e-9, 3.3e-9), "dz/dx")]:
+                       ((64, 64, 1), (5e-9, 5e-9, 1e-9), "dz/dx")]:           # below the thinnest range
         assert card.member_for(n, d) is None
         assert any(word in r for r in card.outside(n, d)), card.outside(n, d)
 
 
 def test_outside_the_card_warns_and_gives_the_exact_fft_field():
-    n, d = (20, 10, 1), (3e-9, 3e-9, 9e-9)
+    n, d = (20, 10, 1), (3e-9, 3e-9, 30e-9)
     with pytest.warns(UserWarning, match="exact FFT"):
         nd = NeuralDemag(n, d, torch.float64)
     assert nd.fallback is not None and any("dz/dx" in w for w in nd.warnings)
@@ -130,7 +132,7 @@ def held_out_errors(shape, count, seed, d=(3e-9, 3e-9, 3e-9)):
     return np.array(errs)
 
 
-@pytest.mark.parametrize("d", [(3e-9, 3e-9, 3e-9), (5e-9, 5e-9, 3e-9)])
+@pytest.mark.parametrize("d", [(3e-9, 3e-9, 3e-9), (5e-9, 5e-9, 3e-9), (5e-9, 5e-9, 4e-9), (4e-9, 4e-9, 1.4e-9)])
 def test_shipped_weights_on_a_small_held_out_set(d):
     """Fresh textures (a seed never used in training), labelled by the exact FFT: the error the
     model card states, within sampling noise."""
