@@ -102,14 +102,15 @@ class ModelCardDialog(QDialog):
                     out.append(f"<tr><td>{pad}{html.escape(str(k))}</td><td>{html.escape(text)}</td></tr>")
             return out
         return (f"<p>{model_card_summary(card)}</p>{ModelCardDialog._members(card)}"
-                f"<table cellspacing=2>{''.join(rows(card))}</table>"
+                f"<table cellspacing=2>{''.join(rows({k: v for k, v in card.items() if k != 'members'}))}</table>"
                 f"<p style='color:gray'>{html.escape(str(path))}</p>")
 
     @staticmethod
     def _members(card: dict) -> str:
         """One row per member: the films it serves and its held-out error (what a user asks
         first: will my grid get the network, and how wrong is it)."""
-        members = [m for m in card.get("members", []) if isinstance(m, dict)]
+        members = sorted((m for m in card.get("members", []) if isinstance(m, dict)),
+                         key=lambda m: (int(m.get("nz", 1)), float(m.get("dz_dx", 0))))
         if not members:
             return ""
         head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>held-out median</th>"
