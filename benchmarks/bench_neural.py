@@ -73,11 +73,12 @@ def cuda_runner(net, x, dtype=None):
     return run
 
 
-def worker(n, threads, repeats, device="cpu", channels=None, nz=1):
-    """Interleaved timing of FFT and network at one size (n x n x nz); prints one JSON line."""
+def worker(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
+    """Interleaved timing of FFT and network at one size (n x n x nz, cells 3 x 3 x 3 dz_dx nm);
+    prints one JSON line."""
     import torch
     from engine.demag import FFTDemag
-    d = (3e-9, 3e-9, 3e-9)
+    d = (3e-9, 3e-9, 3e-9 * dz_dx)
     fft = FFTDemag((n, n, nz), d, torch.float32, device)
     if channels:
         from engine.neural.lean import LeanFilmNet
@@ -97,7 +98,7 @@ def worker(n, threads, repeats, device="cpu", channels=None, nz=1):
     g = torch.Generator().manual_seed(0)
     M = (torch.randn(3, nz, n, n, generator=g) * 8e5).to(device)
     t = _timer(device)
-    out = {"n": n, "nz": nz, "channels": channels or "shipped", "times": {}}
+    out = {"n": n, "nz": nz, "dz_dx": dz_dx, "channels": channels or "shipped", "times": {}}
     for th in threads:
         torch.set_num_threads(th)
         if not str(device).startswith("cuda"):
@@ -116,9 +117,9 @@ def worker(n, threads, repeats, device="cpu", channels=None, nz=1):
     print(json.dumps(out))
 
 
-def run_one(n, threads, repeats, device="cpu", channels=None, nz=1):
+def run_one(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
     cmd = [sys.executable, __file__, "--worker", str(n), ",".join(map(str, threads)), str(repeats), device,
-           str(channels or 0), str(nz)]
+           str(channels or 0), str(nz), str(dz_dx)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
@@ -230,18 +231,20 @@ def main(argv=None):
     ap.add_argument("--png", default=str(ROOT / "benchmarks/results/neural_speed.png"))
     ap.add_argument("--nz", type=int, default=1,
                     help="layers of the film (the model card's member for nz layers of cubic cells)")
-    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--dz-dx", type=float, default=1.0,
+                    help="cell aspect dz/dx (the model card's member that serves it; default cubic cells)")
+    ap.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        n, th, rep, dev, ch, nz = a.worker
-        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None, int(nz))
+        n, th, rep, dev, ch, nz, asp = a.worker
+        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None, int(nz), float(asp))
     sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []
     print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11}")
     for n in sizes:
         rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
-        r = run_one(n, threads, rep, a.device, nz=a.nz)
+        r = run_one(n, threads, rep, a.device, nz=a.nz, dz_dx=a.dz_dx)
         results.append(r)
         for th in threads:
             x = r["times"][str(th)]
@@ -250,7 +253,8 @@ def main(argv=None):
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                 load_average=os.getloadavg(), python=platform.python_version(),
                 torch=__import__("torch").__version__, device=a.device,
-                date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", nz=a.nz, results=results)
+                date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", nz=a.nz, dz_dx=a.dz_dx,
+                results=results)
     targets = {}
     for th in threads:
         targets[f"ratio_{th}thr"] = {str(r["n"]): round(r["times"][str(th)]["ratio"], 3) for r in results
