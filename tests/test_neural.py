@@ -81,6 +81,10 @@ def test_card_members_and_limits():
     card = ModelCard.load()
     assert card.member_for((64, 64, 1), (3e-9, 3e-9, 3e-9))["dz_dx"] == 1.0
     assert card.member_for((100, 25, 1), (5e-9, 5e-9, 3e-9))["dz_dx"] == 0.6      # SP4's cells
+    # the examples' one-layer films, each served by the member whose dz/dx range holds its cells
+    for cell, trained in [((2e-9, 2e-9, 1e-9), 0.6), ((4e-9, 4e-9, 5e-9), 2.0), ((5e-9, 5e-9, 10e-9), 2.0),
+                          ((3.125e-9, 3.125e-9, 9e-9), 4.0)]:
+        assert card.member_for((64, 64, 1), cell)["dz_dx"] == trained, cell
     for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
                        ((64, 64, 3), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 2 is a member
                        ((64, 64, 2), (5e-9, 5e-9, 3e-9), "dz/dx"),             # two layers of SP4's cells
