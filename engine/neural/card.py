@@ -1,11 +1,12 @@
 """The model card: which films the shipped networks serve, and how well (engine and GUI).
 
 resources/neural/model_card.json lists a small family of networks ("members"), one per kind of
-film: {"file", "nz", "dz_dx", "square_cells"} and, where measured, "dz_dx_range": [lo, hi], the cell
-aspects the member serves through LeanFilmNet.serve (exact near kernel of the actual cell, learned
-part scaled by dz/dx over the trained one); a member without a range serves its own dz/dx only. `ModelCard` answers, for a grid, which member
-serves it and, if none, why it lies outside (the GUI's model card dialog and warnings use
-`ModelCard(card).check(problem)`; NeuralDemag uses `member_for` and `outside`).
+film: {"file", "nz", "dz_dx", "square_cells"} and, where measured, "dz_dx_range": [lo, hi], the
+cell aspects the member serves through LeanFilmNet.serve (exact near kernel of the actual cell,
+learned part scaled by dz/dx over the trained one); a member without a range serves its own dz/dx
+only. `ModelCard` answers, for a grid, which member serves it and, if none, why it lies outside
+(the GUI's model card dialog and warnings use `ModelCard(card).check(problem)`; NeuralDemag uses
+`member_for` and `outside`).
 
 Measuring and shipping members (held-out errors, the card JSON and Markdown) is
 engine.neural.card_measure, above the network and the probe: this module stays plain data.

@@ -138,7 +138,8 @@ def main_card(argv=None):
         aspect = float(cfg["aspect"])
         lo, hi = (float(v) for v in span.split(":")) if span else (aspect, aspect)
         if not lo <= aspect <= hi:
-            raise SystemExit(f"card_measure: --model {spec}: the range {lo:g}:{hi:g} must hold the trained dz/dx {aspect:g}")
+            raise SystemExit(f"card_measure: --model {spec}: the range {lo:g}:{hi:g} must hold the trained "
+                             f"dz/dx {aspect:g}")
         fname = f"lean_nz{cfg['nz']}_dzdx{aspect:g}.pt"
         out_pt = resource_path("neural/" + fname)
         save_weights(net, out_pt, {k: v for k, v in meta.items() if k != "history"})
@@ -267,7 +268,8 @@ def _span(m) -> str:
 
 def card_markdown(card) -> str:
     md = [f"# Model card: {card['name']}", "", card["method"] + ".", "", "## Architecture",
-          *[f"- {k}: {v}" for k, v in card["architecture"].items()], "", "## Members (one network per kind of film; each serves a range of dz/dx, measured across it)",
+          *[f"- {k}: {v}" for k, v in card["architecture"].items()], "",
+          "## Members (one network per kind of film; each serves a range of dz/dx, measured across it)",
           "| file | nz | trained dz/dx | serves dz/dx | channels | weights | held-out median | p90 | max | samples "
           "| targets (median 1 %, p90 2 %) |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]

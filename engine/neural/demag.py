@@ -3,8 +3,8 @@
 The model card (resources/neural/model_card.json) lists a small family of trained networks,
 each for one kind of film (number of layers nz, a range of cell aspects dz/dx, square cells
 dx = dy); the constructor picks the member that matches the grid and, for a dz/dx other than its
-trained one, serves it with the exact near kernel of the actual cell (LeanFilmNet.serve). Inside the card the network's field is
-used as it is: no approximate corrections. Outside it (another dz/dx, nz, dx != dy, or a weights
+trained one, serves it with the exact near kernel of the actual cell (LeanFilmNet.serve). Inside
+the card the network's field is used as it is: no approximate corrections. Outside it (another dz/dx, nz, dx != dy, or a weights
 file made for another cell) the constructor warns (warnings.warn and `self.warnings`, for the
 GUI's log) and the field is the exact FFT one: never a rough guess.
 
@@ -26,7 +26,7 @@ import torch
 
 from ..demag import Demag, FFTDemag
 from ..resources import resource_path
-from .card import DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
+from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
 from .weights import load_weights
 
 
@@ -79,8 +79,9 @@ class NeuralDemag(Demag):
             if nz != t_nz:
                 reasons.append(f"the network is for films of {t_nz} layer(s), this grid has nz = {nz}")
             # the card's member serves its measured dz/dx range; weights handed in, their own dz/dx
-            lo, hi = ModelCard.aspect_range(self.member) if self.member else (t_aspect, t_aspect)
-            if not lo * (1 - 1e-3) <= self.aspect <= hi * (1 + 1e-3) or (self.aspect != t_aspect and not hasattr(net, "serve")):
+            serves_range = self.member is not None and hasattr(net, "serve")
+            lo, hi = ModelCard.aspect_range(self.member) if serves_range else (t_aspect, t_aspect)
+            if not lo * (1 - ASPECT_TOLERANCE) <= self.aspect <= hi * (1 + ASPECT_TOLERANCE):
                 reasons.append(f"the network was trained for cells with dz/dx = {t_aspect:g}, this grid has "
                                f"dz/dx = {self.aspect:.4g}")
             if abs(dx - dy) > 1e-6 * dx:
