@@ -247,6 +247,18 @@ def test_one_training_epoch_end_to_end(tmp_path):
     assert net3.near_w.shape[-1] == 7
     from engine.neural.lean import near_kernel
     assert torch.allclose(net3.near_w, torch.tensor(near_kernel(1.0, 1, 3), dtype=torch.float32))
+    # ... or start a member for another cell aspect: the learned part begins scaled by the ratio
+    # of the heights (a column's far field; LeanFilmNet.serve), the near kernel is that cell's
+    thin = tmp_path / "thin.h5"
+    write_h5(thin, [(16, 16)], [8], seed=7, aspect=0.5, progress=False, llg_fraction=0.0)
+    main_train(["--data", str(thin), "--out", str(tmp_path / "thin"), "--batch", "4", "--lr", "0",
+                "--val-fraction", "0.25", "--no-progress", "--warmup", "1", "--epochs", "1",
+                "--init", str(tmp_path / "run" / "best.pt")])
+    net05, _ = load_weights(tmp_path / "thin" / "best.pt")
+    assert net05.config["aspect"] == 0.5 and net05.config["channels"] == 4
+    torch.testing.assert_close(net05.U0.weight, 0.5 * net0.U0.weight)
+    torch.testing.assert_close(net05.E.weight, net0.E.weight)
+    assert torch.allclose(net05.near_w, torch.tensor(near_kernel(0.5, 1, 2), dtype=torch.float32))
 
 
 def small_problem(demag, probe_every=10):
