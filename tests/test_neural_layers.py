@@ -155,11 +155,11 @@ def test_card_sentences_with_a_two_layer_member():
 # ------------------------------------------------------------------ the shipped two-layer member
 # Held-out bounds for the shipped nz = 2, dz/dx = 1 member on 12 fresh 64 x 64 two-layer textures
 # (seed 987655, never used in training), through NeuralDemag as the app runs it. Measured on this
-# set with the shipped weights (9 x 9 exact near field, 2026-12-02, session 4): median 1.37 %,
-# p90 2.00 %; the model card (resources/neural/model_card.md) states 1.50 % / 2.90 % on 50 held-out
+# set with the shipped weights (9 x 9 exact near field, 2026-12-02, session 4): median 1.27 %,
+# p90 1.93 %; the model card (resources/neural/model_card.md) states 1.41 % / 2.39 % on 50 held-out
 # samples up to 1024 x 1024. The bounds leave about 1.4x for weights retrained within sampling
 # noise. Issue 8's targets (median 1 %, p90 2 %) are NOT met; a regression guard, not the target.
-NZ2_MEDIAN_LIMIT, NZ2_P90_LIMIT = 0.019, 0.028
+NZ2_MEDIAN_LIMIT, NZ2_P90_LIMIT = 0.018, 0.027
 
 
 def test_neural_demag_picks_the_two_layer_member_and_falls_back_for_three(recwarn):
