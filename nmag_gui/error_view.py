@@ -26,6 +26,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
                                QTextBrowser, QVBoxLayout, QWidget)
 
+from engine.neural.card import ModelCard, member_label, span_text
+
 from .model_card import (_lookup, card_path, load_model_card, model_card_summary,  # noqa: F401
                          outside_model_card)
 
@@ -109,21 +111,19 @@ class ModelCardDialog(QDialog):
     def _members(card: dict) -> str:
         """One row per member: the films it serves and its held-out error (what a user asks
         first: will my grid get the network, and how wrong is it)."""
-        members = sorted((m for m in card.get("members", []) if isinstance(m, dict)),
-                         key=lambda m: (int(m.get("nz", 1)), float(m.get("dz_dx", 0))))
+        members = sorted((m for m in card.get("members", []) if isinstance(m, dict) and "dz_dx" in m),
+                         key=lambda m: (int(m.get("nz", 1)), float(m["dz_dx"])))
         if not members:
             return ""
         head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>held-out median</th>"
                 "<th>p90</th><th>targets (1 %, 2 %)</th></tr>")
         body = []
+        pct = (lambda v: f"{100 * v:.2f} %" if isinstance(v, (int, float)) else "?")
         for m in members:
-            lo, hi = m.get("dz_dx_range") or (m.get("dz_dx"), m.get("dz_dx"))
             ho = (m.get("held_out") or {}).get("all", {})
-            met = (card.get("validation", {}).get("targets_met", {})
-                   .get(f"nz={int(m.get('nz', 1))} dz/dx={float(m.get('dz_dx', 0)):g}", ""))
-            pct = (lambda v: f"{100 * v:.2f} %" if isinstance(v, (int, float)) else "?")
-            span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
-            body.append(f"<tr><td>{int(m.get('nz', 1))}</td><td>{span}</td><td>{m.get('dz_dx', '?'):g}</td>"
+            met = card.get("validation", {}).get("targets_met", {}).get(member_label(m), "")
+            body.append(f"<tr><td>{int(m.get('nz', 1))}</td><td>{span_text(*ModelCard.aspect_range(m))}</td>"
+                        f"<td>{float(m['dz_dx']):g}</td>"
                         f"<td>{pct(ho.get('median'))}</td><td>{pct(ho.get('p90'))}</td>"
                         f"<td>{html.escape(str(met))}</td></tr>")
         return (f"<p><b>Which films get the network</b> (square cells dx = dy; anything else gets the exact "

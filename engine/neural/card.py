@@ -33,6 +33,16 @@ def load_card(path=None) -> dict:
         return {}
 
 
+def member_label(m) -> str:
+    """A member's name in the card's tables and keys: "nz=1 dz/dx=0.6"."""
+    return f"nz={int(m.get('nz', 1))} dz/dx={float(m['dz_dx']):g}"
+
+
+def span_text(lo: float, hi: float) -> str:
+    """A dz/dx range as people read it: "0.25 to 0.6", or one number when it is a point."""
+    return f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
+
+
 class ModelCard:
     """A model card dict with the questions the engine and the GUI ask of it."""
 
@@ -90,7 +100,7 @@ class ModelCard:
             out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")
         elif self._match(n, d) is None:
             ok = sorted(self.aspect_range(m) for m in self.members if int(m.get("nz", 1)) == nz)
-            spans = ", ".join(f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}" for lo, hi in ok)
+            spans = ", ".join(span_text(lo, hi) for lo, hi in ok)
             out.append(f"cell aspect dz/dx = {dz / dx:.4g}: the networks for nz = {nz} serve dz/dx = {spans} "
                        f"only (within {ASPECT_TOLERANCE:.1%})")
         return out

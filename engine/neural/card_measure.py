@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..resources import resource_path
-from .card import DEFAULT_CARD
+from .card import DEFAULT_CARD, ModelCard, member_label, span_text
 from .data import make_samples
 
 
@@ -186,7 +186,7 @@ def main_card(argv=None):
             "near_field": "exact Newell kernel of the actual cell for the (2R + 1) x (2R + 1) nearest columns "
                           "(R: near_radius_by_member) and every pair of layers, windowed (1 to r = 1, cos^2 taper to "
                           "r = R + 0.5), at full resolution, not learned",
-            "near_radius_by_member": {_label(m): m.get("near_radius", 2) for m in members},
+            "near_radius_by_member": {member_label(m): m.get("near_radius", 2) for m in members},
             "learned": "3x3 convolutions at half resolution and coarser only: E1 (3 nz -> c) on the 2x2-average-pooled "
                        "input, E (c -> c, shared by every deeper level), 2 convs on the coarsest (<= 6 cells) grid, "
                        "U (c -> 4c, pixel shuffle, shared from level 2, x 1/2 per level), U0 (c -> 4 x 3 nz, pixel "
@@ -194,7 +194,7 @@ def main_card(argv=None):
             "layers": "nz layers as 3 nz channels (layer-major)",
             "channels": arch.c, "macs_per_cell": default["macs_per_column"] / int(default.get("nz", 1)),
             "macs_per_cell_note": "multiply-adds per cell of the default member; per column of nz cells for each "
-                                  "member: " + ", ".join(f"{_label(m)}: {m['macs_per_column']:g}" for m in members),
+                                  "member: " + ", ".join(f"{member_label(m)}: {m['macs_per_column']:g}" for m in members),
             "input": "M in A/m (3 nz, ny, nx), zero outside the magnet", "output": "H_d in A/m (linear: no Ms scaling)",
         },
         "valid": {
@@ -202,9 +202,9 @@ def main_card(argv=None):
             sorted({m["nz"] for m in members}),
             "dz_dx_members": sorted(m["dz_dx"] for m in members),
             "members_nz_dz_dx": [[m["nz"], m["dz_dx"]] for m in members],
-            "dz_dx_ranges": {_label(m): m.get("dz_dx_range") or [m["dz_dx"], m["dz_dx"]] for m in members},
-            "dz_dx_validated": [min((m.get("dz_dx_range") or [m["dz_dx"]])[0] for m in members if m["nz"] == 1),
-                                max((m.get("dz_dx_range") or [m["dz_dx"]])[-1] for m in members if m["nz"] == 1)],
+            "dz_dx_ranges": {member_label(m): list(ModelCard.aspect_range(m)) for m in members},
+            "dz_dx_validated": [min(ModelCard.aspect_range(m)[0] for m in members if m["nz"] == 1),
+                                max(ModelCard.aspect_range(m)[1] for m in members if m["nz"] == 1)],
             "dz_dx_note": "a member serves its dz/dx range with the exact near kernel of the actual cell and its "
                           "learned part scaled by dz/dx over the trained dz/dx (engine.neural.lean.LeanFilmNet.serve); "
                           "held-out errors are measured at both ends of each range and between",
@@ -216,11 +216,11 @@ def main_card(argv=None):
                        "exact FFT field "
                        "(never an approximation)",
         },
-        "validation": {"median_rel_l2": {f"{_label(m)} {k}": v["median"] for m in members
+        "validation": {"median_rel_l2": {f"{member_label(m)} {k}": v["median"] for m in members
                                          for k, v in m["held_out"].items() if k not in ("all", "by_dz_dx")},
                        "all_median": [s["median"] for s in allm], "all_p90": [s["p90"] for s in allm],
                        "targets": {"median": TARGET_MEDIAN, "p90": TARGET_P90},
-                       "targets_met": {_label(m): _met(m) for m in members},
+                       "targets_met": {member_label(m): _met(m) for m in members},
                        "note": "fresh textures (seed 777, never used in training) of each member's own nz and of "
                                "dz/dx across its range: "
                                "smooth random, 3D random, domains, walls, vortices, skyrmions, uniform; full films, "
@@ -242,10 +242,6 @@ def main_card(argv=None):
     return card
 
 
-def _label(m) -> str:
-    return f"nz={int(m.get('nz', 1))} dz/dx={float(m['dz_dx']):g}"
-
-
 def _met(m) -> str:
     """'met' or which error target the member misses, by how much: over all its samples and,
     for a member serving a dz/dx range, at every measured dz/dx on its own."""
@@ -261,11 +257,6 @@ def _met(m) -> str:
     return "met" if not miss else "missed: " + ", ".join(miss)
 
 
-def _span(m) -> str:
-    lo, hi = m.get("dz_dx_range") or (m["dz_dx"], m["dz_dx"])
-    return f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
-
-
 def card_markdown(card) -> str:
     md = [f"# Model card: {card['name']}", "", card["method"] + ".", "", "## Architecture",
           *[f"- {k}: {v}" for k, v in card["architecture"].items()], "",
@@ -275,7 +266,7 @@ def card_markdown(card) -> str:
           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in card["members"]:
         s = m["held_out"]["all"]
-        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {_span(m)} | {m['channels']} | {m['n_params']} | "
+        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {span_text(*ModelCard.aspect_range(m))} | {m['channels']} | {m['n_params']} | "
                   f"{s['median']:.2%} | {s['p90']:.2%} | {s['max']:.2%} | {s['count']} | {_met(m)} |")
     md += ["", "## Held-out error by grid (relative L2 of H_d over the magnet's cells, against the exact FFT; "
            "a member serving a dz/dx range: every measured dz/dx pooled)",
@@ -283,15 +274,15 @@ def card_markdown(card) -> str:
     for m in card["members"]:
         for k, v in m["held_out"].items():
             if k != "by_dz_dx":
-                md.append(f"| {_label(m)} | {k} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
+                md.append(f"| {member_label(m)} | {k} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
     md += ["", "## Held-out error by served dz/dx (all grids)",
            "| member | dz/dx | median | p90 | max | samples |", "|---|---|---|---|---|---|"]
     for m in card["members"]:
         for a, v in m["held_out"].get("by_dz_dx", {f"{m['dz_dx']:g}": m["held_out"]["all"]}).items():
-            md.append(f"| {_label(m)} | {a} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
+            md.append(f"| {member_label(m)} | {a} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
     md += ["", "## Named states (relative L2, %)"]
     for m in card["members"]:
-        md += [f"- {_label(m)}: " + ", ".join(f"{k} {v}" for k, v in m["named_states_rel_l2_percent"].items())]
+        md += [f"- {member_label(m)}: " + ", ".join(f"{k} {v}" for k, v in m["named_states_rel_l2_percent"].items())]
     md += ["", "## Valid for", *[f"- {k}: {v}" for k, v in card["valid"].items()], "",
            "## Training", *[f"- {m['file']}: {json.dumps({k: v for k, v in m['training'].items() if k != 'val_median_by_epoch'})}"
                             for m in card["members"]]]

@@ -4,9 +4,10 @@ The model card (resources/neural/model_card.json) lists a small family of traine
 each for one kind of film (number of layers nz, a range of cell aspects dz/dx, square cells
 dx = dy); the constructor picks the member that matches the grid and, for a dz/dx other than its
 trained one, serves it with the exact near kernel of the actual cell (LeanFilmNet.serve). Inside
-the card the network's field is used as it is: no approximate corrections. Outside it (another dz/dx, nz, dx != dy, or a weights
-file made for another cell) the constructor warns (warnings.warn and `self.warnings`, for the
-GUI's log) and the field is the exact FFT one: never a rough guess.
+the card the network's field is used as it is: no approximate corrections. Outside it (another
+dz/dx, nz, dx != dy, or a weights file made for another cell) the constructor warns
+(warnings.warn and `self.warnings`, for the GUI's log) and the field is the exact FFT one: never
+a rough guess.
 
 The network is linear in M, so H = net(M) directly in A/m (no Ms scaling); it runs in float32
 whatever the state's precision (its error, ~1 %, is far above float32 rounding). Per call on
