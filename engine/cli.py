@@ -126,7 +126,7 @@ def _run(args) -> int:
     bar = None
     diverged = None
     t0 = time.time()
-    with _signals_as_interrupt():
+    with _signals_as_interrupt() as signals:
         try:
             sim = Simulation(problem, m0=m0)
             for w in getattr(sim.demag, "warnings", []):
@@ -144,7 +144,7 @@ def _run(args) -> int:
 
             with ResultWriter(out, problem, sim.regions) as writer:
                 try:
-                    summary = run_stages(sim, problem, writer, progress)
+                    summary = run_stages(sim, problem, writer, progress, should_stop=signals.raise_if_received)
                 except SimulationDiverged as e:
                     diverged, summary = e, getattr(e, "summary", None)
                     writer.mark_incomplete(str(e))
@@ -204,13 +204,19 @@ def _intact(out: Path) -> str:
 
 class _signals_as_interrupt:
     """SIGTERM and SIGHUP raise KeyboardInterrupt (like Ctrl+C) while the run is on, so the
-    same clean-up runs: the .part removed, an earlier result left as it was."""
+    same clean-up runs: the .part removed, an earlier result left as it was.
+
+    A handler that raises can land inside a finalizer (a weakref callback), where Python
+    ignores the exception and the run would go on to its end; so the signal is also kept,
+    and `raise_if_received` (polled between steps) raises it again."""
 
     def __enter__(self):
         import signal
         self._saved = {}
+        self.received = None
 
         def handler(signum, frame):
+            self.received = signum
             raise KeyboardInterrupt(f"signal {signum}")
         for name in ("SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
@@ -221,6 +227,12 @@ class _signals_as_interrupt:
             except ValueError:      # not the main thread: leave the signals alone
                 pass
         return self
+
+    def raise_if_received(self) -> bool:
+        """For run_stages' should_stop: raise KeyboardInterrupt once a signal came (False else)."""
+        if self.received is not None:
+            raise KeyboardInterrupt(f"signal {self.received}")
+        return False
 
     def __exit__(self, *exc):
         import signal
