@@ -95,24 +95,31 @@ class FFTDemag(Demag):
 
     def __init__(self, n: tuple, d: tuple, dtype=torch.float64, device="cpu", fft: str = "auto"):
         self.n, self.d = tuple(n), tuple(d)
-        nx, ny, nz = self.n
-        self.thin = nz == 1
-        self.padded = padded_shape(self.n)
+        padded = padded_shape(self.n)
         quadrant = demag_tensor_quadrant(self.n, self.d)
+        thin = self.n[2] == 1
+        # -N: H = -N * M needs no extra pass
+        self._set_kernel({c: -unfold(quadrant[c], PARITY[c], padded) for c in _COMPONENTS
+                          if not (thin and c in ("xz", "yz"))},   # zero for a single layer
+                         padded, dtype, device, fft)
+
+    def _set_kernel(self, spatial: dict, padded: tuple, dtype, device, fft) -> None:
+        """Convolve with the periodic kernel `spatial` ({component: real (Pz, Py, Px) array, H =
+        kernel * M}, components xx, xy, yy, zz and, for nz > 1, xz, yz) on the grid padded to
+        `padded`: its spectra, the buffers' heap setting and the fastest FFT pipeline."""
+        self.padded = tuple(padded)
+        self.thin = "xz" not in spatial
         kernel_ft = {}
-        for c in _COMPONENTS:
-            if self.thin and c in ("xz", "yz"):
-                continue  # zero for a single layer
-            full = unfold(quadrant[c], PARITY[c], self.padded)
+        for c, full in spatial.items():
             ft = np.fft.rfftn(full)
             # real by symmetry; odd-odd components carry a factor i*i = -1 already in .real
             kernel_ft[c] = torch.tensor(ft.real, dtype=dtype, device=device)
         self.kernel_ft = kernel_ft   # real, unrepeated (for inspection)
         self.dtype, self.device = dtype, device
-        # -N repeated along a trailing axis of 2, to multiply torch.view_as_real of a complex
-        # spectrum as one contiguous elementwise pass (a stride-0 broadcast of a trailing axis of
-        # 1 is not vectorised: 3x slower at 1024 x 1024, measured)
-        self._kneg_unit = {c: (-k).unsqueeze(-1).expand(*k.shape, 2).contiguous() for c, k in kernel_ft.items()}
+        # the kernel repeated along a trailing axis of 2, to multiply torch.view_as_real of a
+        # complex spectrum as one contiguous elementwise pass (a stride-0 broadcast of a trailing
+        # axis of 1 is not vectorised: 3x slower at 1024 x 1024, measured)
+        self._kneg_unit = {c: k.unsqueeze(-1).expand(*k.shape, 2).contiguous() for c, k in kernel_ft.items()}
         Pz, Py, Px = self.padded
         spectrum_bytes = 3 * Pz * Py * (Px // 2 + 1) * 2 * torch.finfo(dtype).bits // 8
         if str(device).startswith("cpu") and spectrum_bytes >= (4 << 20):

@@ -435,10 +435,12 @@ def _write_choices(data: dict) -> None:
         pass   # a read-only home only costs a re-measurement next time
 
 
-def shape_key(n, dtype, threads) -> str:
-    """The cache key of a choice: grid, precision and thread count (each changes the winner)."""
+def shape_key(n, dtype, threads, padded=None) -> str:
+    """The cache key of a choice: grid, precision and thread count (each changes the winner),
+    and the padding where it is not FFTDemag's (the neural near field pads by a few cells)."""
     nx, ny, nz = n
-    return f"{nx}x{ny}x{nz}:{str(dtype).replace('torch.', '')}:threads={threads}:layouts"
+    pad = "" if padded is None or tuple(padded) == padded_shape(n) else ":pad=" + "x".join(map(str, padded[::-1]))
+    return f"{nx}x{ny}x{nz}{pad}:{str(dtype).replace('torch.', '')}:threads={threads}:layouts"
 
 
 _WISDOM_LOADED = False
@@ -521,7 +523,7 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     names = available_backends(device)
     if names == ("torch",):
         return make_pipeline("torch", n, padded, dtype, device, threads), "only"
-    key = shape_key(n, dtype, threads)
+    key = shape_key(n, dtype, threads, padded)
     choices = _read_choices()
     known = choices.get(key, {})
     if all(split_name(known.get(d))[0] in names for d in ("forward", "inverse")):

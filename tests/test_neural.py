@@ -259,6 +259,14 @@ def test_one_training_epoch_end_to_end(tmp_path):
     torch.testing.assert_close(net05.U0.weight, 0.5 * net0.U0.weight)
     torch.testing.assert_close(net05.E.weight, net0.E.weight)
     assert torch.allclose(net05.near_w, torch.tensor(near_kernel(0.5, 1, 2), dtype=torch.float32))
+    # ... or move the learned work to the quarter-resolution grid (--stem 4) with a wider exact
+    # near field: the shared deeper weights carry over, U_0 (another shape) starts afresh
+    main_train(args + ["--epochs", "1", "--init", str(tmp_path / "run" / "best.pt"), "--stem", "4",
+                       "--local-radius", "6", "--near-full", "2", "--u0-kernel", "1", "--out", str(tmp_path / "s4")])
+    net4, _ = load_weights(tmp_path / "s4" / "best.pt")
+    assert (net4.stem, net4.u0_kernel, net4.near_full, net4.R) == (4, 1, 2.0, 6)
+    assert net4.U0.weight.shape == (16 * 3, 4, 1, 1)
+    assert torch.allclose(net4.near_w, torch.tensor(near_kernel(1.0, 1, 6, 2.0), dtype=torch.float32))
 
 
 def small_problem(demag, probe_every=10):

@@ -109,21 +109,25 @@ class NeuralDemag(Demag):
         self.last_probe = None
 
     def _compiled(self, net):
-        """The network traced for this grid (torch.jit: fewer Python-level calls per evaluation,
-        which is what costs on small grids such as standard problem 4's 100 x 25), checked
-        against the eager network; the eager network itself where tracing fails or differs."""
+        """The network with its learned part traced for this grid (torch.jit: fewer Python-level
+        calls per evaluation, which is what costs on small grids such as standard problem 4's
+        100 x 25), checked against the eager network on an input other than the tracing one (a
+        value computed outside torch, such as the near field's FFT, would be frozen into a trace:
+        that is why only `far` is traced); the eager network where tracing fails or differs."""
         nx, ny, nz = self.n
-        if ny * nx > 512 * 512 or str(self.device) != "cpu":
+        if ny * nx > 512 * 512 or str(self.device) != "cpu" or not hasattr(net, "far"):
             return net
         try:
             import warnings as _w
-            x = torch.randn(1, 3 * nz, ny, nx, dtype=self.net_dtype, generator=torch.Generator().manual_seed(0))
+            g = torch.Generator().manual_seed(0)
+            x, x2 = (torch.randn(1, 3 * nz, ny, nx, dtype=self.net_dtype, generator=g) for _ in range(2))
             with torch.no_grad(), _w.catch_warnings():
                 _w.simplefilter("ignore")
-                tr = torch.jit.trace(net, x, check_trace=False)
-                y0, y1 = net(x), tr(x)
+                far = torch.jit.trace(net.far, x, check_trace=False)
+                run = functools.partial(net.forward, far=far)
+                y0, y1 = net(x2), run(x2)
             if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())):
-                return tr
+                return run
         except Exception:   # noqa: BLE001 - tracing is an optimisation only
             pass
         return net

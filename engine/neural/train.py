@@ -202,6 +202,12 @@ def build_parser():
     ap.add_argument("--channels", default=None, help="lean: width (default 8); unet: widths per level (12,16,24,32)")
     ap.add_argument("--local-radius", type=int, default=None,
                     help="exact near field out to this many cells (default 2; with --init: the init's)")
+    ap.add_argument("--stem", type=int, choices=(2, 4), default=None,
+                    help="lean: pooling before the first learned level (default 2; with --init: the init's)")
+    ap.add_argument("--u0-kernel", type=int, choices=(1, 3), default=None,
+                    help="lean: size of the last (prolongation) convolution (default 3; with --init: the init's)")
+    ap.add_argument("--near-full", type=float, default=None,
+                    help="lean: radius in cells of the unwindowed near kernel (default 1; with --init: the init's)")
     ap.add_argument("--batch-cells", type=int, default=0,
                     help="cells per batch (batch size per grid shape); 0: --batch samples")
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warm-up")
@@ -213,6 +219,12 @@ def build_parser():
     ap.add_argument("--max-minutes", type=float, default=0, help="stop after this wall time (0: no limit)")
     ap.add_argument("--no-progress", action="store_true")
     return ap
+
+
+def _shape_options(a) -> dict:
+    """The lean network's --stem, --u0-kernel and --near-full, where given."""
+    pairs = (("stem", a.stem), ("u0_kernel", a.u0_kernel), ("near_full", a.near_full))
+    return {k: v for k, v in pairs if v is not None}
 
 
 def main_train(argv=None) -> dict:
@@ -241,7 +253,7 @@ def main_train(argv=None) -> dict:
             val[k] = v
     if a.arch == "lean":
         net = build_net(dict(arch="lean", nz=nz, aspect=aspect, channels=int(a.channels or 8),
-                             near_radius=a.local_radius or 2))
+                             near_radius=a.local_radius or 2, **_shape_options(a)))
     else:
         if nz != 1:
             raise SystemExit(f"nmag train: --arch unet serves one-layer films only, the data set has nz = {nz}")
@@ -258,8 +270,19 @@ def main_train(argv=None) -> dict:
         config = dict(net0.config, aspect=aspect)
         if a.local_radius is not None and config.get("arch") == "lean":
             config["near_radius"] = a.local_radius
+        if config.get("arch") == "lean":
+            config.update(_shape_options(a))
         net = build_net(config)
-        net.load_state_dict(net0.state_dict(), strict=False)
+        # the learned weights that fit (another --stem or --u0-kernel changes E_1's or U_0's
+        # role or shape: U_0 then starts afresh, small, as in a new network)
+        own = net.state_dict()
+        fits = {k: v for k, v in net0.state_dict().items() if k in own and own[k].shape == v.shape}
+        if config.get("stem", 2) != net0.config.get("stem", 2) or \
+                config.get("u0_kernel", 3) != net0.config.get("u0_kernel", 3):
+            fits.pop("U0.weight", None)
+        net.load_state_dict(fits, strict=False)
+        if len(fits) < len(own):
+            print(f"--init: started afresh: {', '.join(sorted(set(own) - set(fits)))}")
         a0 = float(net0.config.get("aspect", aspect))
         if a0 != aspect and hasattr(net, "U0"):
             # another cell aspect: the far field of a column grows with its height, so the

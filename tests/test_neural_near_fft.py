@@ -1,0 +1,84 @@
+"""The lean network's near field by FFT over a grid padded by R (engine.neural.near_fft) and the
+coarse-stem variant of the network (stem 4): both are the same linear operator as the direct
+convolution / the autograd path, to float32 rounding, on odd grids, two layers and served aspects."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine import fft_backends as fb
+from engine.neural.lean import LeanFilmNet, retargeted_near_kernel
+from engine.neural.near_fft import NearFieldFFT, near_padded_shape
+from engine.neural.weights import load_weights
+from engine.resources import resource_path
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("nz,R,ny,nx", [(1, 4, 64, 64), (1, 8, 25, 100), (1, 2, 33, 47), (2, 4, 40, 24),
+                                        (3, 3, 17, 31), (1, 4, 1, 40)])
+def test_near_field_by_fft_is_the_direct_convolution(nz, R, ny, nx):
+    """Circular convolution over a box only R cells longer (2 nz - 1 layer planes) is exact:
+    every layer pair and every component, including the xz and yz couplings of layered films."""
+    torch.manual_seed(1)
+    w = torch.tensor(retargeted_near_kernel(0.7, 1.0, nz, R), dtype=torch.float32)
+    x = torch.randn(1, 3 * nz, ny, nx)
+    nf = NearFieldFFT(w, ny, nx)
+    assert nf.padded[0] == (2 * nz - 1 if nz > 1 else 1) and nf.padded[1] >= ny + R
+    ref = F.conv2d(x.double(), w.double(), padding=R).float()
+    assert rel(nf(x), ref) < 1e-5
+    again = nf(2 * x)   # buffers reused across calls; an earlier result is not overwritten
+    assert rel(again, 2 * ref) < 1e-5
+
+
+def test_padded_shape_and_its_own_backend_choice():
+    Pz, Py, Px = near_padded_shape(1, 1024, 512, 4)
+    assert Pz == 1 and 1028 <= Py <= 1.06 * 1028 and 516 <= Px <= 1.06 * 516   # a fast length, a few cells over
+    assert near_padded_shape(2, 1, 40, 8) == (3, 9, near_padded_shape(1, 1, 40, 8)[2])
+    n = (64, 64, 1)
+    assert fb.shape_key(n, torch.float32, 1) == fb.shape_key(n, torch.float32, 1, fb.padded_shape(n))
+    assert fb.shape_key(n, torch.float32, 1, (1, 70, 70)) != fb.shape_key(n, torch.float32, 1)
+
+
+@pytest.mark.parametrize("member", ["lean_nz1_dzdx1.pt", "lean_nz2_dzdx1.pt", "lean_nz1_dzdx4.pt"])
+def test_shipped_member_without_autograd_equals_the_autograd_path(member):
+    """Inference (near field by FFT, in-place prolongation) and training (direct convolution,
+    autograd) compute the same field, also after serve() changes the near kernel."""
+    net, _ = load_weights(resource_path("neural/" + member))
+    torch.manual_seed(2)
+    for ny, nx in ((25, 100), (37, 64)):
+        x = torch.randn(1, net.cio, ny, nx)
+        with torch.no_grad():
+            fast = net(x)
+        assert rel(fast, net(x).detach()) < 1e-5
+    a = net.config["aspect"] * 0.8
+    net.serve(a)
+    with torch.no_grad():
+        fast = net(x)
+    assert rel(fast, net(x).detach()) < 1e-5
+
+
+@pytest.mark.parametrize("u0", [1, 3])
+@pytest.mark.parametrize("ny,nx", [(64, 64), (25, 100), (33, 47), (7, 5)])
+def test_stem4_network_is_one_linear_operator_on_any_grid(u0, ny, nx):
+    torch.manual_seed(3)
+    net = LeanFilmNet(stem=4, u0_kernel=u0, near_radius=6, near_full=2.0)
+    x = torch.randn(1, 3, ny, nx)
+    y = net(x).detach()
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    with torch.no_grad():
+        assert rel(net(x), y) < 1e-5
+        assert rel(net(2 * x) + net(x), 3 * y) < 1e-5
+        if net.fold(ny, nx) is not None:   # the folded deep levels are the same operator
+            assert rel(net(x), y) < 1e-5
+    # the learned part of a stem-4 network is far cheaper per cell than the stem-2 one
+    assert net.far_macs_per_cell() < (0.25 if u0 == 1 else 0.6) * LeanFilmNet().far_macs_per_cell()
+
+
+def test_old_configs_are_unchanged():
+    """Weights written before the stem option load with their own config (no new keys)."""
+    net, _ = load_weights(resource_path("neural/lean_nz1_dzdx1.pt"))
+    assert "stem" not in net.config and net.stem == 2 and net.u0_kernel == 3 and net.near_full == 1.0
+    with pytest.raises(ValueError, match="stem 3"):
+        LeanFilmNet(stem=3)
