@@ -9,9 +9,10 @@
    fft, net, ...), minimum over the repeats; one process per size. Target: neural/FFT <= 0.7
    at 256^2, 1024^2, 2048^2 on 1 and 2 threads. Time per cell of the network from 128^2 to
    2048^2: target flat within 1.5x (plot: --png).
-2. --frontier: time of untrained networks of widths 6, 8, 12 (same architecture) against the
-   FFT at 256^2, 1024^2, 2048^2 (1 thread), with the held-out error of the trained ones given
-   by --frontier-models c8=PATH,c12=PATH.
+2. --frontier: error against time. For each trained network given by --frontier-models
+   NAME=PATH,... (any config: width, near radius, stem): neural/FFT at 256^2, 1024^2, 2048^2
+   (1 thread, its own weights) and its held-out error (engine.neural.card_measure, cached
+   beside the weights).
 3. --errors: held-out relative L2 error (median, p90) of every member of the model card on
    fresh textures (engine.neural.card.measure_member), grids 64^2..1024^2.
 CUDA (--device cuda): the same timing with the network under bf16 autocast replayed through a
@@ -73,16 +74,17 @@ def cuda_runner(net, x, dtype=None):
     return run
 
 
-def worker(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
-    """Interleaved timing of FFT and network at one size (n x n x nz, cells 3 x 3 x 3 dz_dx nm);
-    prints one JSON line."""
+def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
+    """Interleaved timing of FFT and network at one size (n x n x nz, cells 3 x 3 x 3 dz_dx nm):
+    the model card's member, or `model` (a weights file, run as its LeanFilmNet); prints one
+    JSON line."""
     import torch
     from engine.demag import FFTDemag
     d = (3e-9, 3e-9, 3e-9 * dz_dx)
     fft = FFTDemag((n, n, nz), d, torch.float32, device)
-    if channels:
-        from engine.neural.lean import LeanFilmNet
-        net = LeanFilmNet(channels=int(channels)).to(device).eval()
+    if model:
+        from engine.neural.weights import load_weights
+        net = load_weights(model)[0].to(device).eval()
         for p in net.parameters():
             p.requires_grad_(False)
         run = lambda M: net(M[:, 0][None])   # noqa: E731
@@ -98,7 +100,7 @@ def worker(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
     g = torch.Generator().manual_seed(0)
     M = (torch.randn(3, nz, n, n, generator=g) * 8e5).to(device)
     t = _timer(device)
-    out = {"n": n, "nz": nz, "dz_dx": dz_dx, "channels": channels or "shipped", "times": {}}
+    out = {"n": n, "nz": nz, "dz_dx": dz_dx, "model": model or "shipped", "times": {}}
     for th in threads:
         torch.set_num_threads(th)
         if not str(device).startswith("cuda"):
@@ -117,9 +119,9 @@ def worker(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
     print(json.dumps(out))
 
 
-def run_one(n, threads, repeats, device="cpu", channels=None, nz=1, dz_dx=1.0):
+def run_one(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
     cmd = [sys.executable, __file__, "--worker", str(n), ",".join(map(str, threads)), str(repeats), device,
-           str(channels or 0), str(nz), str(dz_dx)]
+           str(model or "-"), str(nz), str(dz_dx)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
@@ -148,35 +150,34 @@ def plot(results, path, threads):
 
 
 def frontier(models, threads=(1,), sizes=(256, 1024, 2048)):
-    """Time (untrained weights) and, where a trained model is given, held-out error per width."""
+    """One row per trained network {name: path}: its config, multiply-adds per cell (learned
+    part and direct near field), neural/FFT at each size and its held-out error."""
     import torch
     from engine.neural.card_measure import measure_member
-    from engine.neural.lean import LeanFilmNet
     from engine.neural.weights import load_weights
     rows = []
-    for c in (6, 8, 12):
-        row = {"channels": c, "macs_per_cell": LeanFilmNet(channels=c).macs_per_cell(), "ratio": {}}
+    for name, path in models.items():
+        torch.set_num_threads(1)
+        net, meta = load_weights(path)
+        row = {"name": name, "config": net.config, "far_macs_per_cell": net.far_macs_per_cell(),
+               "near_taps": (2 * net.R + 1) ** 2, "ratio": {}, "train_time_s": meta.get("train_time_s")}
         for n in sizes:
-            r = run_one(n, threads, 2 if n >= 1024 else 5, channels=c)
+            r = run_one(n, threads, 3 if n >= 1024 else 10, model=path)
             row["ratio"][str(n)] = r["times"][str(threads[0])]["ratio"]
-        if f"c{c}" in models:
-            torch.set_num_threads(1)
-            net, meta = load_weights(models[f"c{c}"])
-            cache = Path(models[f"c{c}"] + ".card.json")   # written by engine.neural.card for these weights
-            if cache.exists() and cache.stat().st_mtime > Path(models[f"c{c}"]).stat().st_mtime:
-                row["held_out"] = json.loads(cache.read_text())["held_out"]["all"]
-            else:
-                ho = measure_member(net)
-                cache.write_text(json.dumps({"held_out": ho, "named": {}}))
-                row["held_out"] = ho["all"]
-            row["train_time_s"] = meta.get("train_time_s")
+        cache = Path(path + ".card.json")   # the same file card_measure keeps for these weights
+        if cache.exists() and cache.stat().st_mtime > Path(path).stat().st_mtime:
+            row["held_out"] = json.loads(cache.read_text())["held_out"]["all"]
+        else:
+            ho = measure_member(net)
+            cache.write_text(json.dumps({"held_out": ho, "named": {}}))
+            row["held_out"] = ho["all"]
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
 def plot_frontier(rows, path):
-    """Held-out median error against time (neural/FFT at 1024^2, 1 thread), one point per width."""
+    """Held-out median error against time (neural/FFT at 1024^2, 1 thread), one point per network."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -185,13 +186,9 @@ def plot_frontier(rows, path):
         x = r["ratio"].get("1024")
         if x is None:
             continue
-        if "held_out" in r:
-            y = 100 * r["held_out"]["median"]
-            ax.errorbar([x], [y], yerr=[[0], [100 * r["held_out"]["p90"] - y]], fmt="s", capsize=3,
-                        label=f"c = {r['channels']} (median, bar to p90)")
-        else:
-            ax.axvline(x, color="gray", ls=":", lw=1)
-            ax.text(x, 0.3, f" c = {r['channels']}\n untrained", fontsize=8, color="gray")
+        y = 100 * r["held_out"]["median"]
+        ax.errorbar([x], [y], yerr=[[0], [100 * r["held_out"]["p90"] - y]], fmt="s", capsize=3,
+                    label=f"{r['name']} (median, bar to p90)")
     ax.axhline(1.0, color="k", lw=0.8, ls="--", label="target median 1 %")
     ax.axvline(0.7, color="r", lw=0.8, ls="--", label="target time ratio 0.7")
     ax.set_xlabel("neural / FFT time, 1024 x 1024, 1 thread")
@@ -225,7 +222,7 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--frontier", action="store_true")
-    ap.add_argument("--frontier-models", default="", help="c8=PATH,c12=PATH: trained weights per width")
+    ap.add_argument("--frontier-models", default="", help="NAME=PATH,...: trained weights, one point each")
     ap.add_argument("--errors", action="store_true")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/neural_speed.json"))
     ap.add_argument("--png", default=str(ROOT / "benchmarks/results/neural_speed.png"))
@@ -237,7 +234,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.worker:
         n, th, rep, dev, ch, nz, asp = a.worker
-        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, int(ch) or None, int(nz), float(asp))
+        return worker(int(n), [int(t) for t in th.split(",")], int(rep), dev, None if ch == "-" else ch, int(nz), float(asp))
     sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []

@@ -149,10 +149,15 @@ def test_training_an_nz2_network(tmp_path):
     net, meta = load_weights(tmp_path / "run" / "best.pt")
     assert net.config["nz"] == 2 and meta["nz"] == 2
     assert net(torch.zeros(1, 6, 12, 12)).shape == (1, 6, 12, 12)
-    # a one-layer network cannot start a two-layer one (other channel counts)
-    save_weights(LeanFilmNet(nz=1, channels=4), tmp_path / "nz1.pt", {})
-    with pytest.raises(SystemExit, match="nz = 1"):
-        main_train(args + ["--init", str(tmp_path / "nz1.pt")])
+    # a one-layer network starts a two-layer one with its deeper levels (c features whatever
+    # the layer count); E_1 and U_0, whose channels count the layers, start afresh
+    one = LeanFilmNet(nz=1, channels=4)
+    save_weights(one, tmp_path / "nz1.pt", {})
+    main_train(args + ["--init", str(tmp_path / "nz1.pt"), "--lr", "0", "--out", str(tmp_path / "from1")])
+    net2, _ = load_weights(tmp_path / "from1" / "best.pt")
+    assert net2.config["nz"] == 2 and net2.E1.weight.shape[1] == 6 and net2.U0.weight.shape[0] == 4 * 6
+    torch.testing.assert_close(net2.E.weight, one.E.weight)
+    torch.testing.assert_close(net2.U.weight, one.U.weight)
 
 
 CARD = {"members": [{"file": "a.pt", "nz": 1, "dz_dx": 1.0}, {"file": "b.pt", "nz": 1, "dz_dx": 0.6},

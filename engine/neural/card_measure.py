@@ -156,8 +156,9 @@ def main_card(argv=None):
         members.append({
             "file": fname, "nz": int(cfg["nz"]), "dz_dx": aspect, "dz_dx_range": [lo, hi], "square_cells": True,
             "default": int(cfg["nz"]) == 1 and abs(aspect - a.default_aspect) < 1e-9, "channels": cfg["channels"],
-            "near_radius": int(cfg.get("near_radius", 2)),
-            "n_params": net.n_params(), "macs_per_column": net.macs_per_cell(), "file_bytes": out_pt.stat().st_size,
+            "near_radius": int(cfg.get("near_radius", 2)), "near_full": net.near_full, "stem": net.stem,
+            "u0_kernel": net.u0_kernel, "n_params": net.n_params(), "macs_per_column": net.macs_per_cell(),
+            "far_macs_per_column": net.far_macs_per_cell(), "file_bytes": out_pt.stat().st_size,
             "held_out": val, "named_states_rel_l2_percent": named,
             "training": {"data": meta.get("data"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
                          "epochs": meta.get("epochs_done"), "batch_cells": meta.get("batch_cells"),
@@ -184,15 +185,19 @@ def main_card(argv=None):
         "architecture": {
             "type": "linear multi-level network (no biases, no activations, no normalisation)",
             "near_field": "exact Newell kernel of the actual cell for the (2R + 1) x (2R + 1) nearest columns "
-                          "(R: near_radius_by_member) and every pair of layers, windowed (1 to r = 1, cos^2 taper to "
-                          "r = R + 0.5), at full resolution, not learned",
+                          "(R: near_radius_by_member) and every pair of layers, windowed (1 to r = near_full, cos^2 "
+                          "taper to r = R + 0.5), at full resolution, not learned; computed by FFT over the grid "
+                          "padded by R (exact; engine.neural.near_fft), by direct convolution in training",
             "near_radius_by_member": {member_label(m): m.get("near_radius", 2) for m in members},
-            "learned": "3x3 convolutions at half resolution and coarser only: E1 (3 nz -> c) on the 2x2-average-pooled "
-                       "input, E (c -> c, shared by every deeper level), 2 convs on the coarsest (<= 6 cells) grid, "
-                       "U (c -> 4c, pixel shuffle, shared from level 2, x 1/2 per level), U0 (c -> 4 x 3 nz, pixel "
-                       "shuffle to full resolution); skips added; one coarse vacuum cell of halo per level",
+            "stem_by_member": {member_label(m): m.get("stem", 2) for m in members},
+            "learned": "convolutions on the grid average-pooled by the member's stem (2 or 4) and coarser only: E1 "
+                       "(3x3, 3 nz -> c), E (3x3, c -> c, shared by every deeper level), 2 convs on the coarsest "
+                       "(<= 6 cells) grid, U (3x3, c -> 4c, pixel shuffle, shared from level 2, x 1/2 per level), U0 "
+                       "(u0_kernel, c -> stem^2 x 3 nz, pixel shuffle to full resolution); skips added; one coarse "
+                       "vacuum cell of halo per level",
             "layers": "nz layers as 3 nz channels (layer-major)",
             "channels": arch.c, "macs_per_cell": default["macs_per_column"] / int(default.get("nz", 1)),
+            "far_macs_per_cell": (default.get("far_macs_per_column") or 0) / int(default.get("nz", 1)),
             "macs_per_cell_note": "multiply-adds per cell of the default member; per column of nz cells for each "
                                   "member: " + ", ".join(f"{member_label(m)}: {m['macs_per_column']:g}" for m in members),
             "input": "M in A/m (3 nz, ny, nx), zero outside the magnet", "output": "H_d in A/m (linear: no Ms scaling)",
@@ -261,12 +266,13 @@ def card_markdown(card) -> str:
     md = [f"# Model card: {card['name']}", "", card["method"] + ".", "", "## Architecture",
           *[f"- {k}: {v}" for k, v in card["architecture"].items()], "",
           "## Members (one network per kind of film; each serves a range of dz/dx, measured across it)",
-          "| file | nz | trained dz/dx | serves dz/dx | channels | weights | held-out median | p90 | max | samples "
-          "| targets (median 1 %, p90 2 %) |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| file | nz | trained dz/dx | serves dz/dx | stem | near R | channels | weights | held-out median | p90 | max "
+          "| samples | targets (median 1 %, p90 2 %) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in card["members"]:
         s = m["held_out"]["all"]
-        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {span_text(*ModelCard.aspect_range(m))} | {m['channels']} | {m['n_params']} | "
+        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {span_text(*ModelCard.aspect_range(m))} | "
+                  f"{m.get('stem', 2)} | {m.get('near_radius', 2)} | {m['channels']} | {m['n_params']} | "
                   f"{s['median']:.2%} | {s['p90']:.2%} | {s['max']:.2%} | {s['count']} | {_met(m)} |")
     md += ["", "## Held-out error by grid (relative L2 of H_d over the magnet's cells, against the exact FFT; "
            "a member serving a dz/dx range: every measured dz/dx pooled)",

@@ -123,7 +123,7 @@ class NeuralDemag(Demag):
             x, x2 = (torch.randn(1, 3 * nz, ny, nx, dtype=self.net_dtype, generator=g) for _ in range(2))
             with torch.no_grad(), _w.catch_warnings():
                 _w.simplefilter("ignore")
-                far = torch.jit.trace(net.far, x, check_trace=False)
+                far = torch.jit.trace_module(net, {"far": x}, check_trace=False).far
                 run = functools.partial(net.forward, far=far)
                 y0, y1 = net(x2), run(x2)
             if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())):

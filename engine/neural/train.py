@@ -262,12 +262,14 @@ def main_train(argv=None) -> dict:
     stages = []
     if a.init:
         net0, prev = init_net, init_meta   # read safely above: tensors and JSON only
-        if int(net0.config.get("nz", 1)) != nz:
+        if net0.config.get("arch") != "lean" and int(net0.config.get("nz", 1)) != nz:
             raise SystemExit(f"nmag train: --init {a.init} is for films of nz = {net0.config.get('nz', 1)} layers, "
-                             f"the data set has nz = {nz} (other channel counts): train from scratch")
+                             f"the data set has nz = {nz}: train from scratch")
         # the same learned weights; the exact near field follows this data set's cell (and
-        # --local-radius when given: the learned far field then adapts to the wider exact part)
-        config = dict(net0.config, aspect=aspect)
+        # --local-radius when given: the learned far field then adapts to the wider exact part).
+        # From a lean network of another nz, the weights of the levels below the first carry over
+        # (they act on c features whatever the layer count); E_1 and U_0 start afresh
+        config = dict(net0.config, aspect=aspect, nz=nz)
         if a.local_radius is not None and config.get("arch") == "lean":
             config["near_radius"] = a.local_radius
         if config.get("arch") == "lean":
@@ -278,8 +280,9 @@ def main_train(argv=None) -> dict:
         own = net.state_dict()
         fits = {k: v for k, v in net0.state_dict().items() if k in own and own[k].shape == v.shape}
         if config.get("stem", 2) != net0.config.get("stem", 2) or \
-                config.get("u0_kernel", 3) != net0.config.get("u0_kernel", 3):
+                config.get("u0_kernel", 3) != net0.config.get("u0_kernel", 3) or nz != int(net0.config.get("nz", 1)):
             fits.pop("U0.weight", None)
+            fits.pop("E1.weight", None) if nz != int(net0.config.get("nz", 1)) else None
         net.load_state_dict(fits, strict=False)
         if len(fits) < len(own):
             print(f"--init: started afresh: {', '.join(sorted(set(own) - set(fits)))}")
