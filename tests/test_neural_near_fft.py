@@ -82,3 +82,17 @@ def test_old_configs_are_unchanged():
     assert "stem" not in net.config and net.stem == 2 and net.u0_kernel == 3 and net.near_full == 1.0
     with pytest.raises(ValueError, match="stem 3"):
         LeanFilmNet(stem=3)
+
+
+@pytest.mark.parametrize("nz,R", [(1, 8), (2, 4), (3, 3)])
+def test_batched_near_field_by_fft_is_the_direct_convolution(nz, R):
+    """Batches (training, held-out measurement) take the near field by torch.fft with the layers
+    as channels: the same numbers as the direct convolution, for every layer pair."""
+    torch.manual_seed(4)
+    net = LeanFilmNet(nz=nz, near_radius=R, stem=4)
+    x = torch.randn(3, 3 * nz, 29, 40)
+    ref = F.conv2d(x.double(), net.near_w.double(), padding=R).float()
+    assert rel(net.near(x), ref) < 1e-5
+    y = net(x)   # with autograd: the learned part trains, the near part is data
+    y.sum().backward()
+    assert net.U0.weight.grad is not None and net.near_w.grad is None

@@ -241,7 +241,8 @@ class LeanFilmNet(nn.Module):
         """The exact near field at full resolution. Without autograd, for one float32 CPU
         sample, by FFT over the grid padded by R (engine.neural.near_fft: measured here 2.5x
         faster than the direct convolution at 256^2 and 1024^2, and its cost does not grow
-        with R); else the direct convolution (training, batches, GPU)."""
+        with R); batches on the CPU (training) by a batched torch.fft; else (a GPU, R <= 2)
+        the direct convolution."""
         if not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[0] == 1 and x.dtype == torch.float32:
             key = (x.shape[-2], x.shape[-1], torch.get_num_threads())
             nf = self._near_fft.get(key)
@@ -249,6 +250,15 @@ class LeanFilmNet(nn.Module):
                 from .near_fft import NearFieldFFT
                 nf = self._near_fft[key] = NearFieldFFT(self.near_w, *key[:2])
             return nf(x)
+        if self.R >= 3 and x.device.type == "cpu":
+            # batches (training, held-out measurement): by torch.fft; the near kernel is fixed and
+            # x is data, so no gradient flows through this part
+            key = ("batch", x.shape[-2], x.shape[-1])
+            nf = self._near_fft.get(key)
+            if nf is None:
+                from .near_fft import BatchedNearFFT
+                nf = self._near_fft[key] = BatchedNearFFT(self.near_w, *key[1:])
+            return nf(x.detach())
         return F.conv2d(x, self.near_w.to(x.dtype), padding=self.R)
 
     def forward(self, x, far=None):

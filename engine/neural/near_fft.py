@@ -75,3 +75,27 @@ class NearFieldFFT(FFTDemag):
         if out.data_ptr() == H.data_ptr() and getattr(pipe, "reuses_output", False):
             out = out.clone()   # a view of a buffer the next call overwrites
         return out
+
+
+class BatchedNearFFT:
+    """The same near field for a batch (B, 3 nz, ny, nx) by torch.fft (any device; what training
+    and batched evaluation use): the layers stay channels, so their coupling is a 3 nz x 3 nz
+    matrix per frequency and only x and y are transformed, over the grid padded by R. The direct
+    convolution costs (2R + 1)^2 (3 nz)^2 multiply-adds per column (23,409 for nz = 3, R = 8)."""
+
+    def __init__(self, weight: torch.Tensor, ny: int, nx: int):
+        C, _, K, _ = weight.shape
+        R = (K - 1) // 2
+        self.n, self.R = (int(ny), int(nx)), R
+        _, Py, Px = near_padded_shape(1, int(ny), int(nx), R)
+        self.P = (Py, Px)
+        k = torch.zeros(C, C, Py, Px, dtype=torch.float64, device=weight.device)
+        rows = (R - torch.arange(K, device=weight.device)) % Py
+        cols = (R - torch.arange(K, device=weight.device)) % Px
+        k[:, :, rows[:, None], cols[None, :]] = weight.double()
+        self.spectrum = torch.fft.rfft2(k).to(torch.complex64)    # (C out, C in, Py, Px // 2 + 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        X = torch.fft.rfft2(x.float(), s=self.P)                              # (B, C, Py, Kx)
+        Y = torch.einsum("oiyx,biyx->boyx", self.spectrum, X)
+        return torch.fft.irfft2(Y, s=self.P)[..., :self.n[0], :self.n[1]].to(x.dtype)
