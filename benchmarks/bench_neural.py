@@ -276,7 +276,7 @@ def main(argv=None):
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(info, indent=1))
-    if a.png and a.device == "cpu":
+    if a.png and a.device == "cpu" and results:
         plot(results, a.png, threads)
     return info
 
