@@ -22,13 +22,15 @@ from engine.resources import resource_path
 
 
 # Held-out limits for the small in-test sets (16 fresh 64 x 64 textures, seed 987654). The shipped
-# weights (2026-12-02, session 4, 9 x 9 near field) give on them median / p90 0.82 % / 1.68 %
-# (dz/dx = 1), 0.55 % / 1.25 % (dz/dx = 0.6), 0.65 % / 1.45 % (dz/dx = 0.8, served by the cubic
-# member) and 0.32 % / 0.82 % (dz/dx = 0.35, served by the 0.6 member), and the 256^2 pair 1.5 % and
-# 1.1 %; the model card states its numbers on 50 held-out samples up to 1024^2 per measured dz/dx.
-# The limits leave about 1.4x over the worst for retraining noise: a regression guard; the
-# targets themselves (median 1 %, p90 2 %) are checked by the card's measurement.
-MEDIAN_LIMIT, P90_LIMIT = 0.012, 0.024
+# weights (2026-12-02, session 5: generation 2b, learned part from the quarter grid, exact near
+# field out to 10 cells) give on them median / p90 0.37 % / 0.52 % (dz/dx = 1), 0.22 % / 0.37 %
+# (0.6), 0.29 % / 0.45 % (0.8) and 0.13 % / 0.24 % (0.35), all served by the cubic member, and
+# 0.46 % / 0.79 % (2), 0.66 % / 0.91 % (3), 0.82 % / 1.06 % (4) by the tall one; the 256^2 pair
+# 0.67 % and 0.48 %. The model card states its numbers on 50 held-out samples up to 1024^2 per
+# measured dz/dx. The limits leave about 1.4x over the worst for retraining noise: a regression
+# guard; the targets themselves (median 1 %, p90 2 %) are checked by the card's measurement.
+MEDIAN_LIMIT, P90_LIMIT = 0.006, 0.009
+TALL_MEDIAN_LIMIT, TALL_P90_LIMIT = 0.012, 0.015
 
 
 def rel_l2(a, b):
@@ -80,13 +82,16 @@ def test_network_field_is_local_in_the_near_field_and_cheap():
 def test_card_members_and_limits():
     card = ModelCard.load()
     assert card.member_for((64, 64, 1), (3e-9, 3e-9, 3e-9))["dz_dx"] == 1.0
-    assert card.member_for((100, 25, 1), (5e-9, 5e-9, 3e-9))["dz_dx"] == 0.6      # SP4's cells
+    assert card.member_for((100, 25, 1), (5e-9, 5e-9, 3e-9))["dz_dx"] == 1.0      # SP4's cells (dz/dx 0.6)
     # the examples' one-layer films, each served by the member whose dz/dx range holds its cells
-    for cell, trained in [((2e-9, 2e-9, 1e-9), 0.6), ((4e-9, 4e-9, 5e-9), 2.0), ((5e-9, 5e-9, 10e-9), 2.0),
+    # (at a shared bound the member trained for taller cells)
+    for cell, trained in [((2e-9, 2e-9, 1e-9), 1.0), ((4e-9, 4e-9, 5e-9), 1.0), ((5e-9, 5e-9, 10e-9), 4.0),
                           ((3.125e-9, 3.125e-9, 9e-9), 4.0)]:
         assert card.member_for((64, 64, 1), cell)["dz_dx"] == trained, cell
+    for nz in (2, 3, 4):   # films of 2 to 4 layers of cubic cells
+        assert card.member_for((64, 64, nz), (3e-9, 3e-9, 3e-9))["nz"] == nz
     for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
-                       ((64, 64, 3), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 2 is a member
+                       ((64, 64, 5), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 1 to 4 are members
                        ((64, 64, 2), (5e-9, 5e-9, 3e-9), "dz/dx"),             # two layers of SP4's cells
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
                        ((64, 64, 1), (5e-9, 5e-9, 1e-9), "dz/dx")]:           # below the thinnest range
@@ -102,7 +107,7 @@ def test_outside_the_card_warns_and_gives_the_exact_fft_field():
     M = torch.randn(3, 1, 10, 20, dtype=torch.float64) * 8e5
     assert torch.equal(nd.h_from_M(M), FFTDemag(n, d, torch.float64).h_from_M(M))
     with pytest.warns(UserWarning, match="layer"):
-        nd = NeuralDemag((8, 8, 3), (3e-9, 3e-9, 3e-9))
+        nd = NeuralDemag((8, 8, 5), (3e-9, 3e-9, 3e-9))
     assert nd.fallback is not None
 
 
@@ -136,12 +141,14 @@ def held_out_errors(shape, count, seed, d=(3e-9, 3e-9, 3e-9)):
     return np.array(errs)
 
 
-@pytest.mark.parametrize("d", [(3e-9, 3e-9, 3e-9), (5e-9, 5e-9, 3e-9), (5e-9, 5e-9, 4e-9), (4e-9, 4e-9, 1.4e-9)])
+@pytest.mark.parametrize("d", [(3e-9, 3e-9, 3e-9), (5e-9, 5e-9, 3e-9), (5e-9, 5e-9, 4e-9), (4e-9, 4e-9, 1.4e-9),
+                               (3e-9, 3e-9, 6e-9), (3e-9, 3e-9, 9e-9), (3e-9, 3e-9, 12e-9)])
 def test_shipped_weights_on_a_small_held_out_set(d):
     """Fresh textures (a seed never used in training), labelled by the exact FFT: the error the
     model card states, within sampling noise."""
     errs = held_out_errors((64, 64), 16, seed=987654, d=d)
-    assert np.median(errs) <= MEDIAN_LIMIT and np.percentile(errs, 90) <= P90_LIMIT, errs
+    median, p90 = (MEDIAN_LIMIT, P90_LIMIT) if d[2] / d[0] < 1.99 else (TALL_MEDIAN_LIMIT, TALL_P90_LIMIT)
+    assert np.median(errs) <= median and np.percentile(errs, 90) <= p90, errs
 
 
 def test_shipped_weights_on_256x256():

@@ -177,16 +177,17 @@ def test_card_sentences_with_a_two_layer_member():
 
 
 # ------------------------------------------------------------------ the shipped two-layer member
-# Held-out bounds for the shipped nz = 2, dz/dx = 1 member on 12 fresh 64 x 64 two-layer textures
+# Held-out bounds for the shipped layered members (cubic cells) on 12 fresh 64 x 64 textures
 # (seed 987655, never used in training), through NeuralDemag as the app runs it. Measured on this
-# set with the shipped weights (9 x 9 exact near field, 2026-12-02, session 4): median 1.27 %,
-# p90 1.93 %; the model card (resources/neural/model_card.md) states 1.41 % / 2.39 % on 50 held-out
-# samples up to 1024 x 1024. The bounds leave about 1.4x for weights retrained within sampling
-# noise. Issue 8's targets (median 1 %, p90 2 %) are NOT met; a regression guard, not the target.
-NZ2_MEDIAN_LIMIT, NZ2_P90_LIMIT = 0.018, 0.027
+# set (2026-12-02, session 5): nz = 2 (generation 2, 9 x 9 near field) median 1.27 %, p90 1.93 %;
+# nz = 3 (generation 2b: quarter-grid stem, 21 x 21 near field) 0.88 % / 1.05 %; nz = 4 (the same, trained from the nz = 3 one) 1.23 % / 1.91 %.
+# The model card (resources/neural/model_card.md) states each member's error on 50 held-out samples
+# up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %): nz = 2 misses them. The bounds
+# leave about 1.4x for weights retrained within sampling noise: regression guards, not the targets.
+LAYERED_LIMITS = {2: (0.018, 0.027), 3: (0.0125, 0.015), 4: (0.0175, 0.027)}
 
 
-def test_neural_demag_picks_the_two_layer_member_and_falls_back_for_three(recwarn):
+def test_neural_demag_picks_the_layered_members_and_falls_back_for_five(recwarn):
     from engine.neural.demag import NeuralDemag
     d = (3e-9, 3e-9, 3e-9)
     nd = NeuralDemag((40, 24, 2), d)
@@ -195,20 +196,25 @@ def test_neural_demag_picks_the_two_layer_member_and_falls_back_for_three(recwar
     assert not [w for w in recwarn.list if "neural" in str(w.message)]
     M = torch.randn(3, 2, 24, 40) * 8e5
     assert nd.h_from_M(M).shape == (3, 2, 24, 40)
-    with pytest.warns(UserWarning, match="3 layers"):
-        nd3 = NeuralDemag((16, 16, 3), d, torch.float64)
-    assert nd3.fallback is not None
-    M3 = torch.randn(3, 3, 16, 16, dtype=torch.float64) * 8e5
-    assert torch.equal(nd3.h_from_M(M3), FFTDemag((16, 16, 3), d, torch.float64).h_from_M(M3))
+    for nz in (3, 4):
+        ndz = NeuralDemag((20, 12, nz), d)
+        assert ndz.fallback is None and ndz.member["nz"] == nz and ndz.net.config["nz"] == nz
+        assert ndz.h_from_M(torch.randn(3, nz, 12, 20) * 8e5).shape == (3, nz, 12, 20)
+    with pytest.warns(UserWarning, match="5 layers"):
+        nd5 = NeuralDemag((16, 16, 5), d, torch.float64)
+    assert nd5.fallback is not None
+    M5 = torch.randn(3, 5, 16, 16, dtype=torch.float64) * 8e5
+    assert torch.equal(nd5.h_from_M(M5), FFTDemag((16, 16, 5), d, torch.float64).h_from_M(M5))
     with pytest.warns(UserWarning, match="nz = 2 serve dz/dx = 1"):   # two layers of SP4's cells
         assert NeuralDemag((20, 10, 2), (5e-9, 5e-9, 3e-9)).fallback is not None
 
 
-def test_shipped_two_layer_member_on_a_small_held_out_set():
+def layered_held_out_errors(nz, seed=987655, ny=64, nx=64, count=12):
+    """Relative L2 errors of the shipped nz-layer member on fresh two-to-four-layer textures
+    (a seed never used in training), through NeuralDemag as the app runs it."""
     from engine.neural.data import MS_REF
     from engine.neural.demag import NeuralDemag
-    nz, ny, nx, count = 2, 64, 64, 12
-    M, H, mk, kinds = make_samples(987655, ny, nx, count, aspect=1.0, nz=nz)
+    M, H, mk, kinds = make_samples(seed, ny, nx, count, aspect=1.0, nz=nz)
     nd = NeuralDemag((nx, ny, nz), (3e-9, 3e-9, 3e-9))
     assert nd.fallback is None
     errs = []
@@ -217,5 +223,11 @@ def test_shipped_two_layer_member_on_a_small_held_out_set():
         Hn = nd.h_from_M(Mt).transpose(0, 1).reshape(3 * nz, ny, nx).numpy() / MS_REF
         w = np.repeat(mk[i].astype(bool), 3, axis=0)                             # each layer's cells
         errs.append(np.sqrt(((Hn - H[i]) ** 2)[w].sum() / (H[i] ** 2)[w].sum()))
-    errs = np.array(errs)
-    assert np.median(errs) <= NZ2_MEDIAN_LIMIT and np.percentile(errs, 90) <= NZ2_P90_LIMIT, (errs, kinds)
+    return np.array(errs), kinds
+
+
+@pytest.mark.parametrize("nz", [2, 3, 4])
+def test_shipped_layered_members_on_a_small_held_out_set(nz):
+    errs, kinds = layered_held_out_errors(nz)
+    median_limit, p90_limit = LAYERED_LIMITS[nz]
+    assert np.median(errs) <= median_limit and np.percentile(errs, 90) <= p90_limit, (errs, kinds)

@@ -41,7 +41,7 @@ def test_padded_shape_and_its_own_backend_choice():
     assert fb.shape_key(n, torch.float32, 1, (1, 70, 70)) != fb.shape_key(n, torch.float32, 1)
 
 
-@pytest.mark.parametrize("member", ["lean_nz1_dzdx1.pt", "lean_nz2_dzdx1.pt", "lean_nz1_dzdx4.pt"])
+@pytest.mark.parametrize("member", ["lean_nz1_dzdx1.pt", "lean_nz2_dzdx1.pt", "lean_nz3_dzdx1.pt"])
 def test_shipped_member_without_autograd_equals_the_autograd_path(member):
     """Inference (near field by FFT, in-place prolongation) and training (direct convolution,
     autograd) compute the same field, also after serve() changes the near kernel."""
@@ -77,8 +77,9 @@ def test_stem4_network_is_one_linear_operator_on_any_grid(u0, ny, nx):
 
 
 def test_old_configs_are_unchanged():
-    """Weights written before the stem option load with their own config (no new keys)."""
-    net, _ = load_weights(resource_path("neural/lean_nz1_dzdx1.pt"))
+    """Weights written before the stem option (the shipped two-layer member) load with their own
+    config (no new keys)."""
+    net, _ = load_weights(resource_path("neural/lean_nz2_dzdx1.pt"))
     assert "stem" not in net.config and net.stem == 2 and net.u0_kernel == 3 and net.near_full == 1.0
     with pytest.raises(ValueError, match="stem 3"):
         LeanFilmNet(stem=3)
