@@ -159,7 +159,7 @@ def test_outside_model_card_warns_for_a_bad_aspect_and_layers():
     assert outside_model_card(small_problem(), card) == []
     assert len(outside_model_card(small_problem(), {})) == 1          # no card: one warning
     layered = small_problem()
-    layered.mesh.n = (24, 24, 3)   # three layers: outside the card (it has nz = 1 and 2 members)
+    layered.mesh.n = (24, 24, 5)   # five layers: outside the card (it has members for nz = 1 to 4)
     assert any("layers" in w for w in outside_model_card(layered, card))
 
 
