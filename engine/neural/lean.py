@@ -126,7 +126,16 @@ class LeanFilmNet(nn.Module):
         self.register_buffer("near_w", torch.tensor(near_kernel(aspect, nz, self.R, self.near_full), dtype=torch.float32),
                              persistent=False)
         self.served_aspect, self.far_scale = float(aspect), 1.0
-        self._near_fft = {}   # (ny, nx, threads) -> NearFieldFFT of near_w, see near()
+        # near field by FFT, built per grid (see near()): (ny, nx, threads) -> NearFieldFFT for one
+        # sample, ("batch", ny, nx) -> BatchedNearFFT; rebuilt after serve() and never copied
+        self._near_fft = {}
+
+    def __getstate__(self):
+        """Copies (copy.deepcopy, pickling) leave the FFT caches behind: FFTW plans cannot be
+        copied, and a copy rebuilds them on its first call."""
+        state = dict(super().__getstate__())
+        state["_near_fft"] = {}
+        return state
 
     def serve(self, aspect: float) -> "LeanFilmNet":
         """Serve cells of dz/dx = aspect with weights trained for config["aspect"]: the exact
