@@ -108,11 +108,13 @@ def _sequential(tmp_path, sweep, monkeypatch):
 def test_worker_killed_mid_sweep_loses_nothing(tmp_path, cluster, monkeypatch):
     """`nmag sweep --scheduler` in its own process; the file is read while it runs; when the
     first point is in, the worker holding a running point is killed: every point still arrives,
-    equal to the sequential run of the same points."""
+    equal to the sequential run of the same points. Six points, so work is still running when the
+    first result reaches the file however fast the points run (with four, a fast machine once
+    finished them all between two reads of the file)."""
     from distributed import Client
     from engine.sweep import load_sweep
     from engine.sweep.results import read_point, read_sweep
-    sweep_path = write_sweep(tmp_path, FOUR_POINTS)
+    sweep_path = write_sweep(tmp_path, SIX_POINTS)
     out = tmp_path / "dask.h5"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "sweep", str(sweep_path), "--out", str(out),
                              "--scheduler", cluster.address, "--quiet"],
@@ -133,16 +135,16 @@ def test_worker_killed_mid_sweep_loses_nothing(tmp_path, cluster, monkeypatch):
     stdout, stderr = proc.communicate(timeout=300)
     assert victim is not None, f"no worker was busy to kill: {stderr}"
     assert proc.returncode == 0, stderr
-    assert "4/4 points done, 0 failed" in stdout
+    assert "6/6 points done, 0 failed" in stdout
     r = read_sweep(out)
-    assert r["status"] == ["done"] * 4
+    assert r["status"] == ["done"] * 6
     survivor = cluster.workers["wB" if victim == "wA" else "wA"].pid
     assert r["index"][victim_point]["worker"].decode().endswith(f":{survivor}")   # retried elsewhere
     ref = _sequential(tmp_path, load_sweep(sweep_path), monkeypatch)
     s = read_sweep(ref)
     for name in r["scalars"]:
         np.testing.assert_array_equal(r["scalars"][name], s["scalars"][name])
-    for i in range(4):
+    for i in range(6):
         a, b = read_point(out, i), read_point(ref, i)
         np.testing.assert_array_equal(a["m"], b["m"])
         np.testing.assert_array_equal(a["snapshots_m"], b["snapshots_m"])
