@@ -180,7 +180,7 @@ def main_card(argv=None):
     allm = [m["held_out"]["all"] for m in members]
     card = {
         "name": "lean_film",
-        "method": "NeuralMAG-style multi-level linear network for the demag field of films (generation 2)",
+        "method": "NeuralMAG-style multi-level linear network for the demag field of films (generation 2; members with a 'stem' of 4, the near field by FFT: generation 2b)",
         "members": members,
         "architecture": {
             "type": "linear multi-level network (no biases, no activations, no normalisation)",
