@@ -252,23 +252,24 @@ class LeanFilmNet(nn.Module):
         faster than the direct convolution at 256^2 and 1024^2, and its cost does not grow
         with R); batches on the CPU (training) by a batched torch.fft; else (a GPU, R <= 2)
         the direct convolution."""
+        from . import near_fft
+        ny, nx = x.shape[-2:]
         if not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[0] == 1 and x.dtype == torch.float32:
-            key = (x.shape[-2], x.shape[-1], torch.get_num_threads())
-            nf = self._near_fft.get(key)
-            if nf is None:
-                from .near_fft import NearFieldFFT
-                nf = self._near_fft[key] = NearFieldFFT(self.near_w, *key[:2])
-            return nf(x)
+            key = (ny, nx, torch.get_num_threads())   # the pipelines take their thread count when built
+            return self._near_fft_for(key, near_fft.NearFieldFFT, ny, nx)(x)
         if self.R >= 3 and x.device.type == "cpu":
             # batches (training, held-out measurement): by torch.fft; the near kernel is fixed and
             # x is data, so no gradient flows through this part
-            key = ("batch", x.shape[-2], x.shape[-1])
-            nf = self._near_fft.get(key)
-            if nf is None:
-                from .near_fft import BatchedNearFFT
-                nf = self._near_fft[key] = BatchedNearFFT(self.near_w, *key[1:])
-            return nf(x.detach())
+            return self._near_fft_for(("batch", ny, nx), near_fft.BatchedNearFFT, ny, nx)(x.detach())
         return F.conv2d(x, self.near_w.to(x.dtype), padding=self.R)
+
+    def _near_fft_for(self, key, kind, ny, nx):
+        """The near-field FFT of `kind` for an (ny, nx) grid, cached under `key`, built from
+        near_w on first use."""
+        nf = self._near_fft.get(key)
+        if nf is None:
+            nf = self._near_fft[key] = kind(self.near_w, ny, nx)
+        return nf
 
     def forward(self, x, far=None):
         """H / Ms_ref of x = M / Ms_ref; `far` replaces self.far (NeuralDemag passes a traced

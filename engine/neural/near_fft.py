@@ -21,7 +21,7 @@ from .lean import COMPONENT_INDEX
 
 def near_padded_shape(nz: int, ny: int, nx: int, R: int) -> tuple:
     """(Pz, Py, Px): each lateral axis at least R cells longer, rounded up to a length the FFTs
-    do fast (factors 2, 3, 5, 7); 2 nz - 1 layer planes (offsets -(nz-1) .. nz-1) for nz > 1."""
+    do fast (factors 2, 3 and 5: scipy's next_fast_len for real transforms); 2 nz - 1 layer planes (offsets -(nz-1) .. nz-1) for nz > 1."""
     from scipy.fft import next_fast_len
     lateral = [next_fast_len(n + R, real=True) for n in (ny, nx)]
     return (2 * nz - 1 if nz > 1 else 1, *lateral)
@@ -63,16 +63,10 @@ class NearFieldFFT(FFTDemag):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x (1, 3 nz, ny, nx), layer-major channels -> the near field, same shape (a new tensor)."""
         nx, ny, nz = self.n
-        pipe = self._pipe
-        buf = pipe.input_view()
-        M = x[0].view(nz, 3, ny, nx).transpose(0, 1)   # (3, nz, ny, nx), components first
-        if buf is not None:
-            buf.copy_(M)
-            H = pipe.inverse(self._multiply(pipe.forward(None), self._kneg))
-        else:
-            H = self._convolve(M)
+        # (3, nz, ny, nx), components first; the pipeline copies it into its padded input buffer
+        H = self._convolve(x[0].view(nz, 3, ny, nx).transpose(0, 1))
         out = H.transpose(0, 1).reshape(1, 3 * nz, ny, nx)
-        if out.data_ptr() == H.data_ptr() and getattr(pipe, "reuses_output", False):
+        if out.data_ptr() == H.data_ptr() and getattr(self._pipe, "reuses_output", False):
             out = out.clone()   # a view of a buffer the next call overwrites
         return out
 

@@ -275,14 +275,11 @@ def main_train(argv=None) -> dict:
         if config.get("arch") == "lean":
             config.update(_shape_options(a))
         net = build_net(config)
-        # the learned weights that fit (another --stem or --u0-kernel changes E_1's or U_0's
-        # role or shape: U_0 then starts afresh, small, as in a new network)
+        # the learned weights that fit: another --stem, --u0-kernel or nz changes U_0's shape
+        # (stem^2 x 3 nz outputs, its kernel size) and another nz E_1's (3 nz inputs), so those
+        # start afresh, small, as in a new network
         own = net.state_dict()
         fits = {k: v for k, v in net0.state_dict().items() if k in own and own[k].shape == v.shape}
-        if config.get("stem", 2) != net0.config.get("stem", 2) or \
-                config.get("u0_kernel", 3) != net0.config.get("u0_kernel", 3) or nz != int(net0.config.get("nz", 1)):
-            fits.pop("U0.weight", None)
-            fits.pop("E1.weight", None) if nz != int(net0.config.get("nz", 1)) else None
         net.load_state_dict(fits, strict=False)
         if len(fits) < len(own):
             print(f"--init: started afresh: {', '.join(sorted(set(own) - set(fits)))}")
