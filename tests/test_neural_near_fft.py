@@ -101,3 +101,21 @@ def test_batched_near_field_by_fft_is_the_direct_convolution(nz, R):
     y = net(x)   # with autograd: the learned part trains, the near part is data
     y.sum().backward()
     assert net.U0.weight.grad is not None and net.near_w.grad is None
+
+
+@pytest.mark.parametrize("f", [2, 4])
+@pytest.mark.parametrize("ny,nx", [(25, 100), (64, 64), (7, 9), (3, 5), (1, 1), (33, 2)])
+def test_adding_the_coarse_field_without_a_shuffled_copy_is_exact(f, ny, nx):
+    """forward() adds the learned part, shuffled up by the stem, to the near field through strided
+    views (in place, or into a new tensor when the near field is a cropped view of an FFT buffer);
+    sides the stem does not divide take their last rows and columns apart. Same numbers as the
+    autograd path's pixel shuffle."""
+    torch.manual_seed(2)
+    u = torch.randn(1, 3 * f * f, -(-ny // f) + 2, -(-nx // f) + 2)
+    a = torch.randn(1, 3, ny + 3, nx + 5)[..., 1:1 + ny, 2:2 + nx]    # a cropped, non-contiguous view
+    ref = a + 0.5 * LeanFilmNet._up(u, (ny, nx), f)
+    with torch.no_grad():
+        into_new = LeanFilmNet._add_up(a, u, 0.5, f)
+        in_place = LeanFilmNet._add_up(a.contiguous(), u, 0.5, f)
+    assert torch.equal(into_new, ref) and torch.equal(in_place, ref)
+    assert into_new.is_contiguous() and not a.is_contiguous()
