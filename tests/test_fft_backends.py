@@ -211,3 +211,24 @@ def test_fftw_plans_made_in_several_threads_at_once_are_right():
     for n in grids:
         ref = FFTDemag(n, d, torch.float64, fft="torch").h_from_M(_random_M(n, torch.float64))
         assert torch.allclose(out[n], ref, rtol=1e-12, atol=1e-9 * float(ref.abs().max()))
+
+
+@pytest.mark.skipif("scipy" not in HERE, reason="one backend: nothing is measured to choose by")
+def test_fastest_padding_follows_the_measured_times(private_cache):
+    """Of paddings that give the same convolution, the one whose chosen forward + inverse measured
+    fastest; a forced backend measures nothing and keeps the first."""
+    n, dt = (40, 24, 1), torch.float32
+    paddings = [(1, 30, 45), (1, 32, 48)]
+    first = fb.fastest_padding(n, paddings, dt, threads=1)
+    data = json.loads((private_cache / "fft_backends.json").read_text())
+    keys = [fb.shape_key(n, dt, 1, p) for p in paddings]
+    assert all(k in data for k in keys)
+    total = [data[k]["forward_ms"][data[k]["forward"]] + data[k]["inverse_ms"][data[k]["inverse"]] for k in keys]
+    assert first == paddings[total.index(min(total))]
+    # planted times decide, both ways round
+    for slow in (0, 1):
+        for i, k in enumerate(keys):
+            data[k]["forward_ms"] = {name: (9.0 if i == slow else 1.0) for name in data[k]["forward_ms"]}
+        (private_cache / "fft_backends.json").write_text(json.dumps(data))
+        assert fb.fastest_padding(n, paddings, dt, threads=1) == paddings[1 - slow]
+    assert fb.fastest_padding(n, paddings, dt, force="torch", threads=1) == paddings[0]

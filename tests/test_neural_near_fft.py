@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from engine import fft_backends as fb
 from engine.neural.lean import LeanFilmNet, retargeted_near_kernel
-from engine.neural.near_fft import NearFieldFFT, near_padded_shape
+from engine.neural.near_fft import NearFieldFFT, near_padded_shape, near_paddings
 from engine.neural.weights import load_weights
 from engine.resources import resource_path
 
@@ -119,3 +119,18 @@ def test_adding_the_coarse_field_without_a_shuffled_copy_is_exact(f, ny, nx):
         in_place = LeanFilmNet._add_up(a.contiguous(), u, 0.5, f)
     assert torch.equal(into_new, ref) and torch.equal(in_place, ref)
     assert into_new.is_contiguous() and not a.is_contiguous()
+
+
+def test_near_field_paddings_are_short_boxes_of_small_factors():
+    """NearFieldFFT chooses between the smallest 5-smooth and 3-smooth boxes at least R longer
+    (each exact: the wrap-around reads zeros)."""
+    five, *rest = near_paddings(1, 256, 256, 10)
+    assert five == (1, 270, 270) and rest == [(1, 288, 288)]
+    assert near_paddings(3, 100, 25, 10)[0] == (5, 120, 36)
+    for _, Py, Px in near_paddings(1, 1000, 37, 10):
+        assert Py >= 1010 and Px >= 47
+        for L in (Py, Px):
+            for p in (2, 3, 5):
+                while L % p == 0:
+                    L //= p
+            assert L == 1

@@ -6,7 +6,8 @@ multiply-adds per cell (729 for R = 4, one layer) and was half of the network's 
 is short, so a circular convolution over a box only R cells longer than the grid along x and y
 is exact (the wrap-around reads R zero cells), and along z 2 nz - 1 planes hold every layer
 offset. That box has about a quarter of the cells of FFTDemag's doubled one, and the cost no
-longer grows with R. The transforms are the engine's own (engine.fft_backends: the fastest of
+longer grows with R. The box is the faster (measured, cached) of the smallest 5-smooth and
+3-smooth lengths (near_paddings). The transforms are the engine's own (engine.fft_backends: the fastest of
 torch, scipy, FFTW, measured per shape and cached), so this path and the exact FFT it races use
 the same machinery. Exact to float rounding (checked against the direct convolution in tests).
 """
@@ -16,15 +17,29 @@ import numpy as np
 import torch
 
 from ..demag import FFTDemag
+from ..fft_backends import fastest_padding
 from .lean import COMPONENT_INDEX
 
 
-def near_padded_shape(nz: int, ny: int, nx: int, R: int) -> tuple:
-    """(Pz, Py, Px): each lateral axis at least R cells longer, rounded up to a length the FFTs
-    do fast (factors 2, 3 and 5: scipy's next_fast_len for real transforms); 2 nz - 1 layer planes (offsets -(nz-1) .. nz-1) for nz > 1."""
+def near_padded_shape(nz: int, ny: int, nx: int, R: int, smooth: int = 5) -> tuple:
+    """(Pz, Py, Px): each lateral axis at least R cells longer, rounded up to a length whose
+    prime factors are at most `smooth` (5: scipy's next_fast_len for real transforms; 3: powers
+    of 2 and 3 only, often faster for torch's FFT); 2 nz - 1 layer planes (offsets -(nz-1) ..
+    nz-1) for nz > 1."""
     from scipy.fft import next_fast_len
-    lateral = [next_fast_len(n + R, real=True) for n in (ny, nx)]
+    if smooth == 5:
+        lateral = [next_fast_len(n + R, real=True) for n in (ny, nx)]
+    else:
+        lateral = [min(2 ** a * 3 ** b for a in range(32) for b in range(21) if 2 ** a * 3 ** b >= n + R)
+                   for n in (ny, nx)]
     return (2 * nz - 1 if nz > 1 else 1, *lateral)
+
+
+def near_paddings(nz: int, ny: int, nx: int, R: int) -> list:
+    """The paddings NearFieldFFT chooses from (fft_backends.fastest_padding): the smallest 5-smooth
+    and 3-smooth boxes, the second where at most 15 % more cells along each axis."""
+    five, three = near_padded_shape(nz, ny, nx, R), near_padded_shape(nz, ny, nx, R, smooth=3)
+    return [five] + ([three] if all(t <= 1.15 * f for t, f in zip(three[1:], five[1:])) else [])
 
 
 def periodic_kernel(weight: np.ndarray, padded: tuple) -> dict:
@@ -57,7 +72,7 @@ class NearFieldFFT(FFTDemag):
         w = weight.detach().cpu().double().numpy()
         nz, R = w.shape[0] // 3, (w.shape[-1] - 1) // 2
         self.n, self.d, self.R = (int(nx), int(ny), nz), (1.0, 1.0, 1.0), R
-        padded = near_padded_shape(nz, int(ny), int(nx), R)
+        padded = fastest_padding(self.n, near_paddings(nz, int(ny), int(nx), R), dtype, "cpu", fft)
         self._set_kernel(periodic_kernel(w, padded), padded, dtype, "cpu", fft)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
