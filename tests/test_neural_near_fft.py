@@ -104,7 +104,7 @@ def test_batched_near_field_by_fft_is_the_direct_convolution(nz, R):
 
 
 @pytest.mark.parametrize("f", [2, 4])
-@pytest.mark.parametrize("ny,nx", [(25, 100), (64, 64), (7, 9), (3, 5), (1, 1), (33, 2)])
+@pytest.mark.parametrize("ny,nx", [(25, 100), (64, 64), (7, 9), (3, 5), (1, 1), (33, 2), (257, 255), (301, 256)])
 def test_adding_the_coarse_field_without_a_shuffled_copy_is_exact(f, ny, nx):
     """forward() adds the learned part, shuffled up by the stem, to the near field through strided
     views (in place, or into a new tensor when the near field is a cropped view of an FFT buffer);
