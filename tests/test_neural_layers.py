@@ -177,14 +177,17 @@ def test_card_sentences_with_a_two_layer_member():
 
 
 # ------------------------------------------------------------------ the shipped two-layer member
-# Held-out bounds for the shipped layered members (cubic cells) on 12 fresh 64 x 64 textures
-# (seed 987655, never used in training), through NeuralDemag as the app runs it. Measured on this
-# set (2026-12-02, session 5): nz = 2 (generation 2, 9 x 9 near field) median 1.27 %, p90 1.93 %;
-# nz = 3 (generation 2b: quarter-grid stem, 21 x 21 near field) 0.88 % / 1.05 %; nz = 4 (the same, trained from the nz = 3 one) 1.23 % / 1.91 %.
+# Held-out bounds for the shipped layered members on 12 fresh 64 x 64 textures (seed 987655,
+# never used in training), through NeuralDemag as the app runs it, at the trained dz/dx (1) and
+# served to flatter cells. Measured on this set (2026-12-02, session 6; every member generation
+# 2b: quarter-grid stem, 21 x 21 near field), median / p90: nz = 2 0.75 / 0.83 % (at dz/dx 0.25:
+# 0.20 / 0.56 %), nz = 3 0.77 / 0.96 % (at 0.5: 0.50 / 0.82 %), nz = 4 1.23 / 1.91 %.
 # The model card (resources/neural/model_card.md) states each member's error on 50 held-out samples
-# up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %): nz = 2 misses them. The bounds
-# leave about 1.4x for weights retrained within sampling noise: regression guards, not the targets.
-LAYERED_LIMITS = {2: (0.018, 0.027), 3: (0.0125, 0.015), 4: (0.0175, 0.027)}
+# per dz/dx up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %): nz = 4 misses the
+# median. The bounds leave about 1.4x for weights retrained within sampling noise: regression
+# guards, not the targets.
+LAYERED_LIMITS = {(2, 1.0): (0.011, 0.012), (3, 1.0): (0.011, 0.0135), (4, 1.0): (0.0175, 0.027),
+                  (2, 0.25): (0.004, 0.008), (3, 0.5): (0.007, 0.0115)}
 
 
 def test_neural_demag_picks_the_layered_members_and_falls_back_for_five(recwarn):
@@ -228,10 +231,10 @@ def layered_held_out_errors(nz, aspect=1.0, seed=987655, ny=64, nx=64, count=12)
     return np.array(errs), kinds
 
 
-@pytest.mark.parametrize("nz,aspect", [(2, 1.0), (3, 1.0), (4, 1.0), (2, 0.25), (3, 0.5), (4, 0.25)])
+@pytest.mark.parametrize("nz,aspect", sorted(LAYERED_LIMITS))
 def test_shipped_layered_members_on_a_small_held_out_set(nz, aspect):
-    """Each layered member at its trained dz/dx (1) and served to flatter cells (its range
-    0.25 to 1: exact near kernel of the cell, learned part scaled)."""
+    """Each layered member at its trained dz/dx (1) and, where its range reaches them, served to
+    flatter cells (exact near kernel of the cell, learned part scaled)."""
     errs, kinds = layered_held_out_errors(nz, aspect)
     median_limit, p90_limit = LAYERED_LIMITS[nz, aspect]
     assert np.median(errs) <= median_limit and np.percentile(errs, 90) <= p90_limit, (errs, kinds)

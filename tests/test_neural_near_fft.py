@@ -1,6 +1,8 @@
 """The lean network's near field by FFT over a grid padded by R (engine.neural.near_fft) and the
 coarse-stem variant of the network (stem 4): both are the same linear operator as the direct
 convolution / the autograd path, to float32 rounding, on odd grids, two layers and served aspects."""
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -80,11 +82,18 @@ def test_stem4_network_is_one_linear_operator_on_any_grid(u0, ny, nx):
     assert net.far_macs_per_cell() < (0.25 if u0 == 1 else 0.6) * LeanFilmNet().far_macs_per_cell()
 
 
-def test_old_configs_are_unchanged():
-    """Weights written before the stem option (the shipped two-layer member) load with their own
-    config (no new keys)."""
-    net, _ = load_weights(resource_path("neural/lean_nz2_dzdx1.pt"))
-    assert "stem" not in net.config and net.stem == 2 and net.u0_kernel == 3 and net.near_full == 1.0
+def test_old_configs_are_unchanged(tmp_path):
+    """A network of the defaults writes no new config keys, so weights written before the stem
+    option (generation 2) load with their own config."""
+    from engine.neural.weights import save_weights
+    save_weights(LeanFilmNet(nz=2, near_radius=4), tmp_path / "gen2.pt", {})
+    net, _ = load_weights(tmp_path / "gen2.pt")
+    assert not {"stem", "u0_kernel", "near_full"} & set(net.config)
+    assert net.stem == 2 and net.u0_kernel == 3 and net.near_full == 1.0
+    old, _ = load_weights(Path(__file__).parent / "data" / "gen2_nz2.pt")   # a real generation-2 file
+    assert "stem" not in old.config and old.stem == 2 and old.R == 4 and old.config["nz"] == 2
+    with torch.no_grad():
+        assert old(torch.randn(1, 6, 20, 24)).shape == (1, 6, 20, 24)
     with pytest.raises(ValueError, match="stem 3"):
         LeanFilmNet(stem=3)
 
