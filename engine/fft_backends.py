@@ -558,7 +558,7 @@ def fastest_padding(n, paddings, dtype, device="cpu", force="auto", threads=None
         return paddings[0]
     best, best_ms = paddings[0], float("inf")
     for p in paddings:
-        pipe, _ = choose_backend(n, p, dtype, device, force, threads)
+        choose_backend(n, p, dtype, device, force, threads)   # measures and caches once per padding
         rec = _read_choices().get(shape_key(n, dtype, threads, p), {})
         try:
             ms = rec["forward_ms"][rec["forward"]] + rec["inverse_ms"][rec["inverse"]]
