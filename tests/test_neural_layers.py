@@ -181,13 +181,14 @@ def test_card_sentences_with_a_two_layer_member():
 # never used in training), through NeuralDemag as the app runs it, at the trained dz/dx (1) and
 # served to flatter cells. Measured on this set (2026-12-02, session 6; every member generation
 # 2b: quarter-grid stem, 21 x 21 near field), median / p90: nz = 2 0.75 / 0.83 % (at dz/dx 0.25:
-# 0.20 / 0.56 %), nz = 3 0.77 / 0.96 % (at 0.5: 0.50 / 0.82 %), nz = 4 1.23 / 1.91 %.
+# 0.20 / 0.56 %), nz = 3 0.77 / 0.96 % (at 0.5: 0.50 / 0.82 %), nz = 4 1.07 / 1.53 % (at 0.25:
+# 0.57 / 1.78 %).
 # The model card (resources/neural/model_card.md) states each member's error on 50 held-out samples
-# per dz/dx up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %): nz = 4 misses the
-# median. The bounds leave about 1.4x for weights retrained within sampling noise: regression
+# per dz/dx up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %): nz = 4 misses them
+# (median 1.16 % at dz/dx 1, p90 2.1-2.4 % below it). The bounds leave about 1.4x for weights retrained within sampling noise: regression
 # guards, not the targets.
-LAYERED_LIMITS = {(2, 1.0): (0.011, 0.012), (3, 1.0): (0.011, 0.0135), (4, 1.0): (0.0175, 0.027),
-                  (2, 0.25): (0.004, 0.008), (3, 0.5): (0.007, 0.0115)}
+LAYERED_LIMITS = {(2, 1.0): (0.011, 0.012), (3, 1.0): (0.011, 0.0135), (4, 1.0): (0.015, 0.022),
+                  (2, 0.25): (0.004, 0.008), (3, 0.5): (0.007, 0.0115), (4, 0.25): (0.008, 0.025)}
 
 
 def test_neural_demag_picks_the_layered_members_and_falls_back_for_five(recwarn):
