@@ -40,15 +40,14 @@ def collect(repeats=()) -> dict:
             str(r["n"]): {t: {"fft": round(v["fft"] * 1e3, 2), "neural": round(v["neural"] * 1e3, 2),
                               "ratio": round(v["ratio"], 3)} for t, v in r["times"].items()}
             for r in speed["results"]}
-        out["speed_repeats"] = [dict(_read(p)["targets"], date=_read(p)["date"]) for p in repeats]
+        out["speed_repeats"] = [dict(run["targets"], date=run["date"]) for run in map(_read, repeats)]
     layered = _read("neural_speed_nz2.json")
     if layered:
         out["speed_nz2"] = {"date": layered["date"], "ratio_1thr": _ratios(layered, 1), "ratio_2thr": _ratios(layered, 2)}
-    tall = {f"dz/dx {a}": _ratios(run, 1) for a in (2, 4) if (run := _read(f"neural_speed_dzdx{a}.json"))}
-    if tall:
-        tall["date"] = max(_read(f"neural_speed_dzdx{a}.json")["date"] for a in (2, 4)
-                           if _read(f"neural_speed_dzdx{a}.json"))
-        out["speed_tall_cells_1thr"] = tall
+    tall_runs = {a: run for a in (2, 4) if (run := _read(f"neural_speed_dzdx{a}.json"))}
+    if tall_runs:
+        out["speed_tall_cells_1thr"] = {**{f"dz/dx {a}": _ratios(run, 1) for a, run in tall_runs.items()},
+                                        "date": max(run["date"] for run in tall_runs.values())}
     sp4 = _read("neural_sp4.json")
     if sp4:
         out["sp4"] = {k: sp4[k] for k in ("date", "fft_wall_s", "neural_wall_s", "wall_ratio", "fft_t_zero_ns",
