@@ -9,7 +9,8 @@ offset. That box has about a quarter of the cells of FFTDemag's doubled one, and
 longer grows with R. The box is the faster (measured, cached) of the smallest 5-smooth and
 3-smooth lengths (near_paddings). The transforms are the engine's own (engine.fft_backends:
 the fastest of torch, scipy, FFTW, measured per shape and cached), so this path and the exact
-FFT it races use the same machinery. Exact to float rounding (checked against the direct convolution in tests).
+FFT it races use the same machinery. Exact to float rounding (checked against the direct
+convolution in tests).
 """
 from __future__ import annotations
 
