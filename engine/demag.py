@@ -64,7 +64,8 @@ def keep_large_buffers_in_heap(nbytes: int) -> bool:
     mapped pages and hands a freed heap top above its trim threshold back to the kernel, so each
     demag evaluation of a large grid page-faults through every temporary the size of the padded
     spectrum (torch allocates them per call; its FFT out= arguments copy rather than reuse).
-    Measured on the 2-core CI machine, float64: demag 2.4x slower at 1024 x 1024, 1.5x at 512 x 512.
+    Measured on the 2-core CI machine, float64: demag 2.4x slower at 1024 x 1024, 1.5x at 512 x 512;
+    float32 at 256 x 256 (a 3.2 MB spectrum) 1.6x.
     Raising both thresholds (mallopt M_MMAP_THRESHOLD to 4x the spectrum, 64 MB .. 1 GB, and
     M_TRIM_THRESHOLD to twice that) keeps those pages in the heap. Process-wide, only ever
     raised, Linux/glibc and CPU only; NMAG_MALLOC_TUNING=0 turns it off. Returns True if set.
@@ -122,7 +123,9 @@ class FFTDemag(Demag):
         self._kneg_unit = {c: k.unsqueeze(-1).expand(*k.shape, 2).contiguous() for c, k in kernel_ft.items()}
         Pz, Py, Px = self.padded
         spectrum_bytes = 3 * Pz * Py * (Px // 2 + 1) * 2 * torch.finfo(dtype).bits // 8
-        if str(device).startswith("cpu") and spectrum_bytes >= (4 << 20):
+        # glibc maps anything above 128 kB afresh until its dynamic threshold has grown: at 256^2
+        # float32 (a 3.2 MB spectrum) that made the demag 4.0 ms instead of 2.5 ms in a fresh process
+        if str(device).startswith("cpu") and spectrum_bytes >= (128 << 10):
             keep_large_buffers_in_heap(spectrum_bytes)
         self._use_pipeline(choose_backend(self.n, self.padded, dtype, device, fft)[0])
 
