@@ -52,7 +52,7 @@ def test_backend_equals_torch_to_float_error(backend, n, dtype):
     assert float((got - ref).abs().max() / ref.abs().max()) < eps
 
 
-@pytest.mark.parametrize("backend", OPTIONAL)
+@pytest.mark.parametrize("backend", OPTIONAL + ["torch@xy"])
 def test_repeated_calls_do_not_share_results(backend):
     """Buffer-reusing backends must not hand out a buffer the next call overwrites."""
     n, d = (10, 6, 1), (1e-9, 1e-9, 1e-9)
@@ -63,7 +63,21 @@ def test_repeated_calls_do_not_share_results(backend):
     assert torch.equal(H1, keep)
 
 
-@pytest.mark.parametrize("backend", OPTIONAL)
+@pytest.mark.parametrize("backend", LAYOUTED + ["torch"])
+def test_field_of_a_state_written_into_the_input_buffer_equals_h_from_M(backend):
+    """h(state) writes Ms m straight into a pipeline's padded input buffer (input_view) and
+    transforms it in place; twice, so a buffer left dirty by the first call would show."""
+    from types import SimpleNamespace
+    n, d = (13, 7, 1), (1e-9, 2e-9, 1e-9)
+    dem = FFTDemag(n, d, torch.float64, fft=backend)
+    mask = (torch.rand((1, 1, 7, 13), generator=torch.Generator().manual_seed(3)) > 0.3).double()
+    for seed in (1, 2):
+        m = _random_M(n, torch.float64, seed) / 8e5
+        state = SimpleNamespace(m=m, Ms=8e5 * mask, mask=mask)
+        torch.testing.assert_close(dem.h(state), dem.h_from_M(8e5 * mask * m) * mask, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", OPTIONAL + ["torch@xy"])
 def test_batched_film_falls_back_to_a_general_pipeline(backend):
     """A batch along the third-last axis (the data generator's use) gives each member's field."""
     n, d = (12, 8, 1), (1e-9, 1e-9, 2e-9)
