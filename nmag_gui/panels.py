@@ -1037,7 +1037,7 @@ class SolverPanel(ProblemPanel):
             "device", (("CPU", "cpu"), ("CUDA GPU", "cuda")), get("device"), setter("device"),
             "Where the computation runs (torch device)")
         self.demag_combo = self._choice(
-            "demag", (("FFT (Newell tensor, exact)", "fft"), ("neural (U-Net surrogate)", "neural"),
+            "demag", (("FFT (Newell tensor, exact)", "fft"), ("neural (multi-level network)", "neural"),
                       ("neural + FFT error probe", "neural+probe"), ("none", "none")),
             get("demag"), setter("demag"), "How the demagnetising field is computed")
         rows += [("Precision", self.precision_combo), ("Device", self.device_combo),

@@ -1,4 +1,4 @@
-"""Training data for the film U-Net: varied textures on varied geometries, labelled with the
+"""Training data for the film networks: varied textures on varied geometries, labelled with the
 exact FFT demag field (engine.demag.FFTDemag, float64). Deterministic by seed.
 
 A sample is (M, H, mask): M = Ms m / Ms_ref (3, ny, nx), zero outside the magnet; H = H_d /
@@ -449,7 +449,7 @@ def load_h5(path):
 
 
 def main_data(argv=None):
-    ap = argparse.ArgumentParser(prog="nmag neural-data", description="generate U-Net training data")
+    ap = argparse.ArgumentParser(prog="nmag neural-data", description="generate training data for the neural demag networks")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shapes", default="32x32,64x64,96x96,32x128",

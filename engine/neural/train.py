@@ -1,6 +1,6 @@
-"""Training of the film U-Net (`nmag train ...` calls main_train(argv)).
+"""Training of the film networks (`nmag train ...` calls main_train(argv)).
 
-    nmag train --data data/neural/train.h5 --out runs/unet --epochs 20 --batch 16
+    nmag train --data data/neural/train_a1.h5 --out runs/a1 --epochs 40 --batch-cells 65536 --threads 1
 
 Loss (per sample, averaged over the batch): the squared relative L2 error over the magnet's
 cells (the error measure we report) plus that of the in-plane components alone (split_loss).
