@@ -91,9 +91,14 @@ def test_card_members_and_limits():
     for nz in (2, 3, 4):   # films of 2 to 4 layers of cubic, flat and SP4's cells (dz/dx 0.25 to 1)
         for cell in [(3e-9, 3e-9, 3e-9), (4e-9, 4e-9, 1e-9), (5e-9, 5e-9, 3e-9)]:
             assert card.member_for((64, 64, nz), cell)["nz"] == nz, (nz, cell)
+            assert card.member_for((64, 64, nz), cell)["dz_dx"] == 1.0, (nz, cell)
+    for nz in (2, 3):      # two and three layers of taller cells: the members trained at dz/dx 4
+        for cell in [(3e-9, 3e-9, 4.5e-9), (2.5e-9, 2.5e-9, 10e-9)]:
+            assert card.member_for((64, 64, nz), cell)["dz_dx"] == 4.0, (nz, cell)
     for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
                        ((64, 64, 5), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 1 to 4 are members
-                       ((64, 64, 2), (3e-9, 3e-9, 6e-9), "dz/dx"),             # two layers of tall cells
+                       ((64, 64, 2), (2.5e-9, 2.5e-9, 12.5e-9), "dz/dx"),      # two layers of dz/dx 5
+                       ((64, 64, 4), (3e-9, 3e-9, 6e-9), "dz/dx"),             # four layers of tall cells
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
                        ((64, 64, 1), (5e-9, 5e-9, 1e-9), "dz/dx")]:           # below the thinnest range
         assert card.member_for(n, d) is None
