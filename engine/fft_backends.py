@@ -198,23 +198,23 @@ class TorchPipeline(_AnyShape):
         forward(None)."""
         return self._in
 
+    def _fits_buffer(self, M) -> bool:
+        """M (None: already written through input_view) can go through the kept buffer."""
+        return self._in is not None and (M is None or (M.shape == self._in.shape and M.device == self._in.device))
+
     def forward(self, M) -> torch.Tensor:
-        if self.layout == "xy":
-            Py, Px = self.padded[1:]
-            if self._cbuf is None or (M is not None and not (M.shape == self._in.shape and M.device == self._in.device)):
-                X = torch.fft.rfft(M, n=Px, dim=-1).transpose(-1, -2).contiguous()   # batches, GPU
+        Py, Px = self.padded[1:]
+        if not self._fits_buffer(M):   # batches, GPU tensors
+            if self.layout == "xy":
+                X = torch.fft.rfft(M, n=Px, dim=-1).transpose(-1, -2).contiguous()
                 return torch.fft.fft(X, n=Py, dim=-1)
-            if M is not None:
-                self._in.copy_(M)
-            ny = self.n[1]
-            self._cbuf[..., :ny].copy_(torch.fft.rfft(self._buf, dim=-1).transpose(-1, -2))
-            return torch.fft.fft(self._cbuf, dim=-1)
-        if M is None:
-            return torch.fft.rfftn(self._buf, dim=self._fdims)
-        if self._in is not None and M.shape == self._in.shape and M.device == self._in.device:
+            return torch.fft.rfftn(M, s=self._fsize, dim=self._fdims)
+        if M is not None:
             self._in.copy_(M)
-            return torch.fft.rfftn(self._buf, dim=self._fdims)
-        return torch.fft.rfftn(M, s=self._fsize, dim=self._fdims)   # batches, GPU tensors
+        if self.layout == "xy":
+            self._cbuf[..., :self.n[1]].copy_(torch.fft.rfft(self._buf, dim=-1).transpose(-1, -2))
+            return torch.fft.fft(self._cbuf, dim=-1)
+        return torch.fft.rfftn(self._buf, dim=self._fdims)
 
     def inverse(self, X: torch.Tensor) -> torch.Tensor:
         nx, ny, nz = self.n
