@@ -3,7 +3,7 @@
     python benchmarks/card_measured.py [--out PATH] [--repeat PATH ...]
 
 Reads benchmarks/results/neural_speed.json (bench_neural.py: one-layer cubic member, 1 and 2
-threads), neural_speed_nz2.json, neural_speed_dzdx2.json / _dzdx4.json (tall cells),
+threads), neural_speed_nz*.json (layered members), neural_speed_dzdx2.json / _dzdx4.json (tall cells),
 neural_sp4.json (bench_neural_sp4.py) and neural_frontier.json (--frontier), each where present,
 and writes the JSON that `python -m engine.neural.card_measure --extra PATH` puts into
 resources/neural/model_card.json. --repeat adds the targets of further bench_neural.py runs
@@ -41,9 +41,9 @@ def collect(repeats=()) -> dict:
                               "ratio": round(v["ratio"], 3)} for t, v in r["times"].items()}
             for r in speed["results"]}
         out["speed_repeats"] = [dict(run["targets"], date=run["date"]) for run in map(_read, repeats)]
-    layered = _read("neural_speed_nz2.json")
-    if layered:
-        out["speed_nz2"] = {"date": layered["date"], "ratio_1thr": _ratios(layered, 1), "ratio_2thr": _ratios(layered, 2)}
+    for path in sorted(RESULTS.glob("neural_speed_nz*.json")):   # layered members: nz2, nz3_dzdx4, nz4, ...
+        run, key = _read(path), "speed_" + path.stem.removeprefix("neural_speed_")
+        out[key] = {"date": run["date"], **{f"ratio_{t}thr": r for t in (1, 2) if (r := _ratios(run, t))}}
     tall_runs = {a: run for a in (2, 4) if (run := _read(f"neural_speed_dzdx{a}.json"))}
     if tall_runs:
         out["speed_tall_cells_1thr"] = {**{f"dz/dx {a}": _ratios(run, 1) for a, run in tall_runs.items()},
