@@ -12,7 +12,9 @@ a rough guess.
 The network is linear in M, so H = net(M) directly in A/m (no Ms scaling); it runs in float32
 whatever the state's precision (its error, ~1 %, is far above float32 rounding). Per call on
 small grids nothing is rebuilt: weights are fixed tensors, the input is a view of M (nz = 1),
-and the thread count is torch's current one (never raised here).
+and the thread count is torch's current one (never raised here). On two or more threads the
+near field and the learned part may run side by side, one thread each, where that was timed
+faster for the grid (engine.neural.overlap; small grids).
 
 With probe_every > 0 the Simulation's after_step hook computes the exact FFT field beside the
 network's every probe_every steps and stores `last_probe` (engine.neural.probe.ProbeResult).
@@ -27,6 +29,7 @@ import torch
 
 from ..demag import Demag, FFTDemag
 from ..resources import resource_path
+from .overlap import split_forward
 from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
 from .weights import load_weights
 
@@ -57,6 +60,7 @@ class NeuralDemag(Demag):
         self.warnings: list[str] = []
         self.fallback = None
         self.net, self.meta, self.member = None, {}, None
+        self.split, self.split_times_s = False, None   # see _choose_split
         nx, ny, nz = self.n
         dx, dy, dz = self.d
         self.aspect = dz / dx
@@ -104,6 +108,8 @@ class NeuralDemag(Demag):
             if hasattr(self.net, "fold"):
                 self.net.fold(ny, nx)   # the coarse levels as one matrix product (exact)
             self._run = self._compiled(self.net)
+            self._far = self._run.keywords["far"] if isinstance(self._run, functools.partial) else getattr(self.net, "far", None)
+            self.split = self._choose_split()
         self._steps = 0
         self._fft = None
         self.last_probe = None
@@ -132,6 +138,37 @@ class NeuralDemag(Demag):
             pass
         return net
 
+    def _choose_split(self, repeats: int = 3) -> bool:
+        """Whether to run the near field and the learned part side by side, one thread each
+        (engine.neural.overlap), instead of splitting each operation over the threads: timed
+        here, each way twice in blocks of `repeats` after two warm-up calls, best of all, on
+        this grid (20 evaluations; at
+        most 512^2 cells, beyond which splitting each operation was always faster). Only with two
+        or more threads, float32 on the CPU; NMAG_NEURAL_SPLIT=0/1 forces it."""
+        import os
+        import time
+        forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
+        nx, ny, nz = self.n
+        if forced in ("0", "1"):
+            return forced == "1" and str(self.device) == "cpu" and self._far is not None
+        if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or self._far is None
+                or ny * nx > 512 * 512 or self.net_dtype != torch.float32):
+            return False
+        x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(0))
+        runs = {False: lambda: self._run(x), True: lambda: split_forward(self.net, self._far, x)}
+        best = {False: float("inf"), True: float("inf")}
+        with torch.no_grad():
+            # in blocks, warmed up each time: alternating call by call measured the cost of
+            # switching between the two ways' FFT buffers (256^2: 2.3 against 1.35 ms)
+            for split in (False, True) * 2:
+                for i in range(2 + repeats):
+                    t0 = time.perf_counter()
+                    runs[split]()
+                    if i >= 2:
+                        best[split] = min(best[split], time.perf_counter() - t0)
+        self.split_times_s = best
+        return best[True] < 0.95 * best[False]
+
     def _warn(self, msg):
         self.warnings.append(msg)
         warnings.warn(msg, stacklevel=3)
@@ -147,7 +184,12 @@ class NeuralDemag(Demag):
             # layers as channels, layer-major: (3, nz, ny, nx) -> (1, 3 nz, ny, nx)
             x = x[:, 0][None] if nz == 1 else x.transpose(0, 1).reshape(1, 3 * nz, ny, nx)
             # the traced graph is for this grid; any other shape runs the eager network
-            y = (self._run if (ny, nx) == (self.n[1], self.n[0]) else self.net)(x)
+            if (ny, nx) != (self.n[1], self.n[0]):
+                y = self.net(x)
+            elif self.split and torch.get_num_threads() > 1:
+                y = split_forward(self.net, self._far, x)
+            else:
+                y = self._run(x)
             y = y[0][:, None] if nz == 1 else y[0].reshape(nz, 3, ny, nx).transpose(0, 1)
             return y.to(M.dtype)
 

@@ -1,0 +1,83 @@
+"""The network's near field and learned part side by side on two threads (engine.neural.overlap):
+the same numbers as one after the other, the thread counts left as they were, and a choice
+NeuralDemag makes by timing both ways (or as NMAG_NEURAL_SPLIT forces it)."""
+import multiprocessing
+
+import pytest
+import torch
+
+from engine.neural import overlap
+from engine.neural.demag import NeuralDemag
+
+D = (3e-9, 3e-9, 3e-9)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _field(nd, M, split):
+    nd.split = split
+    return nd.h_from_M(M)
+
+
+@pytest.mark.parametrize("n", [(64, 48, 1), (40, 24, 2), (100, 25, 1)])
+def test_split_gives_the_same_field_and_keeps_the_thread_counts(n, two_threads):
+    nd = NeuralDemag(n, D if n[:2] != (100, 25) else (5e-9, 5e-9, 3e-9))
+    assert nd.fallback is None
+    M = torch.randn(3, n[2], n[1], n[0], generator=torch.Generator().manual_seed(3)) * 8e5
+    y_seq, y_split = _field(nd, M, False), _field(nd, M, True)
+    assert torch.allclose(y_split, y_seq, rtol=1e-5, atol=1e-5 * float(y_seq.abs().max()))
+    assert float(y_seq.abs().max()) > 1e3                     # a field, not zeros
+    assert torch.get_num_threads() == 2 and overlap.worker_threads() == 1
+
+
+def test_split_restores_the_callers_threads_when_the_learned_part_fails(two_threads):
+    nd = NeuralDemag((32, 32, 1), D)
+
+    def broken(x):
+        raise RuntimeError("learned part failed")
+    with pytest.raises(RuntimeError, match="learned part failed"):
+        overlap.split_forward(nd.net, broken, torch.zeros(1, 3, 32, 32))
+    assert torch.get_num_threads() == 2
+
+
+def test_the_choice_is_timed_on_two_threads_only(monkeypatch, two_threads):
+    monkeypatch.delenv("NMAG_NEURAL_SPLIT", raising=False)
+    nd = NeuralDemag((64, 64, 1), D)
+    assert set(nd.split_times_s) == {False, True} and all(t > 0 for t in nd.split_times_s.values())
+    assert nd.split == (nd.split_times_s[True] < 0.95 * nd.split_times_s[False])
+    torch.set_num_threads(1)
+    nd1 = NeuralDemag((64, 64, 1), D)
+    assert nd1.split is False and nd1.split_times_s is None
+    monkeypatch.setenv("NMAG_NEURAL_SPLIT", "1")
+    assert NeuralDemag((64, 64, 1), D).split is True
+    monkeypatch.setenv("NMAG_NEURAL_SPLIT", "0")
+    torch.set_num_threads(2)
+    assert NeuralDemag((64, 64, 1), D).split is False
+
+
+def _child(queue):
+    # one thread: GNU OpenMP cannot start threads in a child forked after the parent used
+    # them (torch itself hangs there, with or without this worker)
+    torch.set_num_threads(1)
+    nd = NeuralDemag((32, 32, 1), D)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 8e5
+    with torch.no_grad():
+        same = torch.allclose(overlap.split_forward(nd.net, nd._far, x), nd.net(x), rtol=1e-5, atol=1.0)
+    queue.put((same, overlap.worker_threads()))
+
+
+def test_a_forked_child_starts_its_own_worker(two_threads):
+    overlap.near_worker()           # the parent's worker exists before the fork, not in the child
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_child, args=(queue,))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0, "the forked child hung or failed"
+    assert queue.get(timeout=5) == (True, 1)
