@@ -88,19 +88,23 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
         for p in net.parameters():
             p.requires_grad_(False)
         run = lambda M: net(M[:, 0][None])   # noqa: E731
+        split = False
     else:
         from engine.neural.demag import NeuralDemag
         nd = NeuralDemag((n, n, nz), d, torch.float32, device)
         assert nd.fallback is None, nd.warnings
         run = nd.h_from_M
         net = nd.net
+        split = nd.split
     if str(device).startswith("cuda"):
         cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
         run = lambda M: cr(M[:, 0][None])   # noqa: E731
     g = torch.Generator().manual_seed(0)
     M = (torch.randn(3, nz, n, n, generator=g) * 8e5).to(device)
     t = _timer(device)
-    out = {"n": n, "nz": nz, "dz_dx": dz_dx, "model": model or "shipped", "times": {}}
+    out = {"n": n, "nz": nz, "dz_dx": dz_dx, "model": model or "shipped", "times": {},
+           # on 2+ threads: near field and learned part side by side (engine.neural.overlap)
+           "neural_split": split}
     for th in threads:
         torch.set_num_threads(th)
         if not str(device).startswith("cuda"):
@@ -238,7 +242,7 @@ def main(argv=None):
     sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []
-    print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11}")
+    print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11} {'side by side':>12}")
     for n in sizes:
         rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
         r = run_one(n, threads, rep, a.device, nz=a.nz, dz_dx=a.dz_dx)
@@ -246,7 +250,8 @@ def main(argv=None):
         for th in threads:
             x = r["times"][str(th)]
             print(f"{n:>6} {th:>3} {x['fft'] * 1e3:>10.2f} {x['neural'] * 1e3:>10.2f} {x['ratio']:>10.2f} "
-                  f"{x['neural'] / n ** 2 * 1e9:>11.2f}", flush=True)
+                  f"{x['neural'] / n ** 2 * 1e9:>11.2f} {('yes' if r.get('neural_split') else 'no') if th > 1 else '-':>12}",
+                  flush=True)
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                 load_average=os.getloadavg(), python=platform.python_version(),
                 torch=__import__("torch").__version__, device=a.device,
