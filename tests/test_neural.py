@@ -98,7 +98,7 @@ def test_card_members_and_limits():
     for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
                        ((64, 64, 5), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 1 to 4 are members
                        ((64, 64, 2), (2.5e-9, 2.5e-9, 12.5e-9), "dz/dx"),      # two layers of dz/dx 5
-                       ((64, 64, 4), (3e-9, 3e-9, 6e-9), "dz/dx"),             # four layers of tall cells
+                       ((64, 64, 4), (3e-9, 3e-9, 15e-9), "dz/dx"),            # four layers of dz/dx 5
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
                        ((64, 64, 1), (5e-9, 5e-9, 1e-9), "dz/dx")]:           # below the thinnest range
         assert card.member_for(n, d) is None
