@@ -142,9 +142,9 @@ class NeuralDemag(Demag):
         """Whether to run the near field and the learned part side by side, one thread each
         (engine.neural.overlap), instead of splitting each operation over the threads: timed
         here, each way twice in blocks of `repeats` after two warm-up calls, best of all, on
-        this grid (20 evaluations; at
-        most 512^2 cells, beyond which splitting each operation was always faster). Only with two
-        or more threads, float32 on the CPU; NMAG_NEURAL_SPLIT=0/1 forces it."""
+        this grid (20 evaluations; at most 512^2 cells, beyond which splitting each operation
+        was always faster). Only with two or more threads, float32 on the CPU;
+        NMAG_NEURAL_SPLIT=0/1 forces it."""
         import os
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()

@@ -7,7 +7,7 @@ waits for a sleeping thread to wake (measured here, one layer, 2 cores, ms per e
 128^2 0.98 split by operation against 0.75 on one thread). The near field (a few FFTs) and the
 learned part (small convolutions) are independent and about equally long on such grids, so
 running them at once, each on one thread, uses both cores without splitting any operation:
-128^2 0.55 ms, 256^2 1.25 against 1.43 ms. On 512^2 and larger, splitting each operation wins
+128^2 0.62 ms, 256^2 1.31-1.38 against 1.44-1.47 ms. From 512^2 splitting each operation wins
 (the near field's FFT grows faster than the learned part), so NeuralDemag times both ways once
 per grid and keeps the faster (like the FFT backends).
 
