@@ -107,22 +107,24 @@ class NeuralDemag(Demag):
                 p.requires_grad_(False)
             if hasattr(self.net, "fold"):
                 self.net.fold(ny, nx)   # the coarse levels as one matrix product (exact)
-            self._run = self._compiled(self.net)
-            self._far = self._run.keywords["far"] if isinstance(self._run, functools.partial) else getattr(self.net, "far", None)
+            traced = self._traced_far(self.net)
+            # the learned part as run here (traced where that worked) and the whole network with it
+            self._far = traced if traced is not None else getattr(self.net, "far", None)
+            self._run = functools.partial(self.net.forward, far=traced) if traced is not None else self.net
             self.split = self._choose_split()
         self._steps = 0
         self._fft = None
         self.last_probe = None
 
-    def _compiled(self, net):
-        """The network with its learned part traced for this grid (torch.jit: fewer Python-level
+    def _traced_far(self, net):
+        """The network's learned part traced for this grid (torch.jit: fewer Python-level
         calls per evaluation, which is what costs on small grids such as standard problem 4's
         100 x 25), checked against the eager network on an input other than the tracing one (a
         value computed outside torch, such as the near field's FFT, would be frozen into a trace:
-        that is why only `far` is traced); the eager network where tracing fails or differs."""
+        that is why only `far` is traced); None where tracing fails or differs."""
         nx, ny, nz = self.n
         if ny * nx > 512 * 512 or str(self.device) != "cpu" or not hasattr(net, "far"):
-            return net
+            return None
         try:
             import warnings as _w
             g = torch.Generator().manual_seed(0)
@@ -133,10 +135,10 @@ class NeuralDemag(Demag):
                 run = functools.partial(net.forward, far=far)
                 y0, y1 = net(x2), run(x2)
             if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())):
-                return run
+                return far
         except Exception:   # noqa: BLE001 - tracing is an optimisation only
             pass
-        return net
+        return None
 
     def _choose_split(self, repeats: int = 3) -> bool:
         """Whether to run the near field and the learned part side by side, one thread each

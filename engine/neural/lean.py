@@ -292,7 +292,12 @@ class LeanFilmNet(nn.Module):
     def forward(self, x, far=None):
         """H / Ms_ref of x = M / Ms_ref; `far` replaces self.far (NeuralDemag passes a traced
         copy of it: the near field's FFT runs outside torch and cannot be traced)."""
-        return self._add_up(self.near(x), (far or self.far)(x), self.far_scale, self.stem)
+        return self.combine(self.near(x), (far or self.far)(x))
+
+    def combine(self, near, far_out):
+        """The field from the near field and the learned part's output (forward's last step; the
+        two branches may be computed apart, engine.neural.overlap)."""
+        return self._add_up(near, far_out, self.far_scale, self.stem)
 
     # ------------------------------------------------------------------ bookkeeping
     def n_params(self) -> int:

@@ -69,7 +69,7 @@ def split_forward(net, far, x: torch.Tensor) -> torch.Tensor:
     torch.set_num_threads(max(1, threads - 1))
     try:
         f = far(x)
-        return net._add_up(job.result(), f, net.far_scale, net.stem)
+        return net.combine(job.result(), f)
     finally:
         torch.set_num_threads(threads)
 
