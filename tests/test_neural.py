@@ -321,3 +321,20 @@ def test_twin_run_tracks_the_fft_run():
     assert r["max_dm"][0] < 1e-6                       # same start
     assert np.abs(r["mean_neural"] - r["mean_fft"]).max() < 0.01
     assert r["max_dm"].max() < 0.05
+
+
+def test_card_measured_block_refreshes_without_touching_the_members(tmp_path):
+    """Re-running a benchmark updates the card's measured block alone (card_measure --keep
+    --extra, no --model): every member and its held-out errors stay as they were."""
+    from engine.neural.card_measure import refresh_measured
+    card_json, card_md, extra = tmp_path / "card.json", tmp_path / "card.md", tmp_path / "extra.json"
+    shipped = json.loads(resource_path("neural/model_card.json").read_text())
+    card_json.write_text(json.dumps(shipped))
+    extra.write_text(json.dumps({"speed_date": "2099-01-01 00:00", "speed_targets": {"ratio_1thr": {"256": 0.5}}}))
+    card = refresh_measured(card_json, card_md, extra)
+    again = json.loads(card_json.read_text())
+    assert again["members"] == shipped["members"] and again["valid"] == shipped["valid"]
+    assert again["measured"]["speed_date"] == "2099-01-01 00:00" == card["measured"]["speed_date"]
+    assert "2099-01-01 00:00" in card_md.read_text()
+    with pytest.raises(SystemExit, match="no such file"):
+        refresh_measured(card_json, card_md, tmp_path / "missing.json")

@@ -3,6 +3,8 @@ textures, named states through the error probe, and the card JSON and Markdown.
 
     python -m engine.neural.card_measure --model runs/a1/best.pt --model runs/a06/best.pt [--extra bench.json]
     python -m engine.neural.card_measure --keep --model runs/nz2/best.pt   # add or replace one member
+    python -m engine.neural.card_measure --keep --extra benchmarks/results/card_measured.json
+        # no --model: the members as they are, only the measured block (speed, SP4) refreshed
 
 Every member is measured on fresh textures of its own kind of film (its nz and dz/dx).
 """
@@ -119,8 +121,9 @@ def measure_member(net, seed=777, aspects=None):
 def main_card(argv=None):
     from .weights import load_weights, save_weights
     ap = argparse.ArgumentParser(prog="python -m engine.neural.card_measure")
-    ap.add_argument("--model", action="append", required=True,
-                    help="weights of one member (repeat), optionally PATH@LO:HI: the dz/dx range it serves")
+    ap.add_argument("--model", action="append", default=[],
+                    help="weights of one member (repeat), optionally PATH@LO:HI: the dz/dx range it serves; "
+                         "without any, --keep --extra PATH refreshes only the card's measured block")
     ap.add_argument("--default-aspect", type=float, default=1.0)
     ap.add_argument("--extra", default=None, help="JSON file of measured numbers to include (speed, SP4, frontier)")
     ap.add_argument("--threads", type=int, default=1)
@@ -128,6 +131,10 @@ def main_card(argv=None):
                     help="keep the shipped card's other members (and its measured numbers) as they are; "
                          "a --model replaces the member of its own nz and dz/dx")
     a = ap.parse_args(argv)
+    if not a.model:
+        if not (a.keep and a.extra):
+            ap.error("--model is required (without one, --keep --extra PATH refreshes only the measured block)")
+        return refresh_measured(resource_path(DEFAULT_CARD), resource_path("neural/model_card.md"), a.extra)
     torch.set_num_threads(a.threads)
     members, arch = [], None
     old = json.loads(resource_path(DEFAULT_CARD).read_text()) if a.keep else {}
@@ -244,6 +251,20 @@ def main_card(argv=None):
     resource_path(DEFAULT_CARD).write_text(json.dumps(card, indent=1))
     resource_path("neural/model_card.md").write_text(card_markdown(card))
     print(json.dumps(card["validation"], indent=1))
+    return card
+
+
+def refresh_measured(card_json: Path, card_md: Path, extra) -> dict:
+    """The card with its "measured" block (benchmarks: speed, SP4, frontier) replaced by the JSON
+    in `extra`, members and their held-out errors untouched: re-running a benchmark must not
+    mean re-measuring every member's error."""
+    extra = Path(extra)
+    if not extra.exists():
+        raise SystemExit(f"card_measure: --extra {extra}: no such file")
+    card = json.loads(Path(card_json).read_text())
+    card["measured"] = json.loads(extra.read_text())
+    Path(card_json).write_text(json.dumps(card, indent=1))
+    Path(card_md).write_text(card_markdown(card))
     return card
 
 
