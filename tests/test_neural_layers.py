@@ -246,3 +246,58 @@ def test_shipped_layered_members_on_a_small_held_out_set(nz, aspect):
     errs, kinds = layered_held_out_errors(nz, aspect)
     median_limit, p90_limit = LAYERED_LIMITS[nz, aspect]
     assert np.median(errs) <= median_limit and np.percentile(errs, 90) <= p90_limit, (errs, kinds)
+
+
+def sequential_transform(x, k, mirror):
+    """transform() as written before it turned the vectors in one gather: a turn at a time."""
+    B, C, ny, nx = x.shape
+    x = x.reshape(B, C // 3, 3, ny, nx)
+    for _ in range(k % 4):
+        x = torch.rot90(x, 1, dims=(4, 3))
+        x = torch.stack([-x[:, :, 1], x[:, :, 0], x[:, :, 2]], dim=2)
+    if mirror:
+        x = torch.flip(x, dims=(4,))
+        x = torch.stack([-x[:, :, 0], x[:, :, 1], x[:, :, 2]], dim=2)
+    return x.reshape(B, C, x.shape[-2], x.shape[-1])
+
+
+@pytest.mark.parametrize("nz", [1, 3])
+def test_transform_in_one_gather_equals_turn_by_turn(nz):
+    x = torch.randn(2, 3 * nz, 7, 11)
+    for k, mir in all_symmetries():
+        assert torch.equal(transform(x, k, mir), sequential_transform(x, k, mir)), (k, mir)
+
+
+@pytest.mark.parametrize("nz", [1, 2])
+def test_kept_near_field_turns_with_the_sample(nz):
+    """Training keeps each sample's exact near field once (with_near_field) and turns it with M
+    and H. That is exact: the near field of the turned sample is the turned near field for every
+    symmetry of the square, for the z mirror (nz > 1) and for in-plane-only samples (nz = 1); and
+    combine() of it is the network's own forward, gradients included."""
+    from engine.neural.lean import LeanFilmNet
+    from engine.neural.train import with_near_field
+    torch.manual_seed(1)
+    net = LeanFilmNet(nz=nz, near_radius=6, stem=4, aspect=0.7)
+    M = torch.randn(3, 3 * nz, 20, 28)
+    kept = with_near_field(net, {(20, 28): (M, M, torch.ones(3, 20, 28, dtype=torch.bool))})[(20, 28)]
+    assert len(kept) == 4 and kept[0] is M
+    near = kept[3]
+    tol = 1e-5 * float(near.abs().max())
+    with torch.no_grad():
+        for k, mir in all_symmetries():
+            assert (net.near(transform(M, k, mir)) - transform(near, k, mir)).abs().max() <= tol, (k, mir)
+        if nz > 1:
+            assert (net.near(flip_layers(M)) - flip_layers(near)).abs().max() <= tol
+        else:
+            Mi, Ni = M.clone(), near.clone()
+            Mi[:, 2] = 0
+            Ni[:, 2] = 0
+            assert (net.near(Mi) - Ni).abs().max() <= tol
+    for p in net.parameters():   # a learned part that is not zero
+        torch.nn.init.normal_(p, std=0.05)
+    got = net.combine(near, net.far(M))
+    g1 = torch.autograd.grad(got.square().sum(), net.U0.weight)[0]
+    want = net(M)
+    g2 = torch.autograd.grad(want.square().sum(), net.U0.weight)[0]
+    assert (got - want).abs().max() <= tol
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6 * float(g2.abs().max()))

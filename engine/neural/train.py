@@ -30,23 +30,36 @@ from .weights import build_net, load_weights, safe_load, save_weights
 
 
 # ------------------------------------------------------------------ symmetries of the square
+def _vector_map(k: int, mirror: bool) -> tuple[list[int], list[float]]:
+    """(perm, sign) with new component i = sign[i] * old component perm[i]: the vector part of
+    transform(), k turns by +90 degrees ((x, y) -> (-y, x)) then the mirror x -> -x."""
+    perm, sign = [0, 1, 2], [1.0, 1.0, 1.0]
+    for _ in range(k % 4):
+        perm, sign = [perm[1], perm[0], perm[2]], [-sign[1], sign[0], sign[2]]
+    if mirror:
+        sign = [-sign[0], sign[1], sign[2]]
+    return perm, sign
+
+
 def transform(x: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
     """Rotate a (B, 3 nz, ny, nx) vector field (nz layers, layer-major: channel 3 l + i is
     component i of layer l) by k*90 degrees (counter-clockwise in the x-y plane, y up the rows),
-    then optionally mirror x -> -x; every layer's vectors transform with the points."""
+    then optionally mirror x -> -x; every layer's vectors transform with the points.
+    r -> R r with R = rot(+90): (x, y) -> (-y, x) (x the column, y the row index): the array's
+    new [i', j'] = old[nx-1-j', i'], torch.rot90 from the column towards the row axis. The points
+    turn in one rot90 and the vectors in one signed gather of the components (a training step
+    made 2-6 copies of each field this way before, one per turn)."""
+    # (Before 2026-12-02 the points turned one way and the vectors the other: harmless for one layer,
+    # where -Mxy -> -Hxy is itself exact, but wrong for nz > 1, where the layers couple x, y to z.)
     B, C, ny, nx = x.shape
-    nz = C // 3
-    x = x.reshape(B, nz, 3, ny, nx)
-    for _ in range(k % 4):
-        # r -> R r with R = rot(+90): (x, y) -> (-y, x) (x the column, y the row index): the
-        # array's new [i', j'] = old[nx-1-j', i'], torch.rot90 from the column towards the row axis.
-        # (Before 2026-12-02 the points turned one way and the vectors the other: harmless for one layer,
-        # where -Mxy -> -Hxy is itself exact, but wrong for nz > 1, where the layers couple x, y to z.)
-        x = torch.rot90(x, 1, dims=(4, 3))
-        x = torch.stack([-x[:, :, 1], x[:, :, 0], x[:, :, 2]], dim=2)
+    x = x.reshape(B, C // 3, 3, ny, nx)
+    if k % 4:
+        x = torch.rot90(x, k % 4, dims=(4, 3))
     if mirror:
         x = torch.flip(x, dims=(4,))
-        x = torch.stack([-x[:, :, 0], x[:, :, 1], x[:, :, 2]], dim=2)
+    perm, sign = _vector_map(k, mirror)
+    if perm != [0, 1, 2] or sign != [1.0, 1.0, 1.0]:
+        x = x[:, :, perm].mul_(torch.tensor(sign, dtype=x.dtype, device=x.device).view(1, 1, 3, 1, 1))
     return x.reshape(B, C, x.shape[-2], x.shape[-1])
 
 
@@ -80,18 +93,21 @@ def rel_err(pred, target, mask):
     return torch.sqrt(num / den)
 
 
-def split_loss(pred, target, mask, eps=0.01):
+def split_loss(pred, target, mask, eps=0.01, with_rel=False):
     """Squared relative error of the whole field plus that of its in-plane part (B,). The
     in-plane part (x and y of every layer) has as denominator its own norm plus eps times the
     whole field's, so a small in-plane field (flux-closed and in-plane states, where the large
-    local Hz does not dominate) is fitted as well."""
+    local Hz does not dominate) is fitted as well. with_rel: also the relative L2 error of the
+    whole field per sample (rel_err's number, from the same sums)."""
     m = cell_weights(mask, pred.shape[1], pred.dtype)
     d2 = ((pred - target) ** 2) * m
     t2 = (target ** 2) * m
     tot = t2.sum(dim=(1, 2, 3)).clamp_min(1e-30)
     xy = torch.arange(pred.shape[1], device=pred.device) % 3 != 2     # channels 3 l and 3 l + 1
     num_xy, den_xy = d2[:, xy].sum(dim=(1, 2, 3)), t2[:, xy].sum(dim=(1, 2, 3))
-    return d2.sum(dim=(1, 2, 3)) / tot + num_xy / (den_xy + eps * tot)
+    whole = d2.sum(dim=(1, 2, 3)) / tot
+    loss = whole + num_xy / (den_xy + eps * tot)
+    return (loss, whole.detach().sqrt()) if with_rel else loss
 
 
 def git_commit(cwd=None) -> str:
@@ -104,7 +120,7 @@ def git_commit(cwd=None) -> str:
 
 # ------------------------------------------------------------------ data handling
 class Batches:
-    """Same-shape mini-batches over {shape: (M, H, mask)} arrays (torch). With batch_cells > 0
+    """Same-shape mini-batches over {shape: (M, H, mask[, near field])} arrays (torch). With batch_cells > 0
     a batch holds about that many cells (so large grids come in small batches)."""
 
     def __init__(self, sets, batch, rng, batch_cells=0):
@@ -117,15 +133,14 @@ class Batches:
 
     def epoch(self):
         order = []
-        for k, (M, _, _) in self.sets.items():
-            idx = self.rng.permutation(len(M))
+        for k, arrays in self.sets.items():
+            idx = self.rng.permutation(len(arrays[0]))
             b = self.sizes[k]
             order += [(k, idx[i:i + b]) for i in range(0, len(idx), b)]
         self.rng.shuffle(order)
         for k, idx in order:
-            M, H, mk = self.sets[k]
             idx = torch.as_tensor(idx)
-            yield M[idx], H[idx], mk[idx]
+            yield tuple(a[idx] for a in self.sets[k])   # M, H, mask (and the near field, if kept)
 
 
 def split(sets, val_fraction, seed):
@@ -140,6 +155,21 @@ def split(sets, val_fraction, seed):
         if nv:
             val[k] = (M[vi], H[vi], mk[vi])
     return train, val
+
+
+@torch.no_grad()
+def with_near_field(net, sets, chunk=8):
+    """Each set's (M, H, mask) with the lean network's exact near field of M appended. That
+    part is fixed (not learned) and commutes with the square's symmetries and the z mirror
+    (the Newell kernel of a square cell and its radial window do), so a training step turns it
+    with M and H instead of recomputing it: an FFT at full resolution, about a quarter of a
+    step's time with a 40-cell exact part."""
+    out = {}
+    for key, (M, H, mk) in sets.items():
+        Mt = torch.as_tensor(M)
+        near = torch.cat([net.near(Mt[i:i + chunk]) for i in range(0, len(Mt), chunk)])
+        out[key] = (M, H, mk, near.to(Mt.dtype).contiguous())
+    return out
 
 
 @torch.no_grad()
@@ -292,6 +322,11 @@ def main_train(argv=None) -> dict:
         stages = prev.get("stages", []) + [{k: prev.get(k) for k in ("data", "epochs_done", "lr", "train_time_s",
                                                                       "n_train", "git_commit")}]
         print(f"starting from {a.init}")
+    if hasattr(net, "combine"):
+        t_near = time.time()
+        train = with_near_field(net, train)
+        print(f"near field kept for {sum(len(v[0]) for v in train.values())} training samples "
+              f"({time.time() - t_near:.0f} s)")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     rng = np.random.default_rng(a.seed)
     batches = Batches(train, a.batch, rng, a.batch_cells)
@@ -331,27 +366,35 @@ def main_train(argv=None) -> dict:
         losses, errs = [], []
         bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",
                    disable=a.no_progress, leave=False)
-        for M, H, mk in bar:
+        for batch in bar:
+            M, H, mk = batch[:3]
+            near = batch[3] if len(batch) > 3 else None     # kept by with_near_field
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             M, H, mk = transform(M, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
+            near = transform(near, k, mir) if near is not None else None
             if nz > 1 and rng.random() < 0.5:   # z -> -z: layers reversed, z components negated
                 M, H, mk = flip_layers(M), flip_layers(H), torch.flip(mk, dims=(1,))
+                near = flip_layers(near) if near is not None else None
             if nz == 1 and rng.random() < a.inplane_fraction:
                 # in-plane only: for one layer Hz depends on Mz alone and Hxy on Mxy alone, so
-                # zeroing Mz and Hz gives an exact sample (in-plane states: small, long-range fields)
+                # zeroing Mz and Hz gives an exact sample (in-plane states: small, long-range fields);
+                # the same holds for the near field's part of H
                 M, H = M.clone(), H.clone()
                 M[:, 2] = 0
                 H[:, 2] = 0
-            pred = net(M)
-            e = rel_err(pred, H, mk)
-            loss = split_loss(pred, H, mk).mean()
+                if near is not None:
+                    near = near.clone()
+                    near[:, 2] = 0
+            pred = net(M) if near is None else net.combine(near, net.far(M))
+            loss, e = split_loss(pred, H, mk, with_rel=True)
+            loss = loss.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-            errs.append(float(e.detach().mean()))
+            errs.append(float(e.mean()))
             bar.set_postfix(rel=f"{np.mean(errs[-20:]):.4f}", lr=f"{sched.get_last_lr()[0]:.1e}")
         val_med, val_all = evaluate(net, val) if val else ({}, np.zeros(0))
         elapsed = elapsed0 + time.time() - t0
