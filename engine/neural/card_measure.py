@@ -248,8 +248,7 @@ def main_card(argv=None):
         card["measured"] = json.loads(Path(a.extra).read_text())
     elif "measured" in old:
         card["measured"] = old["measured"]
-    resource_path(DEFAULT_CARD).write_text(json.dumps(card, indent=1))
-    resource_path("neural/model_card.md").write_text(card_markdown(card))
+    write_card(card, resource_path(DEFAULT_CARD), resource_path("neural/model_card.md"))
     print(json.dumps(card["validation"], indent=1))
     return card
 
@@ -263,9 +262,14 @@ def refresh_measured(card_json: Path, card_md: Path, extra) -> dict:
         raise SystemExit(f"card_measure: --extra {extra}: no such file")
     card = json.loads(Path(card_json).read_text())
     card["measured"] = json.loads(extra.read_text())
+    write_card(card, card_json, card_md)
+    return card
+
+
+def write_card(card: dict, card_json: Path, card_md: Path) -> None:
+    """The card as JSON (what NeuralDemag reads) and as Markdown (what a person reads)."""
     Path(card_json).write_text(json.dumps(card, indent=1))
     Path(card_md).write_text(card_markdown(card))
-    return card
 
 
 def _met(m) -> str:
