@@ -367,24 +367,20 @@ def main_train(argv=None) -> dict:
         bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",
                    disable=a.no_progress, leave=False)
         for batch in bar:
-            M, H, mk = batch[:3]
-            near = batch[3] if len(batch) > 3 else None     # kept by with_near_field
+            # the vector fields of the batch: M, H and, when with_near_field kept it, the near field
+            fields, mk = [batch[0], batch[1], *batch[3:]], batch[2]
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
-            M, H, mk = transform(M, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
-            near = transform(near, k, mir) if near is not None else None
+            fields, mk = [transform(f, k, mir) for f in fields], transform_mask(mk, k, mir)
             if nz > 1 and rng.random() < 0.5:   # z -> -z: layers reversed, z components negated
-                M, H, mk = flip_layers(M), flip_layers(H), torch.flip(mk, dims=(1,))
-                near = flip_layers(near) if near is not None else None
+                fields, mk = [flip_layers(f) for f in fields], torch.flip(mk, dims=(1,))
             if nz == 1 and rng.random() < a.inplane_fraction:
                 # in-plane only: for one layer Hz depends on Mz alone and Hxy on Mxy alone, so
                 # zeroing Mz and Hz gives an exact sample (in-plane states: small, long-range fields);
                 # the same holds for the near field's part of H
-                M, H = M.clone(), H.clone()
-                M[:, 2] = 0
-                H[:, 2] = 0
-                if near is not None:
-                    near = near.clone()
-                    near[:, 2] = 0
+                fields = [f.clone() for f in fields]
+                for f in fields:
+                    f[:, 2] = 0
+            M, H, near = fields[0], fields[1], (fields[2] if len(fields) > 2 else None)
             pred = net(M) if near is None else net.combine(near, net.far(M))
             loss, e = split_loss(pred, H, mk, with_rel=True)
             loss = loss.mean()
