@@ -4,7 +4,8 @@
 
 Reads benchmarks/results/neural_speed.json (bench_neural.py: one-layer cubic member, 1 and 2
 threads), neural_speed_nz*.json (layered members), neural_speed_dzdx2.json / _dzdx4.json (tall cells),
-neural_sp4.json (bench_neural_sp4.py) and neural_frontier.json (--frontier), each where present,
+neural_sp4.json (bench_neural_sp4.py), neural_frontier.json (--frontier) and
+neural_serving_floor.json (neural_serving_floor.py), each where present,
 and writes the JSON that `python -m engine.neural.card_measure --extra PATH` puts into
 resources/neural/model_card.json. --repeat adds the targets of further bench_neural.py runs
 (same machine, same window) so the card shows the spread, not one lucky run.
@@ -52,6 +53,12 @@ def collect(repeats=()) -> dict:
     if sp4:
         out["sp4"] = {k: sp4[k] for k in ("date", "fft_wall_s", "neural_wall_s", "wall_ratio", "fft_t_zero_ns",
                                           "neural_t_zero_ns", "t_zero_rel_diff", "targets", "load_average")}
+    floor = _read("neural_serving_floor.json")   # benchmarks/neural_serving_floor.py
+    if floor:
+        out["serving_floor"] = {"date": floor["date"], "shapes": floor["shapes"],
+                                "rows": [[r["case"], r["nz"], r["trained_dz_dx"], r["served_dz_dx"], r["near_radius"],
+                                          round(r["median"], 5), round(r["p90"], 5)] for r in floor["rows"]],
+                                "columns": ["case", "nz", "trained dz/dx", "served dz/dx", "R", "median", "p90"]}
     frontier = _read("neural_frontier.json")
     if frontier and "frontier" in frontier:
         out["frontier"], out["frontier_date"] = frontier["frontier"], frontier["date"]

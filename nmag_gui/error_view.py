@@ -116,16 +116,23 @@ class ModelCardDialog(QDialog):
         if not members:
             return ""
         head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>held-out median</th>"
-                "<th>p90</th><th>targets (1 %, 2 %)</th></tr>")
+                "<th>p90</th><th>targets (1 %, 2 %)</th><th>on 256² and up: median</th><th>p90</th>"
+                "<th>targets there</th></tr>")
         body = []
         pct = (lambda v: f"{100 * v:.2f} %" if isinstance(v, (int, float)) else "?")
+        validation = card.get("validation", {})
         for m in members:
             ho = (m.get("held_out") or {}).get("all", {})
-            met = card.get("validation", {}).get("targets_met", {}).get(member_label(m), "")
+            # large grids apart: pooled with 64^2 and 128^2 their larger errors disappear
+            large = (m.get("held_out") or {}).get("large")
+            met = validation.get("targets_met", {}).get(member_label(m), "")
+            met_large = validation.get("targets_met_large_grids", {}).get(member_label(m), "")
+            large_cells = (f"<td>{pct(large.get('median'))}</td><td>{pct(large.get('p90'))}</td>"
+                           f"<td>{html.escape(str(met_large))}</td>") if large else "<td colspan=3>not measured</td>"
             body.append(f"<tr><td>{int(m.get('nz', 1))}</td><td>{span_text(*ModelCard.aspect_range(m))}</td>"
                         f"<td>{float(m['dz_dx']):g}</td>"
                         f"<td>{pct(ho.get('median'))}</td><td>{pct(ho.get('p90'))}</td>"
-                        f"<td>{html.escape(str(met))}</td></tr>")
+                        f"<td>{html.escape(str(met))}</td>{large_cells}</tr>")
         return (f"<p><b>Which films get the network</b> (square cells dx = dy; anything else gets the exact "
                 f"FFT field and a warning)</p><table border=1 cellspacing=0 cellpadding=3>{head}{''.join(body)}"
                 f"</table>")

@@ -97,6 +97,27 @@ def test_card_ranges_pick_a_member_and_say_why_outside():
     assert "serve dz/dx = 1 only" in why, why
 
 
+def _with_large_grid_errors(at_bound_thin, at_bound_tall):
+    """RANGED with each one-layer member's large-grid (median, p90) measured at the bound 1.4."""
+    card = {"members": [dict(m) for m in RANGED["members"]]}
+    for m, (med, p90) in zip(card["members"], (at_bound_thin, at_bound_tall)):
+        m["held_out"] = {"by_dz_dx_large": {"1.4": {"median": med, "p90": p90}, f"{m['dz_dx']:g}": {"median": 0.001, "p90": 0.002}}}
+    return ModelCard(card)
+
+
+def test_a_shared_bound_goes_to_the_member_measured_better_there():
+    """Which member transfers better to a shared bound was a rule of thumb (the one trained for
+    taller cells); on large grids it depends on the pair (engine.neural.serving_floor), so where
+    both were measured there the card's numbers decide: the larger of median / 1 % and p90 / 2 %."""
+    pick = lambda card, a: card.member_for((64, 64, 1), (1.0, 1.0, a))["file"]  # noqa: E731
+    assert pick(_with_large_grid_errors((0.006, 0.011), (0.012, 0.018)), 1.4) == "thin.pt"
+    assert pick(_with_large_grid_errors((0.006, 0.025), (0.009, 0.018)), 1.4) == "tall.pt"   # p90 decides
+    assert pick(_with_large_grid_errors((0.012, 0.018), (0.006, 0.011)), 1.4) == "tall.pt"
+    # inside one range nothing changes, and a card without measurements keeps the rule
+    assert pick(_with_large_grid_errors((0.006, 0.011), (0.012, 0.018)), 2.0) == "tall.pt"
+    assert pick(ModelCard(RANGED), 1.4) == "tall.pt"
+
+
 def test_neural_demag_serves_an_aspect_inside_a_shipped_range(recwarn):
     from engine.neural.demag import NeuralDemag
     card = ModelCard.load()

@@ -22,6 +22,7 @@ from ..resources import resource_path
 
 DEFAULT_CARD = "neural/model_card.json"
 ASPECT_TOLERANCE = 1e-3     # relative: a member serves dz/dx within this of its own
+TARGET_MEDIAN, TARGET_P90 = 0.01, 0.02    # issue 8's error targets (relative L2 of H_d)
 
 
 def load_card(path=None) -> dict:
@@ -72,10 +73,20 @@ class ModelCard:
         lo, hi = m.get("dz_dx_range") or (m["dz_dx"], m["dz_dx"])
         return float(lo), float(hi)
 
+    @staticmethod
+    def measured_score(m, aspect: float):
+        """How far m's held-out error on large grids, measured at this dz/dx, is from the
+        targets: max(median / 1 %, p90 / 2 %), lower is better; None where not measured."""
+        by = m.get("held_out", {}).get("by_dz_dx_large", {})
+        for k, s in by.items():
+            if abs(float(k) - aspect) <= 2e-3 * aspect:   # the card keys dz/dx to 3 digits
+                return max(s["median"] / TARGET_MEDIAN, s["p90"] / TARGET_P90)
+        return None
+
     def _match(self, n, d):
-        """The member of this nz whose range holds dz/dx. At a shared bound, the one trained
-        for taller cells (serving thinner cells than trained was measured to transfer better),
-        then the one trained nearest in log dz/dx."""
+        """The member of this nz whose range holds dz/dx. At a shared bound, the one measured
+        better there on large grids (measured_score) when both were; else the one trained for
+        taller cells, then the one trained nearest in log dz/dx."""
         nz = int(n[2])
         dx, dy, dz = (float(v) for v in d)
         a = dz / dx
@@ -84,7 +95,12 @@ class ModelCard:
             lo, hi = self.aspect_range(m)
             if int(m.get("nz", 1)) == nz and lo * (1 - ASPECT_TOLERANCE) <= a <= hi * (1 + ASPECT_TOLERANCE):
                 fits.append((a > float(m["dz_dx"]) * (1 + ASPECT_TOLERANCE), abs(math.log(a / float(m["dz_dx"]))), m))
-        return min(fits, key=lambda t: t[:2])[2] if fits else None
+        if not fits:
+            return None
+        scores = [self.measured_score(f[2], a) for f in fits]
+        if len(fits) > 1 and None not in scores:
+            return fits[scores.index(min(scores))][2]
+        return min(fits, key=lambda t: t[:2])[2]
 
     def outside(self, n, d) -> list[str]:
         """Why a grid lies outside the card (sentences); empty when a member serves it."""

@@ -166,14 +166,18 @@ def test_outside_model_card_warns_for_a_bad_aspect_and_layers():
 def test_model_card_dialog_lists_which_films_get_the_network(qtbot):
     from nmag_gui.error_view import ModelCardDialog
     card = {"members": [{"file": "a.pt", "nz": 1, "dz_dx": 1.0, "dz_dx_range": [0.25, 1.4],
-                         "held_out": {"all": {"median": 0.0096, "p90": 0.0188}}},
+                         "held_out": {"all": {"median": 0.0096, "p90": 0.0188}, "large": {"median": 0.0131, "p90": 0.0199}}},
                         {"file": "b.pt", "nz": 2, "dz_dx": 1.0, "held_out": {"all": {"median": 0.02, "p90": 0.03}}}],
-            "validation": {"targets_met": {"nz=1 dz/dx=1": "met", "nz=2 dz/dx=1": "missed: median 2.00% > 1% (2.0x)"}}}
+            "validation": {"targets_met": {"nz=1 dz/dx=1": "met", "nz=2 dz/dx=1": "missed: median 2.00% > 1% (2.0x)"},
+                           "targets_met_large_grids": {"nz=1 dz/dx=1": "missed: median 1.31% > 1% (1.31x)"}}}
     dlg = ModelCardDialog(None, card)
     qtbot.addWidget(dlg)
     text = dlg.browser.toPlainText()
     assert "0.25 to 1.4" in text and "0.96 %" in text and "1.88 %" in text and "met" in text
     assert "missed: median 2.00%" in text
+    # the large grids apart: their own numbers and verdict, or 'not measured'
+    assert "256² and up" in text and "1.31 %" in text and "1.99 %" in text and "missed: median 1.31%" in text
+    assert "not measured" in text
 
 
 def test_error_panel_counts_each_probe_once_and_histograms_cells(qtbot):
