@@ -10,7 +10,8 @@ under any member served that way, whatever its training. This module measures it
 held-out textures (engine.neural.data.make_samples), with labels from FFTDemag in float64.
 
 Why it matters: it tells which (nz, dz/dx) a cubic member can ever serve and where a member
-must be trained at the tall cell itself (docs/neural.md, "How far a member can be served").
+must be trained at the tall cell itself (docs/neural.md, "Large grids, shared bounds and how far
+a member can be served").
 """
 from __future__ import annotations
 
