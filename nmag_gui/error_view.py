@@ -103,7 +103,7 @@ class ModelCardDialog(QDialog):
                         text = text[:300] + " …"
                     out.append(f"<tr><td>{pad}{html.escape(str(k))}</td><td>{html.escape(text)}</td></tr>")
             return out
-        return (f"<p>{model_card_summary(card)}</p>{ModelCardDialog._members(card)}"
+        return (f"<p>{model_card_summary(card)}</p>{ModelCardDialog._members(card)}{ModelCardDialog._served(card)}"
                 f"<table cellspacing=2>{''.join(rows({k: v for k, v in card.items() if k != 'members'}))}</table>"
                 f"<p style='color:gray'>{html.escape(str(path))}</p>")
 
@@ -136,6 +136,26 @@ class ModelCardDialog(QDialog):
         return (f"<p><b>Which films get the network</b> (square cells dx = dy; anything else gets the exact "
                 f"FFT field and a warning)</p><table border=1 cellspacing=0 cellpadding=3>{head}{''.join(body)}"
                 f"</table>")
+
+    @staticmethod
+    def _served(card: dict) -> str:
+        """Per number of layers, the large-grid error at each measured dz/dx of the member that
+        serves it there, and the verdict: what a user's film gets (at a shared bound only the
+        member picked there counts)."""
+        validation = card.get("validation", {})
+        served = validation.get("as_served_large_grids") or {}
+        if not served:
+            return ""
+        verdicts = validation.get("targets_met_as_served_large_grids", {})
+        body = []
+        for nz, rows in served.items():
+            cells = ", ".join(f"{html.escape(str(a))}: {100 * r['median']:.2f} / {100 * r['p90']:.2f} %"
+                              for a, r in rows.items())
+            body.append(f"<tr><td>{html.escape(nz.split('=')[-1])}</td><td>{cells}</td>"
+                        f"<td>{html.escape(str(verdicts.get(nz, '')))}</td></tr>")
+        return ("<p><b>As served, on 256² and up</b> (at each measured dz/dx, median / p90 of the member "
+                "that serves it)</p><table border=1 cellspacing=0 cellpadding=3><tr><th>layers nz</th>"
+                f"<th>dz/dx: median / p90</th><th>targets (1 %, 2 %)</th></tr>{''.join(body)}</table>")
 
 
 # --------------------------------------------------------------------------- error probe panel

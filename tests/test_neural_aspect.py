@@ -133,3 +133,23 @@ def test_neural_demag_serves_an_aspect_inside_a_shipped_range(recwarn):
     beyond = 1.5 * max(h for _, (_, h) in spans)
     with pytest.warns(UserWarning, match="outside the model card"):
         assert NeuralDemag((40, 24, 1), (2e-9, 2e-9, beyond * 2e-9)).fallback is not None
+
+
+def test_as_served_takes_at_each_measured_aspect_the_member_that_serves_it():
+    """The card's as-served view: at a shared bound only the member NeuralDemag picks counts
+    (the other's miss there is not what a user gets), and the verdict per nz says where the
+    targets are missed."""
+    from engine.neural.card_measure import served_validation
+    card = _with_large_grid_errors((0.012, 0.025), (0.006, 0.011))   # the thin member misses at 1.4
+    rows = card.as_served()
+    assert [(a, m["file"]) for a, m, _ in rows[1]] == [(1.0, "thin.pt"), (1.4, "tall.pt"), (2.0, "tall.pt")]
+    assert 2 not in rows                        # nz = 2 was never measured on large grids
+    for m in card.members:
+        for s in m.get("held_out", {}).get("by_dz_dx_large", {}).values():
+            s["count"] = 14
+    v = served_validation(card.members)
+    assert v["as_served_large_grids"]["nz=1"]["1.4"]["member"] == "tall.pt"
+    assert v["targets_met_as_served_large_grids"] == {"nz=1": "met at all 3 measured dz/dx"}
+    card.members[1]["held_out"]["by_dz_dx_large"]["2"] = {"median": 0.013, "p90": 0.015, "count": 14}
+    v = served_validation(card.members)
+    assert v["targets_met_as_served_large_grids"]["nz=1"] == "missed at 1 of 3 measured dz/dx: 2: median 1.30%"

@@ -74,14 +74,40 @@ class ModelCard:
         return float(lo), float(hi)
 
     @staticmethod
-    def measured_score(m, aspect: float):
+    def stats_at(m, aspect: float, key: str = "by_dz_dx_large"):
+        """m's held-out stats measured at this dz/dx ("by_dz_dx_large": grids of 256^2 and up,
+        "by_dz_dx": all grids), or None where it was not measured there."""
+        for k, s in m.get("held_out", {}).get(key, {}).items():
+            if abs(float(k) - aspect) <= 2e-3 * aspect:   # the card keys dz/dx to 3 digits
+                return s
+        return None
+
+    @classmethod
+    def measured_score(cls, m, aspect: float):
         """How far m's held-out error on large grids, measured at this dz/dx, is from the
         targets: max(median / 1 %, p90 / 2 %), lower is better; None where not measured."""
-        by = m.get("held_out", {}).get("by_dz_dx_large", {})
-        for k, s in by.items():
-            if abs(float(k) - aspect) <= 2e-3 * aspect:   # the card keys dz/dx to 3 digits
-                return max(s["median"] / TARGET_MEDIAN, s["p90"] / TARGET_P90)
-        return None
+        s = cls.stats_at(m, aspect)
+        return None if s is None else max(s["median"] / TARGET_MEDIAN, s["p90"] / TARGET_P90)
+
+    def as_served(self, key: str = "by_dz_dx_large") -> dict:
+        """What a user gets: for each nz, every dz/dx at which some member was measured, with
+        the member NeuralDemag picks there and that member's stats at that dz/dx (the per-member
+        verdicts also count a member at a shared bound where the other one serves).
+        {nz: [(dz/dx, member, stats), ...]} in increasing dz/dx."""
+        aspects = {}
+        for m in self.members:
+            for k in m.get("held_out", {}).get(key, {}):
+                aspects.setdefault(int(m.get("nz", 1)), set()).add(round(float(k), 3))
+        out = {}
+        for nz, found in sorted(aspects.items()):
+            rows = []
+            for a in sorted(found):
+                m = self._match((1, 1, nz), (1.0, 1.0, a))
+                s = self.stats_at(m, a, key) if m is not None else None
+                if s is not None:
+                    rows.append((a, m, s))
+            out[nz] = rows
+        return out
 
     def _match(self, n, d):
         """The member of this nz whose range holds dz/dx. At a shared bound, the one measured

@@ -291,6 +291,7 @@ def build_card(members: list, arch, old: dict, extra=None) -> dict:
                        "targets": {"median": TARGET_MEDIAN, "p90": TARGET_P90},
                        "targets_met": {member_label(m): _met(m) for m in members},
                        "targets_met_large_grids": {member_label(m): _met(m, True) for m in members},
+                       **served_validation(members),
                        "note": "fresh textures (seed 777, never used in training) of each member's own nz and of "
                                "dz/dx across its range: "
                                "smooth random, 3D random, domains, walls, vortices, skyrmions, uniform; full films, "
@@ -318,6 +319,7 @@ def refresh_measured(card_json: Path, card_md: Path, extra) -> dict:
         raise SystemExit(f"card_measure: --extra {extra}: no such file")
     card = json.loads(Path(card_json).read_text())
     card["measured"] = json.loads(extra.read_text())
+    card.setdefault("validation", {}).update(served_validation(card.get("members", [])))   # derived: kept current
     write_card(card, card_json, card_md)
     return card
 
@@ -345,6 +347,29 @@ def _met(m, large: bool = False) -> str:
         worst = max(bad, key=lambda a: max(by[a]["median"] / TARGET_MEDIAN, by[a]["p90"] / TARGET_P90))
         miss += [f"at {len(bad)} of {len(by)} measured dz/dx, worst " + ", ".join(misses(by[worst], f" at {worst}"))]
     return "met" if not miss else "missed: " + ", ".join(miss)
+
+
+def served_validation(members: list) -> dict:
+    """The card's as-served block: at every dz/dx where a member was measured, the member
+    NeuralDemag picks there (ModelCard.as_served) and its large-grid numbers, and per nz the
+    verdict over those: what a user of that film gets, where the per-member verdicts also count
+    a member at a shared bound that the other member serves."""
+    served = ModelCard({"members": members}).as_served()
+    table = {f"nz={nz}": {f"{a:g}": {"member": m["file"], "median": s["median"], "p90": s["p90"], "count": s["count"]}
+                          for a, m, s in rows} for nz, rows in served.items()}
+    return {"as_served_large_grids": table,
+            "targets_met_as_served_large_grids": {nz: _served_met(rows) for nz, rows in table.items()}} if table else {}
+
+
+def _served_met(rows: dict) -> str:
+    """'met' or where, among the measured dz/dx of one nz as served, the targets are missed."""
+    bad = {a: [f"{k} {s[k]:.2%}" for k, t in (("median", TARGET_MEDIAN), ("p90", TARGET_P90)) if s[k] > t]
+           for a, s in rows.items()}
+    bad = {a: v for a, v in bad.items() if v}
+    if not bad:
+        return f"met at all {len(rows)} measured dz/dx"
+    return (f"missed at {len(bad)} of {len(rows)} measured dz/dx: "
+            + "; ".join(f"{a}: {', '.join(v)}" for a, v in bad.items()))
 
 
 def card_markdown(card) -> str:
@@ -378,6 +403,15 @@ def card_markdown(card) -> str:
         ho = m["held_out"]
         for a, v in ho.get("by_dz_dx_large", {f"{m['dz_dx']:g}": ho["large"]} if "large" in ho else {}).items():
             md.append(f"| {member_label(m)} | {a} | {v['median']:.2%} | {v['p90']:.2%} | {v['max']:.2%} | {v['count']} |")
+    served = card.get("validation", {}).get("as_served_large_grids", {})
+    if served:
+        verdicts = card["validation"].get("targets_met_as_served_large_grids", {})
+        md += ["", "## As served, large grids (what a film of nz layers gets at each measured dz/dx: the member "
+               "NeuralDemag picks there)", "| nz | dz/dx | member | median | p90 | samples |", "|---|---|---|---|---|---|"]
+        for nz, rows in served.items():
+            md += [f"| {nz.split('=')[1]} | {a} | {r['member']} | {r['median']:.2%} | {r['p90']:.2%} | {r['count']} |"
+                   for a, r in rows.items()]
+        md += [""] + [f"- {nz}: {v}" for nz, v in verdicts.items()]
     md += ["", "## Named states (relative L2, %)"]
     for m in card["members"]:
         md += [f"- {member_label(m)}: " + ", ".join(f"{k} {v}" for k, v in m["named_states_rel_l2_percent"].items())]

@@ -178,6 +178,21 @@ def test_model_card_dialog_lists_which_films_get_the_network(qtbot):
     # the large grids apart: their own numbers and verdict, or 'not measured'
     assert "256² and up" in text and "1.31 %" in text and "1.99 %" in text and "missed: median 1.31%" in text
     assert "not measured" in text
+    assert "As served" not in text          # a card without the as-served block shows none
+
+
+def test_model_card_dialog_shows_what_each_film_gets_as_served(qtbot):
+    from nmag_gui.error_view import ModelCardDialog
+    card = load_model_card()
+    dlg = ModelCardDialog(None, card)
+    qtbot.addWidget(dlg)
+    text = dlg.browser.toPlainText()
+    served = card["validation"]["as_served_large_grids"]
+    assert "As served, on 256² and up" in text and set(served) == {"nz=1", "nz=2", "nz=3", "nz=4"}
+    for nz, verdict in card["validation"]["targets_met_as_served_large_grids"].items():
+        assert verdict in text
+        a, r = next(iter(served[nz].items()))
+        assert f"{a}: {100 * r['median']:.2f} / {100 * r['p90']:.2f} %" in text
 
 
 def test_error_panel_counts_each_probe_once_and_histograms_cells(qtbot):
