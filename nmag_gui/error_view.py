@@ -190,6 +190,7 @@ class SurrogateErrorPanel(QWidget):
         self.rel: list[float] = []
         self._last_key = None
         self.last_error_map: np.ndarray | None = None
+        self.demag, self.probe_every = "", 0     # set_method: the problem's demag method
 
         self.status = QLabel()
         self.status.setTextFormat(Qt.RichText)
@@ -232,11 +233,16 @@ class SurrogateErrorPanel(QWidget):
         self.warning_label.setWordWrap(True)
         self.warning_label.setTextFormat(Qt.RichText)
         self.warning_label.hide()
+        self.expected_label = QLabel()     # the card's held-out error for this film, before any probe
+        self.expected_label.setWordWrap(True)
+        self.expected_label.setStyleSheet("color: gray")
+        self.expected_label.hide()
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.status)
         lay.addWidget(self.warning_label)
+        lay.addWidget(self.expected_label)
         lay.addWidget(self.rel_plot, 1)
         lay.addWidget(self.hist_plot, 1)
         lay.addLayout(card_row)
@@ -279,6 +285,18 @@ class SurrogateErrorPanel(QWidget):
         else:
             self.warning_label.hide()
 
+    def set_method(self, demag: str, probe_every: int) -> None:
+        """The problem's demag method and probe interval (steps), for what the status says
+        before the first probe."""
+        self.demag, self.probe_every = str(demag), int(probe_every)
+        if not self.rel:
+            self._show_status(None)
+
+    def set_expected(self, text: str) -> None:
+        """Show what the model card expects of the network on this film ('': hide)."""
+        self.expected_label.setText(text)
+        self.expected_label.setVisible(bool(text))
+
     def reset(self) -> None:
         self.t_ns, self.rel, self._last_key, self.last_error_map = [], [], None, None
         self.rel_curve.setData([], [])
@@ -290,8 +308,12 @@ class SurrogateErrorPanel(QWidget):
 
     def _show_status(self, frame, cells=None, zeros=0):
         if frame is None:
-            self.status.setText("<i>No probe yet.</i> Choose the demag method <b>neural + error probe</b>: "
-                                "every k-th step the exact FFT field is computed beside the network's.")
+            if self.demag == "neural+probe":
+                self.status.setText(f"<i>No probe yet.</i> Every {self.probe_every} steps the exact FFT field "
+                                    "is computed beside the network's: press Run or Step.")
+            else:
+                self.status.setText("<i>No probe yet.</i> Choose the demag method <b>neural + error probe</b>: "
+                                    "every k-th step the exact FFT field is computed beside the network's.")
             return
         med = float(np.median(cells)) if cells is not None and cells.size else 0.0
         mx = float(np.max(cells)) if cells is not None and cells.size else 0.0

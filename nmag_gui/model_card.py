@@ -145,6 +145,26 @@ def _outside_model_card(problem, card) -> list[str]:
     return out
 
 
+def expected_error_text(problem, card) -> str:
+    """One sentence: the card's held-out error for the member that will serve `problem` (at
+    the measured dz/dx nearest the problem's; over large grids for a large grid), or '' where
+    the card has no such numbers or the problem lies outside it."""
+    engine_card = _engine_card()
+    if engine_card is None or not card or not hasattr(engine_card, "expected_error"):
+        return ""
+    try:
+        e = engine_card(card).expected_error(tuple(int(v) for v in problem.mesh.n),
+                                              tuple(float(v) for v in problem.mesh.cell_nm))
+    except Exception:  # noqa: BLE001 - a card without the numbers: say nothing
+        return ""
+    if not e:
+        return ""
+    where = "grids of 256² cells and up" if e["large"] else "grids of 64² to 1024² cells"
+    return (f"Expected error of the network here: median {100 * e['median']:.2f} %, p90 {100 * e['p90']:.2f} % "
+            f"(model card: {e['member']} on fresh films at dz/dx {e['dz_dx']:g}, {where}). "
+            "The error probe measures this run's.")
+
+
 def model_card_summary(card) -> str:
     """Two or three lines of rich text about the card (architecture, training, validation)."""
     if not card:

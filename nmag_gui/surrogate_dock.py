@@ -8,7 +8,7 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QDockWidget
 
 from .error_view import SurrogateErrorPanel
-from .model_card import load_model_card, outside_model_card
+from .model_card import expected_error_text, load_model_card, outside_model_card
 
 
 class SurrogateDock(QDockWidget):
@@ -46,8 +46,12 @@ class SurrogateDock(QDockWidget):
 
     def check_card(self, problem) -> list[str]:
         """The model card's warnings for `problem` (only with a neural demag method)."""
-        warnings = []
+        warnings, expected = [], ""
         if problem is not None and str(problem.solver.demag).startswith("neural"):
             warnings = outside_model_card(problem, self.card)
+            expected = "" if warnings else expected_error_text(problem, self.card)
         self.panel.set_warnings(warnings)
+        self.panel.set_expected(expected)
+        if problem is not None:
+            self.panel.set_method(problem.solver.demag, problem.solver.probe_every)
         return warnings

@@ -153,3 +153,18 @@ def test_as_served_takes_at_each_measured_aspect_the_member_that_serves_it():
     card.members[1]["held_out"]["by_dz_dx_large"]["2"] = {"median": 0.013, "p90": 0.015, "count": 14}
     v = served_validation(card.members)
     assert v["targets_met_as_served_large_grids"]["nz=1"] == "missed at 1 of 3 measured dz/dx: 2: median 1.30%"
+
+
+def test_expected_error_is_the_serving_members_number_at_the_nearest_measured_aspect():
+    """Before a run the GUI says what the card expects on this film: the member that serves
+    it, at the measured dz/dx nearest the grid's, on large grids for a large grid."""
+    card = _with_large_grid_errors((0.006, 0.011), (0.012, 0.018))
+    for m in card.members[:2]:                  # the one-layer members; two.pt has no numbers
+        m["held_out"]["by_dz_dx"] = {"1.4": {"median": 0.004, "p90": 0.008},
+                                                   f"{m['dz_dx']:g}": {"median": 0.002, "p90": 0.003}}
+    big = card.expected_error((512, 512, 1), (1.0, 1.0, 1.3))        # served by thin.pt; 1.4 is nearest
+    assert big == {"member": "thin.pt", "dz_dx": 1.4, "large": True, "median": 0.006, "p90": 0.011}
+    small = card.expected_error((64, 64, 1), (1.0, 1.0, 2.5))         # tall.pt, nearest its own 2
+    assert small["member"] == "tall.pt" and small["dz_dx"] == 2.0 and not small["large"] and small["median"] == 0.002
+    assert card.expected_error((64, 64, 1), (1.0, 1.0, 3.5)) is None  # outside the card
+    assert card.expected_error((64, 64, 2), (1.0, 1.0, 1.0)) is None  # a member without numbers

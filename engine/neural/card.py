@@ -23,6 +23,8 @@ from ..resources import resource_path
 DEFAULT_CARD = "neural/model_card.json"
 ASPECT_TOLERANCE = 1e-3     # relative: a member serves dz/dx within this of its own
 TARGET_MEDIAN, TARGET_P90 = 0.01, 0.02    # issue 8's error targets (relative L2 of H_d)
+# "large grids": 256^2 cells and up, where the far field weighs most; the card reports them apart
+LARGE_CELLS = 256 * 256
 
 
 def load_card(path=None) -> dict:
@@ -127,6 +129,28 @@ class ModelCard:
         if len(fits) > 1 and None not in scores:
             return fits[scores.index(min(scores))][2]
         return min(fits, key=lambda t: t[:2])[2]
+
+    def expected_error(self, n, d):
+        """What to expect of the network on this grid before running it: the serving member's
+        held-out error measured at the dz/dx nearest this grid's (in log), over large grids
+        (LARGE_CELLS and up) for a grid that large, else over all grids. A statistic of fresh
+        textures, not this problem's error (the error probe measures that). A dict (member,
+        dz_dx measured, large, median, p90, fractions) or None outside the card or unmeasured."""
+        m = self.member_for(n, d)
+        if m is None:
+            return None
+        large = int(n[0]) * int(n[1]) >= LARGE_CELLS
+        ho = m.get("held_out") or {}
+        by = ho.get("by_dz_dx_large" if large else "by_dz_dx") or {}
+        if by:
+            a = float(d[2]) / float(d[0])
+            k = min(by, key=lambda k: abs(math.log(float(k) / a)))
+            s, at = by[k], float(k)
+        else:   # a member measured at its own dz/dx only
+            s, at = ho.get("large" if large else "all"), float(m["dz_dx"])
+        if not s:
+            return None
+        return {"member": m["file"], "dz_dx": at, "large": large, "median": float(s["median"]), "p90": float(s["p90"])}
 
     def outside(self, n, d) -> list[str]:
         """Why a grid lies outside the card (sentences); empty when a member serves it."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..resources import resource_path
-from .card import DEFAULT_CARD, TARGET_MEDIAN, TARGET_P90, ModelCard, member_label, span_text
+from .card import DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, ModelCard, member_label, span_text
 from .data import make_samples
 
 
@@ -39,10 +39,9 @@ def rel_err(pred, target, mask):
 
 
 HELD_OUT = ((64, 64, 24), (128, 128, 16), (256, 256, 8), (512, 512, 4), (1024, 1024, 2))
-# "large grids": 256^2 and up, where the far field (the learned part, and for a member served
-# away from its trained dz/dx the part no training can fix, engine.neural.serving_floor) weighs
-# most; pooled with the small grids they were hidden by the 40 of 54 samples at 64^2 and 128^2
-LARGE_CELLS = 256 * 256
+# large grids (card.LARGE_CELLS) apart: there the far field (the learned part, and for a member
+# served away from its trained dz/dx the part no training can fix, engine.neural.serving_floor)
+# weighs most; pooled with the small grids they were hidden by the 40 of 54 samples at 64^2 and 128^2
 
 
 def held_out(net, shape, count, seed, aspect=1.0, nz=1):

@@ -181,6 +181,29 @@ def test_model_card_dialog_lists_which_films_get_the_network(qtbot):
     assert "As served" not in text          # a card without the as-served block shows none
 
 
+def test_surrogate_panel_says_what_error_the_card_expects_for_this_film(qtbot):
+    from nmag_gui.model_card import expected_error_text
+    card = load_model_card()
+    inside = small_problem("neural", n=300, cell=(3.0, 3.0, 3.0))     # one layer of cubes, a large grid
+    text = expected_error_text(inside, card)
+    m = next(m for m in card["members"] if m["file"] == "lean_nz1_dzdx1.pt")
+    s = m["held_out"]["by_dz_dx_large"]["1"]
+    assert f"median {100 * s['median']:.2f} %" in text and "256² cells and up" in text and "lean_nz1_dzdx1.pt" in text
+    assert "256²" not in expected_error_text(small_problem("neural", cell=(3.0, 3.0, 3.0)), card)
+    outside = small_problem("neural", cell=(3.0, 3.0, 30.0))
+    assert expected_error_text(outside, card) == ""
+    panel = SurrogateErrorPanel(card=card)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_expected(text)
+    assert panel.expected_label.isVisible() and "Expected error" in panel.expected_label.text()
+    panel.set_expected("")
+    assert not panel.expected_label.isVisible()
+    assert "Choose the demag method" in panel.status.text()
+    panel.set_method("neural+probe", 7)                    # already chosen: say when the first probe comes
+    assert "Every 7 steps" in panel.status.text() and "Choose" not in panel.status.text()
+
+
 def test_model_card_dialog_shows_what_each_film_gets_as_served(qtbot):
     from nmag_gui.error_view import ModelCardDialog
     card = load_model_card()
