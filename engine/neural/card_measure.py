@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..resources import resource_path
-from .card import DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, ModelCard, member_label, span_text
+from .card import (DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, TARGETS, ModelCard, member_label,
+                   span_text, target_ratio)
 from .data import make_samples
 
 
@@ -335,7 +336,7 @@ def _met(m, large: bool = False) -> str:
     over its large grids only ("large", "by_dz_dx_large"; '' when not measured)."""
     def misses(s, where=""):
         return [f"{k}{where} {s[k]:.2%} > {t:.0%} ({s[k] / t:.2f}x)"
-                for k, t in (("median", TARGET_MEDIAN), ("p90", TARGET_P90)) if s[k] > t]
+                for k, t in TARGETS if s[k] > t]
     ho = m["held_out"]
     if large and "large" not in ho:
         return ""
@@ -343,7 +344,7 @@ def _met(m, large: bool = False) -> str:
     by = ho.get("by_dz_dx_large" if large else "by_dz_dx", {})
     bad = [a for a, s in by.items() if misses(s)]
     if bad:   # the worst measured dz/dx says how far from the targets the range goes
-        worst = max(bad, key=lambda a: max(by[a]["median"] / TARGET_MEDIAN, by[a]["p90"] / TARGET_P90))
+        worst = max(bad, key=lambda a: target_ratio(by[a]))
         miss += [f"at {len(bad)} of {len(by)} measured dz/dx, worst " + ", ".join(misses(by[worst], f" at {worst}"))]
     return "met" if not miss else "missed: " + ", ".join(miss)
 
@@ -362,8 +363,7 @@ def served_validation(members: list) -> dict:
 
 def _served_met(rows: dict) -> str:
     """'met' or where, among the measured dz/dx of one nz as served, the targets are missed."""
-    bad = {a: [f"{k} {s[k]:.2%}" for k, t in (("median", TARGET_MEDIAN), ("p90", TARGET_P90)) if s[k] > t]
-           for a, s in rows.items()}
+    bad = {a: [f"{k} {s[k]:.2%}" for k, t in TARGETS if s[k] > t] for a, s in rows.items()}
     bad = {a: v for a, v in bad.items() if v}
     if not bad:
         return f"met at all {len(rows)} measured dz/dx"
