@@ -278,8 +278,10 @@ def build_card(members: list, arch, old: dict, extra=None) -> dict:
                           "learned part scaled by dz/dx over the trained dz/dx (engine.neural.lean.LeanFilmNet.serve); "
                           "held-out errors are measured at both ends of each range and between",
             "square_cells": True,
-            "grid_note": "any nx, ny (fully convolutional, depth grows with the grid); trained on 40..256 cells a side, "
-                         "held-out errors measured up to 1024 x 1024",
+            "grid_note": "any nx, ny (fully convolutional, depth grows with the grid; a grid under 48 cells along its "
+                         "longer side runs padded with vacuum to 48, the depth of every training grid: "
+                         "engine.neural.lean.LeanFilmNet._deep_enough); trained on 40 to 1024 cells a side, held-out "
+                         "errors measured from 64 x 64 to 1024 x 1024, named states from 32 x 32",
             "materials": "any Ms (linear in M); several regions through the Ms-weighted input",
             "outside": "any nz without a member, a dz/dx outside its members' ranges, or dx != dy: a warning and the "
                        "exact FFT field "
