@@ -121,13 +121,13 @@ def test_card_members_and_limits():
         for cell in [(4e-9, 4e-9, 1e-9), (5e-9, 5e-9, 3e-9)]:
             assert card.member_for((64, 64, nz), cell)["nz"] == nz, (nz, cell)
             assert card.member_for((64, 64, nz), cell)["dz_dx"] == 1.0, (nz, cell)
-    for nz, cell, trained in [(2, (3e-9, 3e-9, 4.5e-9), 4.0), (3, (3e-9, 3e-9, 4.5e-9), 1.0),   # dz/dx 1.5
+    for nz, cell, trained in [(2, (3e-9, 3e-9, 4.5e-9), 4.0), (3, (3e-9, 3e-9, 4.5e-9), 4.0),   # dz/dx 1.5
                               (4, (3e-9, 3e-9, 4.5e-9), 4.0), (2, (2.5e-9, 2.5e-9, 10e-9), 4.0),
                               (3, (2.5e-9, 2.5e-9, 10e-9), 4.0), (4, (2.5e-9, 2.5e-9, 10e-9), 4.0)]:
         assert card.member_for((64, 64, nz), cell)["dz_dx"] == trained, (nz, cell)
-    # at a bound two members share (cubic cells for nz = 2 and 4, dz/dx 2 for one layer, 1.6 for
-    # three), the one the card measured better there on large grids
-    for nz, a in [(1, 2.0), (2, 1.0), (3, 1.6), (4, 1.0)]:
+    # at a bound two members share (dz/dx 2 for one layer, cubic cells for two to four), the one
+    # the card measured better there on large grids
+    for nz, a in [(1, 2.0), (2, 1.0), (3, 1.0), (4, 1.0)]:
         sharing = [m for m in card.members if m["nz"] == nz and a in ModelCard.aspect_range(m)]
         assert len(sharing) == 2, (nz, a)
         best = min(sharing, key=lambda m: ModelCard.measured_score(m, a))
@@ -375,6 +375,31 @@ def test_card_measured_block_refreshes_without_touching_the_members(tmp_path):
     assert "2099-01-01 00:00" in card_md.read_text()
     with pytest.raises(SystemExit, match="no such file"):
         refresh_measured(card_json, card_md, tmp_path / "missing.json")
+
+
+def test_card_remeasure_with_a_new_member_keeps_one_member_per_film(tmp_path, monkeypatch):
+    """--remeasure --model NEW@LO:HI: NEW replaces the shipped member of its own nz and dz/dx
+    (the card once listed both, the old one re-measured first). Measurement and writing stubbed:
+    this is about which members the card holds."""
+    from engine.neural import card_measure, weights
+    shipped = json.loads(resource_path("neural/model_card.json").read_text())
+    old = next(m for m in shipped["members"] if m["nz"] == 3 and m["dz_dx"] == 4.0)
+    net, meta = load_weights(resource_path("neural/" + old["file"]))
+    new_pt = tmp_path / "new.pt"
+    save_weights(net, new_pt, {k: v for k, v in meta.items() if k != "history"})
+    measured = []
+    monkeypatch.setattr(card_measure, "measure_range",
+                        lambda net, lo, hi, cache=None, source=None: measured.append((int(net.config["nz"]), lo, hi))
+                        or (old["held_out"], old["named_states_rel_l2_percent"]))
+    monkeypatch.setattr(weights, "save_weights", lambda *a, **k: None)
+    written = {}
+    monkeypatch.setattr(card_measure, "write_card", lambda card, *a: written.update(card=card))
+    card_measure.main_card(["--remeasure", "--cache-dir", str(tmp_path / "cache"), "--model", f"{new_pt}@1.5:4"])
+    films = [(m["nz"], m["dz_dx"]) for m in written["card"]["members"]]
+    assert len(films) == len(set(films)) == len(shipped["members"])
+    got = next(m for m in written["card"]["members"] if m["nz"] == 3 and m["dz_dx"] == 4.0)
+    assert got["dz_dx_range"] == [1.5, 4.0]
+    assert (3, 1.5, 4.0) in measured and (3, *old["dz_dx_range"]) not in measured   # the replaced one: not measured
 
 
 def test_card_reports_large_grids_apart():

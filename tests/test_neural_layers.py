@@ -217,7 +217,8 @@ def test_neural_demag_picks_the_layered_members_and_falls_back_for_five(recwarn)
     assert NeuralDemag((20, 10, 2), (3e-9, 3e-9, 6e-9)).member["dz_dx"] == 4.0   # two layers of tall cells
     assert NeuralDemag((20, 10, 4), (3e-9, 3e-9, 1.5e-9)).member["dz_dx_range"] == [0.25, 1.0]   # four layers, 0.5
     assert NeuralDemag((20, 10, 4), (3e-9, 3e-9, 4.5e-9)).member["dz_dx_range"] == [1.0, 4.0]    # four layers, 1.5
-    assert NeuralDemag((20, 10, 3), (3e-9, 3e-9, 4.5e-9)).member["dz_dx_range"] == [0.25, 1.6]   # three layers, 1.5
+    assert NeuralDemag((20, 10, 3), (3e-9, 3e-9, 4.5e-9)).member["dz_dx_range"] == [1.0, 4.0]    # three layers, 1.5
+    assert NeuralDemag((20, 10, 3), (3e-9, 3e-9, 2.4e-9)).member["dz_dx_range"] == [0.25, 1.0]   # three layers, 0.8
     assert NeuralDemag((20, 10, 4), (3e-9, 3e-9, 12e-9)).member["dz_dx"] == 4.0        # four layers of tall cells
     with pytest.warns(UserWarning, match="nz = 4 serve dz/dx = 0.25 to 1, 1 to 4 only"):            # taller than every member
         assert NeuralDemag((20, 10, 4), (3e-9, 3e-9, 15e-9)).fallback is not None

@@ -163,7 +163,14 @@ def main_card(argv=None):
         unknown = set(ranges) - {m["file"] for m in old.get("members", [])}
         if unknown:
             raise SystemExit(f"card_measure: --range: no shipped member {', '.join(sorted(unknown))}")
+        # a --model replaces the shipped member of its own nz and dz/dx: that one is not measured
+        replaced = set()
+        for spec in a.model:
+            cfg = load_weights(spec.partition("@")[0])[0].config
+            replaced.add((int(cfg["nz"]), float(cfg["aspect"])))
         for m in old.get("members", []):
+            if (int(m.get("nz", 1)), float(m["dz_dx"])) in replaced:
+                continue
             net, _ = load_weights(resource_path("neural/" + m["file"]))
             lo, hi = ranges.get(m["file"], ModelCard.aspect_range(m))
             t0 = time.time()
