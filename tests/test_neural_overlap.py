@@ -54,6 +54,9 @@ def test_the_choice_is_timed_on_two_threads_only(monkeypatch, two_threads):
     torch.set_num_threads(1)
     nd1 = NeuralDemag((64, 64, 1), D)
     assert nd1.split is False and nd1.split_times_s is None
+    torch.set_num_threads(2)   # 256^2: not timed, each operation split (side by side lost in runs)
+    big = NeuralDemag((256, 256, 1), D)
+    assert big.split is False and big.split_times_s is None
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "1")
     assert NeuralDemag((64, 64, 1), D).split is True
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "0")

@@ -46,6 +46,14 @@ def _default_weights_path():
     return str(resource_path("neural/" + m["file"])) if m else None
 
 
+# the largest grid on which the two branches may run side by side (_choose_split): timed back to
+# back, 256^2 often looked 15-20 % faster side by side, but with other work between the calls (a
+# simulation's, or the benchmark's FFT) it was as slow or slower (session 13: 2.25 against
+# 1.52-1.59 ms in bench_neural.py; with elementwise work between calls 2.3 against 1.5 ms), while
+# 128^2 side by side won either way (0.83-0.93 against 1.05-1.12 ms)
+SPLIT_MAX_CELLS = 192 * 192
+
+
 def _sizes_as_constants(graph) -> None:
     """Fold a trace's size arithmetic into constants, in place. A trace records every reading of a
     tensor's shape and the integer arithmetic on it (pooling's odd-side test, the strided
@@ -160,8 +168,8 @@ class NeuralDemag(Demag):
         """Whether to run the near field and the learned part side by side, one thread each
         (engine.neural.overlap), instead of splitting each operation over the threads: timed
         here, each way twice in blocks of `repeats` after two warm-up calls, best of all, on
-        this grid (20 evaluations; at most 512^2 cells, beyond which splitting each operation
-        was always faster). Only with two or more threads, float32 on the CPU;
+        this grid (20 evaluations; at most SPLIT_MAX_CELLS, beyond which splitting each
+        operation measured as fast or faster in a run, where other work comes between the calls). Only with two or more threads, float32 on the CPU;
         NMAG_NEURAL_SPLIT=0/1 forces it."""
         import os
         import time
@@ -170,7 +178,7 @@ class NeuralDemag(Demag):
         if forced in ("0", "1"):
             return forced == "1" and str(self.device) == "cpu" and self._far is not None
         if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or self._far is None
-                or ny * nx > 512 * 512 or self.net_dtype != torch.float32):
+                or ny * nx > SPLIT_MAX_CELLS or self.net_dtype != torch.float32):
             return False
         x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(0))
         runs = {False: lambda: self._run(x), True: lambda: split_forward(self.net, self._far, x)}

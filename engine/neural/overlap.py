@@ -7,9 +7,11 @@ waits for a sleeping thread to wake (measured here, one layer, 2 cores, ms per e
 128^2 0.98 split by operation against 0.75 on one thread). The near field (a few FFTs) and the
 learned part (small convolutions) are independent and about equally long on such grids, so
 running them at once, each on one thread, uses both cores without splitting any operation:
-128^2 0.62 ms, 256^2 1.31-1.38 against 1.44-1.47 ms. From 512^2 splitting each operation wins
-(the near field's FFT grows faster than the learned part), so NeuralDemag times both ways once
-per grid and keeps the faster (like the FFT backends).
+128^2 0.62 ms, 256^2 1.31-1.38 against 1.44-1.47 ms timed back to back. With other work between
+the calls, as in a simulation, 256^2 side by side was as slow or slower (session 13), and from
+512^2 splitting each operation wins (the near field's FFT grows faster than the learned part),
+so NeuralDemag times both ways once per grid up to 192^2 cells (demag.SPLIT_MAX_CELLS) and keeps
+the faster (like the FFT backends).
 
 Threads: torch's thread count is per OS thread under OpenMP, and a thread takes the process's
 count on its first parallel operation. The worker sets its own to 1 before any, then the
