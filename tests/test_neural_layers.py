@@ -183,14 +183,16 @@ def test_card_sentences_with_a_two_layer_member():
 # 0.25: 0.20 / 0.56 %), nz = 3 0.77 / 0.96 % (at 0.5: 0.50 / 0.82 %) (session 6); the members
 # with the exact near field out to 24 cells (sessions 7 and 8): nz = 4 0.41 / 0.56 % (at 0.25:
 # 0.16 / 0.31 %, at 1.6: 0.64 / 0.84 %; the R = 10 member it replaced: 0.96 / 1.33 %), the tall-cell members nz = 2
-# 0.56 / 0.77 % at dz/dx 4 (at 1.6: 0.29 / 0.51 %), nz = 3 0.90 / 1.33 % at 4 (at 1.6: 0.55 / 0.83 %).
+# 0.56 / 0.77 % at dz/dx 4 (at 1.6: 0.29 / 0.51 %), nz = 3 0.90 / 1.33 % at 4 (at 1.6: 0.55 / 0.83 %);
+# the three-layer tall member with a 40-cell exact part (session 13), which also serves cubic
+# cells: 0.58 / 0.72 % at 4, 0.25 / 0.39 % at 1.6, 0.17 / 0.31 % at 1.
 # The model card (resources/neural/model_card.md) states each member's error on 50 held-out samples
 # per dz/dx up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %). The bounds leave
 # about 1.4x for weights retrained within sampling noise: regression guards, not the targets.
-LAYERED_LIMITS = {(2, 1.0): (0.011, 0.012), (3, 1.0): (0.005, 0.0065), (4, 1.0): (0.006, 0.008),
+LAYERED_LIMITS = {(2, 1.0): (0.011, 0.012), (3, 1.0): (0.0025, 0.0045), (4, 1.0): (0.006, 0.008),
                   (2, 0.25): (0.004, 0.008), (3, 0.5): (0.003, 0.0045), (4, 0.25): (0.0025, 0.0045), (4, 1.6): (0.006, 0.008), (4, 2.0): (0.007, 0.009), (4, 4.0): (0.012, 0.015),
                   (2, 4.0): (0.008, 0.011), (2, 1.6): (0.0045, 0.0075),
-                  (3, 4.0): (0.0125, 0.0185), (3, 1.6): (0.0077, 0.0117)}
+                  (3, 4.0): (0.008, 0.0105), (3, 1.6): (0.0035, 0.0055)}
 
 
 def test_neural_demag_picks_the_layered_members_and_falls_back_for_five(recwarn):
