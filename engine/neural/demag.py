@@ -169,8 +169,9 @@ class NeuralDemag(Demag):
         (engine.neural.overlap), instead of splitting each operation over the threads: timed
         here, each way twice in blocks of `repeats` after two warm-up calls, best of all, on
         this grid (20 evaluations; at most SPLIT_MAX_CELLS, beyond which splitting each
-        operation measured as fast or faster in a run, where other work comes between the calls). Only with two or more threads, float32 on the CPU;
-        NMAG_NEURAL_SPLIT=0/1 forces it."""
+        operation measured as fast or faster in a run, where other work comes between the
+        calls). Only with two or more threads, float32 on the CPU; NMAG_NEURAL_SPLIT=0/1
+        forces it."""
         import os
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
