@@ -157,6 +157,8 @@ def main_card(argv=None):
     torch.set_num_threads(a.threads)
     members, arch = [], None
     old = json.loads(resource_path(DEFAULT_CARD).read_text()) if (a.keep or a.remeasure) else {}
+    # each --model read once: (path, "LO:HI" or "", network, its training record)
+    models = [(path, span, *load_weights(path)) for path, _, span in (spec.partition("@") for spec in a.model)]
     if a.remeasure:
         Path(a.cache_dir).mkdir(parents=True, exist_ok=True)
         ranges = {f: tuple(float(v) for v in span.split(":")) for f, _, span in (r.partition("@") for r in a.range)}
@@ -164,10 +166,7 @@ def main_card(argv=None):
         if unknown:
             raise SystemExit(f"card_measure: --range: no shipped member {', '.join(sorted(unknown))}")
         # a --model replaces the shipped member of its own nz and dz/dx: that one is not measured
-        replaced = set()
-        for spec in a.model:
-            cfg = load_weights(spec.partition("@")[0])[0].config
-            replaced.add((int(cfg["nz"]), float(cfg["aspect"])))
+        replaced = {(int(net.config["nz"]), float(net.config["aspect"])) for _, _, net, _ in models}
         for m in old.get("members", []):
             if (int(m.get("nz", 1)), float(m["dz_dx"])) in replaced:
                 continue
@@ -182,9 +181,8 @@ def main_card(argv=None):
             print(f"{m['file']} over {lo:g}-{hi:g}: {_met(members[-1])}; large grids: {_met(members[-1], True)}",
                   flush=True)
             arch = net
-    for spec in a.model:
-        path, _, span = spec.partition("@")
-        net, meta = load_weights(path)
+    for path, span, net, meta in models:
+        spec = f"{path}@{span}" if span else path
         cfg = net.config
         aspect = float(cfg["aspect"])
         lo, hi = (float(v) for v in span.split(":")) if span else (aspect, aspect)

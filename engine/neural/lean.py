@@ -205,8 +205,8 @@ class LeanFilmNet(nn.Module):
         of 40 cells or fewer a side has fewer levels than any grid the members were trained on
         (64^2 and 40 x 160 have four or more), which measured 4-30 % for uniform states on 24^2 to
         40^2 squares against 0.8-1 % with the padding. Vacuum leaves the exact field unchanged,
-        so this is the same network on a grid it knows, not a correction; forward() crops the
-        output back to the grid."""
+        so this is the same network on a grid it knows, not a correction; the prolongation's
+        crop (_up, _add_up) brings the output back to the grid."""
         h, w = x.shape[-2:]
         if max(h, w) >= MIN_SIDE:
             return x
