@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--demag", choices=["fft", "neural", "neural+probe", "none"], help="override the demag method")
     r.add_argument("--precision", choices=["float32", "float64"], help="override the precision")
     r.add_argument("--device", help="override the device (cpu, cuda)")
-    r.add_argument("--threads", type=int, help="torch threads (default: the cores free to this process)")
+    r.add_argument("--threads", type=int, help="torch threads (default: the cores free to this process; "
+                   "one for a grid under 256 x 256 cells, where a second thread costs more than it gives)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("check", help="validate a problem file: every check `nmag run` makes before it starts")
     c.add_argument("problem")
@@ -122,7 +123,8 @@ def _run(args) -> int:
     check_runnable(problem, m0)
     if not problem.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)
-    apply_thread_policy(args.threads)
+    nx, ny, nz = problem.mesh.n
+    apply_thread_policy(args.threads, cells=int(nx) * int(ny) * int(nz))
     bar = None
     diverged = None
     t0 = time.time()

@@ -10,6 +10,11 @@ processes on 2 cores and 10 s with one thread. The policy here:
 - OMP_WAIT_POLICY=PASSIVE (idle threads sleep instead of spinning) unless the user set it; it
   only takes effect when set before torch loads its OpenMP runtime, so importing this module
   sets it, and the CLI imports it before torch;
+- a grid of fewer than SMALL_GRID_CELLS cells gets one thread: with passive waits every
+  operation split over two threads wakes the other one, and a small grid's operations are too
+  short to pay for that (an LLG evaluation with the exact FFT demag, float64, ms on one / two
+  threads: 100 x 25 0.62 / 0.64-0.91, 128^2 2.7 / 4.9, 256^2 9.0 / 9.2, 512^2 55 / 36;
+  `nmag run examples/sp4.toml` 6.4-7.9 s on one thread against 9.4-12.5 s on two);
 - an explicit OMP_NUM_THREADS or NMAG_THREADS wins over the estimate.
 
 The CLI and the desktop app call `apply_thread_policy()` once at start-up.
@@ -39,9 +44,14 @@ def busy_cores(own_load: float = 0.0) -> float:
     return max(0.0, load - own_load)
 
 
-def choose_threads(cores: int | None = None, load: float | None = None) -> int:
-    """Threads for torch: NMAG_THREADS or OMP_NUM_THREADS if set, else the usable cores less
-    the busy ones, rounded down, at least 1."""
+# the smallest grid (cells) given more than one thread: 256^2, where one and two threads measured even
+SMALL_GRID_CELLS = 256 * 256
+
+
+def choose_threads(cores: int | None = None, load: float | None = None, cells: int | None = None) -> int:
+    """Threads for torch: NMAG_THREADS or OMP_NUM_THREADS if set; else 1 for a grid of fewer
+    than SMALL_GRID_CELLS `cells` (when given); else the usable cores less the busy ones,
+    rounded down, at least 1."""
     for var in ("NMAG_THREADS", "OMP_NUM_THREADS"):
         v = os.environ.get(var, "").strip()
         if v:
@@ -49,16 +59,19 @@ def choose_threads(cores: int | None = None, load: float | None = None) -> int:
                 return max(1, int(v))
             except ValueError:
                 pass
+    if cells is not None and cells < SMALL_GRID_CELLS:
+        return 1
     cores = usable_cores() if cores is None else cores
     load = busy_cores() if load is None else load
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def apply_thread_policy(n: int | None = None) -> int:
-    """Set torch's intra-op threads to `n` (default: choose_threads()) and its inter-op threads
-    to 1 where still possible. Returns the thread count."""
+def apply_thread_policy(n: int | None = None, cells: int | None = None) -> int:
+    """Set torch's intra-op threads to `n` (default: choose_threads(cells=cells), `cells` the
+    grid's cell count where known) and its inter-op threads to 1 where still possible. Returns
+    the thread count."""
     import torch
-    n = choose_threads() if n is None else max(1, int(n))
+    n = choose_threads(cells=cells) if n is None else max(1, int(n))
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(1)

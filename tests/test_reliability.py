@@ -212,8 +212,11 @@ def test_thread_policy_counts_free_cores_and_never_spins(monkeypatch):
     assert threads.choose_threads(cores=8, load=0.0) == 8
     assert threads.choose_threads(cores=8, load=5.2) == 3
     assert threads.choose_threads(cores=2, load=14.0) == 1        # never below one
+    assert threads.choose_threads(cores=8, load=0.0, cells=100 * 25) == 1      # a small grid: one
+    assert threads.choose_threads(cores=8, load=0.0, cells=256 * 256) == 8
     monkeypatch.setenv("NMAG_THREADS", "3")
     assert threads.choose_threads(cores=2, load=14.0) == 3        # an explicit count wins
+    assert threads.choose_threads(cores=8, load=0.0, cells=100 * 25) == 3      # also on a small grid
     assert os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"    # set on import of engine
     saved = torch.get_num_threads()
     try:
