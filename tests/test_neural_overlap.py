@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine.neural import overlap
+from engine.neural import demag as neural_demag
 from engine.neural.demag import NeuralDemag
 
 D = (3e-9, 3e-9, 3e-9)
@@ -36,6 +37,16 @@ def test_split_gives_the_same_field_and_keeps_the_thread_counts(n, two_threads):
     assert torch.get_num_threads() == 2 and overlap.worker_threads() == 1
 
 
+def test_split_runs_the_eager_learned_part_where_none_was_traced(two_threads):
+    # grids over 512^2 are not traced (NeuralDemag._traced_far); side by side then runs net.far
+    nd = NeuralDemag((64, 48, 1), D)
+    M = torch.randn(3, 1, 48, 64, generator=torch.Generator().manual_seed(4)) * 8e5
+    y_seq = _field(nd, M, False)
+    nd._far = None
+    y_split = _field(nd, M, True)
+    assert torch.allclose(y_split, y_seq, rtol=1e-5, atol=1e-5 * float(y_seq.abs().max()))
+
+
 def test_split_restores_the_callers_threads_when_the_learned_part_fails(two_threads):
     nd = NeuralDemag((32, 32, 1), D)
 
@@ -54,9 +65,12 @@ def test_the_choice_is_timed_on_two_threads_only(monkeypatch, two_threads):
     torch.set_num_threads(1)
     nd1 = NeuralDemag((64, 64, 1), D)
     assert nd1.split is False and nd1.split_times_s is None
-    torch.set_num_threads(2)   # 256^2: not timed, each operation split (side by side lost in runs)
-    big = NeuralDemag((256, 256, 1), D)
+    torch.set_num_threads(2)   # beyond SPLIT_MAX_CELLS: not timed, each operation split
+    monkeypatch.setattr(neural_demag, "SPLIT_MAX_CELLS", 64 * 64)
+    big = NeuralDemag((80, 64, 1), D)
     assert big.split is False and big.split_times_s is None
+    assert NeuralDemag((64, 64, 1), D).split_times_s is not None
+    monkeypatch.undo()
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "1")
     assert NeuralDemag((64, 64, 1), D).split is True
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "0")

@@ -14,7 +14,8 @@ whatever the state's precision (its error, ~1 %, is far above float32 rounding).
 small grids nothing is rebuilt: weights are fixed tensors, the input is a view of M (nz = 1),
 and the thread count is torch's current one (never raised here). On two or more threads the
 near field and the learned part may run side by side, one thread each, where that was timed
-faster for the grid (engine.neural.overlap; small grids).
+faster for the grid (engine.neural.overlap; with the app's passive OpenMP waits, 128^2 to 512^2
+and often 1024^2).
 
 With probe_every > 0 the Simulation's after_step hook computes the exact FFT field beside the
 network's every probe_every steps and stores `last_probe` (engine.neural.probe.ProbeResult).
@@ -46,12 +47,10 @@ def _default_weights_path():
     return str(resource_path("neural/" + m["file"])) if m else None
 
 
-# the largest grid on which the two branches may run side by side (_choose_split): timed back to
-# back, 256^2 often looked 15-20 % faster side by side, but with other work between the calls (a
-# simulation's, or the benchmark's FFT) it was as slow or slower (session 13: 2.25 against
-# 1.52-1.59 ms in bench_neural.py; with elementwise work between calls 2.3 against 1.5 ms), while
-# 128^2 side by side won either way (0.83-0.93 against 1.05-1.12 ms)
-SPLIT_MAX_CELLS = 192 * 192
+# the largest grid on which the two branches may run side by side (_choose_split times both ways
+# up to it): at 2048^2 splitting each operation won (two threads, passive OpenMP waits: 147-177
+# against 167-197 ms per evaluation), and timing a grid that large takes seconds
+SPLIT_MAX_CELLS = 1024 * 1024
 
 
 def _sizes_as_constants(graph) -> None:
@@ -164,31 +163,42 @@ class NeuralDemag(Demag):
             pass
         return None
 
-    def _choose_split(self, repeats: int = 3) -> bool:
+    def _choose_split(self, repeats: int | None = None) -> bool:
         """Whether to run the near field and the learned part side by side, one thread each
         (engine.neural.overlap), instead of splitting each operation over the threads: timed
-        here, each way twice in blocks of `repeats` after two warm-up calls, best of all, on
-        this grid (20 evaluations; at most SPLIT_MAX_CELLS, beyond which splitting each
-        operation measured as fast or faster in a run, where other work comes between the
-        calls). Only with two or more threads, float32 on the CPU; NMAG_NEURAL_SPLIT=0/1
-        forces it."""
+        here on this grid, each way twice in blocks (two warm-up calls, then `repeats` timed
+        ones: 3 up to 256^2 cells, else 2), best of all, kept when 5 % faster. Each call comes
+        after a little elementwise work on the process's threads, as in a simulation: with
+        spinning OpenMP waits (torch's default) that work leaves a thread spinning on the other
+        core, which the side-by-side worker then competes with (256^2, two threads, an FFT
+        between calls: 5.4 against 4.0 ms), while with passive waits (engine.threads, the app's
+        policy) it is each operation split over two threads that pays, by waking the other
+        thread every time (256^2: 7.8 against 2.3 ms; 1024^2: 47 against 42 ms). Timed back to
+        back with nothing between, the first case looked the other way round. Only with two or
+        more threads, float32 on the CPU, up to SPLIT_MAX_CELLS; NMAG_NEURAL_SPLIT=0/1 forces
+        it."""
         import os
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
         nx, ny, nz = self.n
+        far = self._far or getattr(self.net, "far", None)
         if forced in ("0", "1"):
-            return forced == "1" and str(self.device) == "cpu" and self._far is not None
-        if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or self._far is None
+            return forced == "1" and str(self.device) == "cpu" and far is not None
+        if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or far is None
                 or ny * nx > SPLIT_MAX_CELLS or self.net_dtype != torch.float32):
             return False
+        if repeats is None:
+            repeats = 3 if ny * nx <= 256 * 256 else 2
         x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(0))
-        runs = {False: lambda: self._run(x), True: lambda: split_forward(self.net, self._far, x)}
+        scratch = torch.empty_like(x)
+        runs = {False: lambda: self._run(x), True: lambda: split_forward(self.net, far, x)}
         best = {False: float("inf"), True: float("inf")}
         with torch.no_grad():
             # in blocks, warmed up each time: alternating call by call measured the cost of
             # switching between the two ways' FFT buffers (256^2: 2.3 against 1.35 ms)
             for split in (False, True) * 2:
                 for i in range(2 + repeats):
+                    torch.mul(x, 1.0, out=scratch)     # the simulation's work between calls
                     t0 = time.perf_counter()
                     runs[split]()
                     if i >= 2:
@@ -214,7 +224,7 @@ class NeuralDemag(Demag):
             if (ny, nx) != (self.n[1], self.n[0]):
                 y = self.net(x)
             elif self.split and torch.get_num_threads() > 1:
-                y = split_forward(self.net, self._far, x)
+                y = split_forward(self.net, self._far or self.net.far, x)
             else:
                 y = self._run(x)
             y = y[0][:, None] if nz == 1 else y[0].reshape(nz, 3, ny, nx).transpose(0, 1)

@@ -6,12 +6,14 @@ but not for the many small operations of a 128^2 or 256^2 evaluation, where each
 waits for a sleeping thread to wake (measured here, one layer, 2 cores, ms per evaluation:
 128^2 0.98 split by operation against 0.75 on one thread). The near field (a few FFTs) and the
 learned part (small convolutions) are independent and about equally long on such grids, so
-running them at once, each on one thread, uses both cores without splitting any operation:
-128^2 0.62 ms, 256^2 1.31-1.38 against 1.44-1.47 ms timed back to back. With other work between
-the calls, as in a simulation, 256^2 side by side was as slow or slower (session 13), and from
-512^2 splitting each operation wins (the near field's FFT grows faster than the learned part),
-so NeuralDemag times both ways once per grid up to 192^2 cells (demag.SPLIT_MAX_CELLS) and keeps
-the faster (like the FFT backends).
+running them at once, each on one thread, uses both cores without splitting any operation.
+Which way wins depends on how idle OpenMP threads wait. With passive waits (engine.threads: the
+app's and the CLI's policy) splitting each operation wakes the other thread every time, and side
+by side won from 128^2 to 512^2 by far (256^2: 2.3-3.0 against 7.8-8.0 ms) and was even at
+1024^2; with spinning waits (torch's default) a thread left spinning by the previous operation
+takes the worker's core (256^2 with an FFT between calls: 5.4 against 4.0 ms). So NeuralDemag
+times both ways once per grid up to 1024^2 cells (demag.SPLIT_MAX_CELLS), each call after a
+little elementwise work as in a simulation, and keeps the faster (like the FFT backends).
 
 Threads: torch's thread count is per OS thread under OpenMP, and a thread takes the process's
 count on its first parallel operation. The worker sets its own to 1 before any, then the
