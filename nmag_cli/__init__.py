@@ -18,6 +18,17 @@ app:
 """
 
 
+def console_main() -> int:
+    """The installed `nmag` command: main(), then the process ends at once if a compile is still
+    running in the background (engine.fused.exit_now_if_compiling: shutting down beside it could
+    abort with status 134 after the work was done). main() itself never ends the process, so
+    tests and scripts can call it."""
+    code = main()
+    if "engine.fused" in sys.modules:
+        sys.modules["engine.fused"].exit_now_if_compiling(code)
+    return code
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] == "gui":
@@ -41,4 +52,4 @@ def _gui(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -123,3 +123,29 @@ def test_off_compiles_nothing_and_auto_waits_for_a_large_grid(monkeypatch):
     kernel(torch.ones(3, 1, 10, 10))          # 100 cells: below min_cells
     assert fused.status()["thrice"] == {} and calls == []
     assert kernel.wanted(1600) and not kernel.wanted(100)
+
+
+def test_the_nmag_command_ends_at_once_while_a_compile_runs(tmp_path):
+    # shutting down beside a running compile could abort (status 134) after the work was done;
+    # the installed command leaves with its own exit code instead, and main() never exits
+    import subprocess
+    import sys
+    code = ("import sys, engine.fused as f, nmag_cli\n"
+            "f.busy = lambda: True\n"
+            "nmag_cli.main = lambda argv=None: 2\n"
+            "nmag_cli.console_main()\n"
+            "print('returned')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "returned" not in r.stdout
+    code = code.replace("lambda: True", "lambda: False")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "returned" in r.stdout
+
+
+def test_at_exit_drops_the_compiles_still_queued(monkeypatch):
+    q = __import__("queue").Queue()
+    q.put(("kernel", "kind", []))
+    monkeypatch.setattr(fused, "_QUEUE", q)
+    monkeypatch.setattr(fused, "_WORKER", [])
+    fused._at_exit(timeout_s=1.0)
+    assert q.unfinished_tasks == 0 and q.empty()
