@@ -17,7 +17,8 @@ processes on 2 cores and 10 s with one thread. The policy here:
   `nmag run examples/sp4.toml` 6.4-7.9 s on one thread against 9.4-12.5 s on two);
 - an explicit OMP_NUM_THREADS or NMAG_THREADS wins over the estimate.
 
-The CLI and the desktop app call `apply_thread_policy()` once at start-up.
+The CLI calls `apply_thread_policy()` once it knows the grid; the desktop app sets its engine
+thread's count with `threads_for_grid` each time it builds a simulation.
 """
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def busy_cores(own_load: float = 0.0) -> float:
 SMALL_GRID_CELLS = 256 * 256
 
 
+def threads_for_grid(cells: int, available: int) -> int:
+    """Of `available` threads, how many a grid of `cells` cells should use: 1 under
+    SMALL_GRID_CELLS (see the module docstring), else all of them."""
+    return 1 if int(cells) < SMALL_GRID_CELLS else max(1, int(available))
+
+
 def choose_threads(cores: int | None = None, load: float | None = None, cells: int | None = None) -> int:
     """Threads for torch: NMAG_THREADS or OMP_NUM_THREADS if set; else 1 for a grid of fewer
     than SMALL_GRID_CELLS `cells` (when given); else the usable cores less the busy ones,
@@ -59,11 +66,10 @@ def choose_threads(cores: int | None = None, load: float | None = None, cells: i
                 return max(1, int(v))
             except ValueError:
                 pass
-    if cells is not None and cells < SMALL_GRID_CELLS:
-        return 1
     cores = usable_cores() if cores is None else cores
     load = busy_cores() if load is None else load
-    return max(1, min(cores, int(cores - load + 0.5)))
+    free = max(1, min(cores, int(cores - load + 0.5)))
+    return free if cells is None else threads_for_grid(cells, free)
 
 
 def apply_thread_policy(n: int | None = None, cells: int | None = None) -> int:

@@ -197,6 +197,8 @@ class SimulationWorker(QObject):
         self._probe_ref = None             # the engine's last probe, and our copy of its fields
         self._probe_fields: ProbeFields | None = None
         self.needs = DEFAULT_FRAME_NEEDS   # set from the GUI thread (one assignment: atomic)
+        self.max_threads = torch.get_num_threads()   # set by SimulationThread before its thread starts
+        self.threads = self.max_threads    # what the current grid runs on (_simulation)
         self.mailbox = FrameMailbox()
         self._error_ref = None             # the probe whose error map we copied, and the copy
         self._error_copy = None
@@ -448,9 +450,20 @@ class SimulationWorker(QObject):
             self._timer.stop()
         self._set_state(IDLE)
 
+    def _simulation(self, problem, m0=None) -> Simulation:
+        """A Simulation of `problem`, with this (the engine) thread's torch threads set for its
+        grid first (engine.threads.threads_for_grid: one under 256^2 cells, where more cost
+        more than they give, else max_threads); torch's count is per thread, so this is the
+        count the steps run with."""
+        from engine.threads import threads_for_grid
+        nx, ny, nz = problem.mesh.n
+        self.threads = threads_for_grid(int(nx) * int(ny) * int(nz), self.max_threads)
+        torch.set_num_threads(self.threads)
+        return Simulation(problem, m0=m0)
+
     def _reset(self, problem) -> None:
         self._halt()
-        sim = Simulation(problem)          # raises before anything is replaced
+        sim = self._simulation(problem)    # raises before anything is replaced
         self.sim = sim
         self._start_recording(first_row_now=True)
         self.applied.emit(sim.problem, True)
@@ -458,7 +471,7 @@ class SimulationWorker(QObject):
 
     def _load(self, problem, m, t, steps) -> None:
         self._halt()
-        sim = Simulation(problem, m0=None if m is None else np.asarray(m))
+        sim = self._simulation(problem, m0=None if m is None else np.asarray(m))
         sim.state.t = float(t)
         sim.steps = int(steps)
         self.sim = sim
@@ -484,7 +497,7 @@ class SimulationWorker(QObject):
         old_m = sim.m.detach().cpu().numpy()
         old_mask = sim.mask
         t, steps = sim.t, sim.steps
-        new = Simulation(problem)
+        new = self._simulation(problem)
         if old_m.shape == tuple(new.m.shape):
             keep = old_mask & new.mask
             m = new.m.detach().cpu().numpy().copy()
@@ -506,7 +519,7 @@ class SimulationWorker(QObject):
         except Exception:  # noqa: BLE001
             traceback.print_exc()
         m, t, steps = sim.m.detach().cpu().numpy(), sim.t, sim.steps
-        new = Simulation(old_problem, m0=m)
+        new = self._simulation(old_problem, m0=m)
         new.state.t, new.steps = t, steps
         self.sim = new
 
@@ -661,7 +674,7 @@ class SimulationThread(QObject):
     def __init__(self, parent=None, torch_threads: int | None = None):
         super().__init__(parent)
         self._torch_threads_before = torch.get_num_threads()   # restored by stop()
-        torch.set_num_threads(torch_threads or default_torch_threads())
+        torch.set_num_threads(torch_threads or default_torch_threads())   # the most the engine uses
         self.generation = 0     # counts reset() and load(): frames of older runs are stale
         self.thread = QThread()
         self.thread.setObjectName("simulation")

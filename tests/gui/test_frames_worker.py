@@ -148,3 +148,18 @@ def test_energies_dropped_with_a_frame_are_measured_again_soon(qtbot):
     assert w.mailbox.dropped_energies
     assert time.perf_counter() - w._energies_at < 0.5 * ENERGY_SECONDS    # no third try
     assert not w.mailbox.take().energies
+
+
+def test_the_engine_thread_takes_one_thread_for_a_small_grid(qtbot):
+    # with passive OpenMP waits a second thread makes a small grid slower (engine.threads)
+    import torch
+    before = torch.get_num_threads()
+    try:
+        w = SimulationWorker()
+        w.max_threads = 2
+        w.reset(small_film(16), 1)                  # the slot, called here: this is its thread
+        assert w.threads == 1 and torch.get_num_threads() == 1
+        w.reset(small_film(256), 2)
+        assert w.threads == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
