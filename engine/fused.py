@@ -162,8 +162,9 @@ def exit_now_if_compiling(code: int) -> None:
     """End the process at once with `code` when a compile is still queued or running; else
     return. Why: interpreter shutdown while the compiler's thread is inside torch aborted the
     process (std::terminate, exit status 134) in 1 of 4 `nmag run`s of a short 256^2 problem, after
-    the result was complete (none in 6 with NMAG_COMPILE=0). For entry points whose work is
-    finished and flushed (the CLI, the desktop app); the compile itself is only an optimisation."""
+    the result was complete (none in 6 with NMAG_COMPILE=0). For an entry point whose work is
+    finished and flushed (the `nmag` command, which also opens the app); the compile itself is
+    only an optimisation. Anything else that exits gets _at_exit."""
     if busy():
         for stream in (sys.stdout, sys.stderr):
             try:
