@@ -27,10 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import engine.threads  # noqa: E402,F401 - first: the app's OpenMP wait policy (idle threads sleep), read when torch loads
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from engine import Material, Mesh, Problem, Simulation, SolverSpec  # noqa: E402
 from engine import fused  # noqa: E402
