@@ -13,8 +13,10 @@ processes on 2 cores and 10 s with one thread. The policy here:
 - a grid of fewer than SMALL_GRID_CELLS cells gets one thread: with passive waits every
   operation split over two threads wakes the other one, and a small grid's operations are too
   short to pay for that (an LLG evaluation with the exact FFT demag, float64, ms on one / two
-  threads: 100 x 25 0.62 / 0.64-0.91, 128^2 2.7 / 4.9, 256^2 9.0 / 9.2, 512^2 55 / 36;
-  `nmag run examples/sp4.toml` 6.4-7.9 s on one thread against 9.4-12.5 s on two);
+  threads: 100 x 25 0.62 / 0.64-0.91, 128^2 2.7 / 4.9, 256^2 9.0 / 9.2, 512^2 55 / 36; with
+  the neural demag, float32: 128^2 2.7 / 4.8, 192^2 3.5 / 9.9, 256^2 5.4 / 5.7, 384^2 10.5 /
+  8.7, although the network alone is faster on two threads from 128^2 up (its two branches side
+  by side); `nmag run examples/sp4.toml` 6.4-7.9 s on one thread against 9.4-12.5 s on two);
 - an explicit OMP_NUM_THREADS or NMAG_THREADS wins over the estimate.
 
 The CLI calls `apply_thread_policy()` once it knows the grid; the desktop app sets its engine
