@@ -19,10 +19,12 @@ processes on 2 cores and 10 s with one thread. The policy here:
   by side); `nmag run examples/sp4.toml` 6.4-7.9 s on one thread against 9.4-12.5 s on two);
 - an explicit OMP_NUM_THREADS or NMAG_THREADS wins over the estimate.
 
-Not adopted, a lead: GOMP_SPINCOUNT=10000 (threads spin briefly, then sleep; it overrides the
+Measured and not adopted: GOMP_SPINCOUNT=10000 (threads spin briefly, then sleep; it overrides the
 passive policy in GNU OpenMP) took a two-thread LLG evaluation (exact FFT demag, float32) at
 128^2 from 3.2-4.9 to 1.6-1.9 ms (one thread: 1.3-1.8), at 256^2 from 5.1-7.2 to 4.5-4.7 and at
-512^2 from 17-21 to 19-20 ms; what it costs a busy machine is unmeasured. A user can set it.
+512^2 from 17-21 to 19-20 ms, but beside two busy processes on the two cores it took 256^2
+from 8.4-12.6 to 15-19 ms (512^2 even; torch's default spinning: 47-102 ms there). The policy
+is for shared machines, so it stays passive. A user of a quiet machine can set it.
 
 The CLI calls `apply_thread_policy()` once it knows the grid; the desktop app sets its engine
 thread's count with `threads_for_grid` each time it builds a simulation.
