@@ -181,7 +181,7 @@ class NeuralDemag(Demag):
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
         nx, ny, nz = self.n
-        far = self._far or getattr(self.net, "far", None)
+        far = self._far   # traced where that worked, else the eager learned part (grids over 512^2)
         if forced in ("0", "1"):
             return forced == "1" and str(self.device) == "cpu" and far is not None
         if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or far is None
@@ -224,7 +224,7 @@ class NeuralDemag(Demag):
             if (ny, nx) != (self.n[1], self.n[0]):
                 y = self.net(x)
             elif self.split and torch.get_num_threads() > 1:
-                y = split_forward(self.net, self._far or self.net.far, x)
+                y = split_forward(self.net, self._far, x)
             else:
                 y = self._run(x)
             y = y[0][:, None] if nz == 1 else y[0].reshape(nz, 3, ny, nx).transpose(0, 1)
