@@ -144,7 +144,7 @@ def _run(args) -> int:
                     bar.set_postfix_str(f"stage {i + 1}: {text}", refresh=False)
                     bar.refresh()
 
-            with ResultWriter(out, problem, sim.regions) as writer:
+            with ResultWriter(out, problem, sim.regions, sim.demag_in_use) as writer:
                 try:
                     summary = run_stages(sim, problem, writer, progress, should_stop=signals.raise_if_received)
                 except SimulationDiverged as e:

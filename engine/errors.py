@@ -36,3 +36,17 @@ class SimulationDiverged(RuntimeError):
 
 class OutputError(OSError):
     """A result could not be written (disk full, no permission, ...); the earlier file is intact."""
+
+
+def warn_at_caller(message: str, category=UserWarning) -> None:
+    """warnings.warn, attributed to the first frame outside the engine package: the user's line
+    that built the Simulation, not the engine's internals (Python 3.11 has no
+    skip_file_prefixes)."""
+    import os
+    import sys
+    import warnings
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -521,13 +521,28 @@ def time_pipelines(pipes: dict, n, dtype, rounds=3, budget_s=0.5, threads=1) -> 
     return {k: tuple(v) for k, v in best.items()}
 
 
+_WARNED = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        from .errors import warn_at_caller
+        warn_at_caller(message)
+
+
 def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     """The pipeline to use for this grid: the forced backend, or the fastest available forward
     and the fastest inverse as measured on this shape (cached on disk; they may come from two
     backends). Returns (pipeline, how) where how is "forced", "only", "cached" or "measured"."""
     threads = torch.get_num_threads() if threads is None else threads
-    if force == "auto" and os.environ.get("NMAG_FFT", "auto") in BACKENDS:
-        force = os.environ["NMAG_FFT"]   # one backend for a whole run (tests run physics with each)
+    env = os.environ.get("NMAG_FFT", "auto").strip() or "auto"
+    if force == "auto" and env != "auto":
+        if is_choice(env):
+            force = env   # one backend (or pair) for a whole run (tests run physics with each)
+        else:
+            _warn_once(f"NMAG_FFT={env!r} is not an FFT backend (expected one of {', '.join(CHOICES)}, "
+                       "or 'forward+inverse' such as 'fftw+torch'): ignored, the fastest is measured")
     if not is_choice(force):
         raise BackendUnavailable(f"unknown FFT backend {force!r}; choose one of {', '.join(CHOICES)} "
                                  "(or 'forward+inverse', e.g. 'torch+scipy')")

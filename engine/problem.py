@@ -198,7 +198,9 @@ class SolverSpec:
         self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, 1e-10, 1.0)
         from .fft_backends import available_backends, is_choice, split_name
         if not is_choice(self.fft):
-            check_choice(f"{key}.fft", self.fft, FFT_BACKENDS)   # raises, naming the choices
+            raise ProblemError(f"{key}.fft", self.fft, "one of " + ", ".join(repr(c) for c in FFT_BACKENDS)
+                               + ", or a forward+inverse pair such as 'fftw+torch'; torch and scipy may "
+                               "name their spectrum layout, as in 'torch@xy'")
         if self.fft != "auto":
             here = available_backends(self.device)
             if any(split_name(b)[0] not in here for b in self.fft.split("+")):

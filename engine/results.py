@@ -10,7 +10,9 @@ Two kinds of HDF5 file share one layout (h5py, no other dependency):
 Layout (both kinds; every part but the root attributes and `regions` is optional)::
 
     /                 attrs: format, format_version (1), problem_json (json of
-                      Problem.to_dict()), created (ISO 8601, UTC), nmag_version; projects: t (s)
+                      Problem.to_dict()), created (ISO 8601, UTC), nmag_version; projects: t (s);
+                      optional demag_in_use (the demag method that ran, e.g. "fft" where a
+                      "neural" problem was outside the network's model card)
     /regions          int16 (nz, ny, nx): -1 vacuum, k = problem.materials[k]
     /table            float64 (rows, cols), resizable; attrs columns (names), units
     /snapshots/t      float64 (n,), s
@@ -100,11 +102,13 @@ class ResultWriter:
     the .part and raises `OutputError`; `path` itself is never touched.
 
     problem: the Problem that was run (stored as JSON). regions: int (nz, ny, nx) region map.
+    demag_in_use: the demag method that ran (Simulation.demag_in_use), stored where it differs
+    from what the problem asks: "fft" when the neural demag was outside its model card.
     """
 
     format_name = RESULTS_FORMAT
 
-    def __init__(self, path, problem: Problem, regions):
+    def __init__(self, path, problem: Problem, regions, demag_in_use: str | None = None):
         self.path = Path(path)
         self.part = Path(str(path) + ".part")
         regions = np.asarray(regions)
@@ -125,6 +129,8 @@ class ResultWriter:
             a["format"] = self.format_name
             a["format_version"] = FORMAT_VERSION
             a["problem_json"] = json.dumps(problem.to_dict())
+            if demag_in_use is not None:   # what ran: "fft" where the neural demag fell back
+                a["demag_in_use"] = str(demag_in_use)
             a["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             a["nmag_version"] = nmag_version()
             d = self._file.create_dataset("regions", data=regions.astype(np.int16),
@@ -502,6 +508,7 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
     problem = Problem.from_dict(d, base_dir=path.parent, region_map=regions)
     out = {"problem": problem, "regions": regions, "format": fmt, "format_version": version,
            "nmag_version": writer, "created": _text(a.get("created")) or "",
+           "demag_in_use": _text(a.get("demag_in_use")) or problem.solver.demag,
            "complete": bool(a.get("complete", True)),
            "incomplete_reason": _text(a.get("incomplete_reason")) or ""}
     if not arrays:

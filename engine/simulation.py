@@ -24,7 +24,7 @@ from .initial_states import initial_m
 from .llg import llg_rhs, max_torque
 from .solvers import RK4, RK45, Heun, relax
 from .state import State, normalize
-from .validation import check_device, check_finite_array, check_simulation_memory
+from .validation import check_device, check_finite_array, check_number, check_simulation_memory
 from .zeeman import AppliedField, Zeeman
 
 ENERGY_CHECK_EVERY = 10     # fixed-step runs: steps between two energy checks
@@ -41,7 +41,8 @@ def make_demag(method: str, state: State, problem=None):
     if method in ("neural", "neural+probe"):
         from .neural.demag import NeuralDemag
         return NeuralDemag(state.n, state.d, state.dtype, state.device,
-                           probe_every=problem.solver.probe_every if (problem and method == "neural+probe") else 0)
+                           probe_every=problem.solver.probe_every if (problem and method == "neural+probe") else 0,
+                           fft=problem.solver.fft if problem is not None else "auto")
     raise ValueError(f"unknown demag method {method!r}")
 
 
@@ -62,10 +63,11 @@ class Simulation:
         check_simulation_memory(self.problem)
         self.regions = self.problem.regions()
         self.mask = self.regions >= 0
+        key = "initial state"
         if m0 is None:
-            ini = self.problem.initial
+            ini, key = self.problem.initial, "initial"
             m0 = initial_m(ini.kind, ini.params, self.problem.mesh, self.mask, self.problem.base_dir)
-        m0 = _checked_m(m0, self.problem.mesh.shape_zyx)
+        m0 = _checked_m(m0, self.problem.mesh.shape_zyx, self.mask, key)
         self.state = State.from_problem(self.problem, self.regions, m0)
         self.steps = 0
         self._watch = self._watchable = None   # energy watch of damped fixed-step runs (see _watch_energy)
@@ -94,7 +96,8 @@ class Simulation:
         if tuple(problem.mesh.n) != tuple(self.problem.mesh.n) or \
                 tuple(problem.mesh.cell_nm) != tuple(self.problem.mesh.cell_nm) or \
                 not np.array_equal(problem.regions(), self.regions):
-            raise ValueError("the grid or the geometry changed: build a new Simulation")
+            raise ProblemError("mesh", "a changed grid or geometry",
+                               "the grid and geometry of this Simulation (build a new Simulation for another)")
         m, t = self.state.m, self.state.t
         old_demag = self.problem.solver.demag
         # build everything first and swap it in at the end: a failure leaves the simulation as it was
@@ -117,22 +120,36 @@ class Simulation:
     def demag_dtype(self):
         return getattr(self.demag, "dtype", self.state.dtype)
 
+    @property
+    def demag_in_use(self) -> str:
+        """The demag method computing the field now: the problem's solver.demag, or "fft" where
+        the neural demag is outside its model card and runs the exact FFT instead."""
+        return "fft" if getattr(self.demag, "fallback", None) is not None else self.problem.solver.demag
+
     def set_applied_field(self, B_mT, ac=None):
-        self.zeeman.applied = AppliedField(B_mT, ac)
-        self.problem.field.B_mT = tuple(float(b) for b in B_mT)
-        if ac is not None:
-            self.problem.field.ac = dict(ac)
+        """Set the applied field mu0*H: B_mT a static (Bx, By, Bz) in mT, `ac` an optional
+        time-dependent part as in the problem's [field.ac] table (None keeps the present one).
+        Checked as a problem file's [field] is: bad values raise ProblemError naming the key."""
+        from .problem import FieldSpec
+        spec = FieldSpec(B_mT=B_mT, ac=dict(ac) if isinstance(ac, dict) else
+                         (ac if ac is not None else dict(self.problem.field.ac)))
+        spec.validate()
+        self.zeeman.applied = AppliedField(spec.B_mT, spec.ac)
+        self.problem.field.B_mT, self.problem.field.ac = tuple(spec.B_mT), dict(spec.ac)
         self.integrator.reset()
         self._watch = self._watchable = None
 
     def set_alpha(self, alpha: float):
-        self.state.alpha = torch.full_like(self.state.alpha, float(alpha))
+        """Set the Gilbert damping (dimensionless, 0 to 10) in every cell."""
+        alpha = check_number("alpha", alpha, 0.0, 10.0)
+        self.state.alpha = torch.full_like(self.state.alpha, alpha)
         self.integrator.reset()
         self._watch = self._watchable = None
 
     def set_m(self, m):
-        """Replace m (3, nz, ny, nx); refused (ProblemError) when it holds NaN/inf or has the wrong shape."""
-        m = _checked_m(m, self.state.shape)
+        """Replace m (3, nz, ny, nx, any length: normalised here); refused (ProblemError) when it
+        has the wrong shape, holds NaN/inf, or is zero in a magnet cell."""
+        m = _checked_m(m, self.state.shape, self.mask)
         m = torch.as_tensor(m, dtype=self.state.dtype, device=self.state.device)
         self.state.m = normalize(m, self.state.mask)
         self.integrator.reset()
@@ -141,10 +158,12 @@ class Simulation:
     # ------------------------------------------------------------------ physics
     @property
     def m(self) -> torch.Tensor:
+        """The reduced magnetisation (3, nz, ny, nx): unit vectors in the magnet, 0 in vacuum."""
         return self.state.m
 
     @property
     def t(self) -> float:
+        """Simulated time in s."""
         return self.state.t
 
     def effective_field(self, m=None, t=None) -> torch.Tensor:
@@ -226,8 +245,9 @@ class Simulation:
         w["m"], w["t"], w["steps"] = st.m.clone(), st.t, self.steps
 
     def run(self, duration: float, callback=None) -> None:
-        """Advance by `duration` seconds, landing exactly on the end time.
+        """Advance by `duration` seconds (>= 0), landing exactly on the end time.
         callback(sim) after every step; returning True stops early."""
+        duration = check_number("duration (s)", duration, 0.0, 1.0)
         end = self.state.t + duration
         while self.state.t < end * (1 - 1e-12) - 1e-21:
             remaining = end - self.state.t
@@ -243,8 +263,12 @@ class Simulation:
                 break
 
     def relax(self, torque=None, max_steps=100000, callback=None) -> dict:
-        """Minimise the energy (no precession, no time) until max |m x H|/Ms < torque."""
+        """Minimise the energy (no precession, no time) until max |m x H|/Ms < torque (default:
+        the problem's solver.relax_torque), or for at most max_steps steps (default 100000).
+        Returns {"steps", "max_torque", "converged"}."""
         tol = torque if torque is not None else self.problem.solver.relax_torque
+        tol = check_number("torque", tol, 1e-10, 1.0)
+        max_steps = check_number("max_steps", 100000 if max_steps is None else max_steps, 1, 1e9, integer=True)
         st = self.state
         self._watch = self._watchable = None
         try:
@@ -300,9 +324,12 @@ class Simulation:
         return out
 
     def max_torque(self) -> float:
+        """max over the magnet of |m x H_eff| / Ms (dimensionless): what relax drives down."""
         return max_torque(self.state.m, self.effective_field(), self.state.Ms)
 
     def table_row(self) -> dict:
+        """One row of the results table: t (s), <m> (mx, my, mz), the energies E_<term> and
+        E_total (J), the applied field Bx_mT, By_mT, Bz_mT (mT)."""
         mx, my, mz = self.mean_m()
         row = {"t": self.state.t, "mx": mx, "my": my, "mz": mz}
         for k, v in self.energies().items():
@@ -319,17 +346,26 @@ class Simulation:
         return Frame(t=st.t, steps=self.steps, dt=self.integrator.last_dt,
                      m=st.m.detach().to(torch.float32).cpu().numpy().copy(),
                      mean_m=self.mean_m(), energies=energies, max_torque=torque,
-                     demag_method=self.problem.solver.demag,
+                     demag_method=self.demag_in_use,
                      error_map=None if probe is None else probe.error_map.copy(),
                      error_rel_l2=None if probe is None else probe.rel_l2)
 
 
-def _checked_m(m0, shape_zyx) -> np.ndarray:
-    """m as a numpy array (3, nz, ny, nx): refused when the shape is wrong or a value is NaN/inf."""
+def _checked_m(m0, shape_zyx, mask=None, key: str = "initial state") -> np.ndarray:
+    """m as a numpy array (3, nz, ny, nx): refused when the shape is wrong, a value is NaN/inf,
+    or (given the magnet's mask) a magnet cell holds the zero vector, which has no direction."""
     if hasattr(m0, "detach"):
         m0 = m0.detach().cpu().numpy()
     a = np.asarray(m0)
     if a.shape != (3,) + tuple(shape_zyx):
-        raise ProblemError("initial state", f"shape {a.shape}", f"shape (3, nz, ny, nx) = {(3,) + tuple(shape_zyx)}")
-    check_finite_array("initial state", f"an array of shape {a.shape}", a)
+        raise ProblemError(key, f"shape {a.shape}", f"shape (3, nz, ny, nx) = {(3,) + tuple(shape_zyx)}")
+    check_finite_array(key, f"an array of shape {a.shape}", a)
+    if mask is not None:
+        mask = np.asarray(mask.cpu() if hasattr(mask, "cpu") else mask, dtype=bool).reshape(shape_zyx)
+        zero = mask & ~np.any(a != 0, axis=0)
+        if zero.any():
+            z, y, x = (int(v[0]) for v in np.nonzero(zero))
+            raise ProblemError(key, f"m = (0, 0, 0) in {int(zero.sum())} magnet cell(s), "
+                               f"the first at (x, y, z) = ({x}, {y}, {z})",
+                               "a nonzero vector in every magnet cell")
     return a

@@ -658,7 +658,11 @@ class MainWindow(QMainWindow):
         running = s.run_state != IDLE
         self.lbl_rate.setText(f"{frame.steps_per_s:.1f} steps/s" if running else "– steps/s")
         self.lbl_fps.setText(f"{self.view.fps:.0f} fps")
-        self.lbl_demag.setText(f"demag: {frame.demag_method}")
+        asked = s.problem.solver.demag
+        # a neural problem outside the model card runs the exact FFT: say so where the method shows
+        fell_back = frame.demag_method == "fft" and asked.startswith("neural")
+        self.lbl_demag.setText(f"demag: fft ({asked} is outside its model card)" if fell_back
+                               else f"demag: {frame.demag_method}")
 
     @Slot(str, bool)
     def _on_overlay_changed(self, kind: str, _log: bool):

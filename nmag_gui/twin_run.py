@@ -1,10 +1,9 @@
 """The "Twin run" dock: a neural and an FFT copy of the current state stepped side by side
-(`engine.neural.probe.twin_run`) on a thread of their own, plotted live as they drift apart.
+(`engine.neural.twin.twin_run`) on a thread of their own, plotted live as they drift apart.
 
 The twin worker owns its own engine objects on its QThread (the same pattern as the simulation
 worker: a QObject moved to a QThread, queued signals back, a cooperative stop flag, never
-terminated). superqt's thread_worker would replace the hand-written thread, but superqt is not
-installed in this environment, so the app keeps one pattern for both threads.
+terminated), so the app keeps one thread pattern for both.
 """
 from __future__ import annotations
 

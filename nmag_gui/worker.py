@@ -589,7 +589,7 @@ class SimulationWorker(QObject):
         snaps, self._snaps = tuple(self._snaps), []
         return Frame(t=st.t, steps=sim.steps, dt=sim.integrator.last_dt, m=float32_copy(st.m),
                      mean_m=sim.mean_m(), energies=energies, max_torque=torque,
-                     demag_method=sim.problem.solver.demag,
+                     demag_method=sim.demag_in_use,
                      error_map=self._error_map_copy(probe) if "error_map" in needs else None,
                      error_rel_l2=None if probe is None else probe.rel_l2,
                      probe=self._probe_copy() if "probe_fields" in needs else None,

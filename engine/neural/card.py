@@ -166,7 +166,8 @@ class ModelCard:
         dx, dy, dz = (float(v) for v in d)
         out = []
         if abs(dx - dy) > 1e-6 * dx:
-            out.append(f"cells are not square (dx = {dx:g}, dy = {dy:g}); the networks know dx = dy only")
+            # d comes in any length unit (m from the engine, nm from the GUI): say the ratio
+            out.append(f"cells are not square (dy/dx = {dy / dx:.4g}); the networks know dx = dy only")
         nzs = sorted({int(m.get("nz", 1)) for m in self.members})
         if nz not in nzs:
             out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")

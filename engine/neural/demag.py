@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import copy
 import functools
-import warnings
 
 import torch
 
 from ..demag import Demag, FFTDemag
+from ..errors import warn_at_caller
 from ..resources import resource_path
 from .overlap import split_forward
 from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
@@ -73,8 +73,9 @@ class NeuralDemag(Demag):
     name = "demag"
     method = "neural"
 
-    def __init__(self, n, d, dtype=torch.float32, device="cpu", probe_every=0, weights=None):
+    def __init__(self, n, d, dtype=torch.float32, device="cpu", probe_every=0, weights=None, fft="auto"):
         self.n, self.d = tuple(int(v) for v in n), tuple(float(v) for v in d)
+        self.fft = fft   # the exact FFT's backend (solver.fft) for the fallback and the probe
         self.dtype, self.device = dtype, device
         self.net_dtype = torch.float32 if dtype in (torch.float32, torch.float64) else dtype
         self.probe_every = int(probe_every or 0)
@@ -119,7 +120,7 @@ class NeuralDemag(Demag):
                 reasons = ["no network in the model card matches this grid"]
             self._warn("neural demag: outside the model card (" + "; ".join(dict.fromkeys(reasons))
                        + "): using the exact FFT demag instead")
-            self.fallback = FFTDemag(self.n, self.d, dtype, device)
+            self.fallback = FFTDemag(self.n, self.d, dtype, device, fft=fft)
         else:
             net = copy.deepcopy(net)   # own copy: .to(device) and serve() must not change a shared module
             if hasattr(net, "serve") and self.aspect != float(net.config.get("aspect", 1.0)):
@@ -208,7 +209,7 @@ class NeuralDemag(Demag):
 
     def _warn(self, msg):
         self.warnings.append(msg)
-        warnings.warn(msg, stacklevel=3)
+        warn_at_caller(msg)
 
     # ------------------------------------------------------------------ the field
     def h_from_M(self, M: torch.Tensor) -> torch.Tensor:
@@ -236,7 +237,7 @@ class NeuralDemag(Demag):
     # ------------------------------------------------------------------ probe hook
     def exact(self) -> FFTDemag:
         if self._fft is None:
-            self._fft = FFTDemag(self.n, self.d, torch.float64, self.device)
+            self._fft = FFTDemag(self.n, self.d, torch.float64, self.device, fft=self.fft)
         return self._fft
 
     def after_step(self, state) -> None:

@@ -30,9 +30,22 @@ def safe_load(path, what="weights file") -> dict:
     except FileNotFoundError:
         raise WeightsError(f"{what} {path}: no such file") from None
     except Exception as e:   # UnpicklingError and whatever a malformed file raises
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{what} {path}: refused, it holds more than tensors and plain data "
-                           f"(loading it could run code): {first[:200]}") from None
+                           f"(loading it could run code){_refusal_reason(e)}") from None
+
+
+def _refusal_reason(e: Exception) -> str:
+    """What torch refused, without its advice to load the file unsafely ("re-running torch.load
+    with weights_only set to False"): the unsupported global or the unpickler's own error."""
+    import re
+    text = str(e)
+    m = (re.search(r"(unsupported GLOBAL \S+)", text) or re.search(r"Unsupported global: (GLOBAL \S+)", text)
+         or re.search(r"WeightsUnpickler error: ([^\n]+)", text))
+    if m:
+        return ": it asks for " + m.group(1).strip()[:160]
+    if "weights_only" in text or not text.strip():
+        return ""
+    return ": " + text.strip().splitlines()[0][:160]
 
 
 def save_weights(net, path, meta: dict | None = None) -> Path:
@@ -46,15 +59,24 @@ def save_weights(net, path, meta: dict | None = None) -> Path:
 
 def build_net(config: dict):
     """The network a config describes (arch "lean": LeanFilmNet, "unet": the first FilmUNet)."""
+    import inspect
     cfg = dict(config)
     arch = cfg.pop("arch", "unet")
     if arch == "lean":
-        from .lean import LeanFilmNet
-        return LeanFilmNet(**cfg)
-    if arch == "unet":
-        from .unet import FilmUNet
-        return FilmUNet(**cfg)
-    raise WeightsError(f"weights config: unknown arch {arch!r} (allowed: lean, unet)")
+        from .lean import LeanFilmNet as cls
+    elif arch == "unet":
+        from .unet import FilmUNet as cls
+    else:
+        raise WeightsError(f"weights config: unknown arch {arch!r} (allowed: lean, unet)")
+    known = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        raise WeightsError(f"weights config: unknown key(s) {', '.join(map(repr, unknown))} for arch "
+                           f"{arch!r} (allowed: {', '.join(known)})")
+    try:
+        return cls(**cfg)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"weights config: {e}") from None
 
 
 def read_weights(path) -> tuple[dict, dict, dict]:

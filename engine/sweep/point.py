@@ -98,7 +98,7 @@ def run_point(task: dict) -> dict:
         sim = Simulation(problem)
         with tempfile.TemporaryDirectory(prefix="nmag-point-") as tmp:
             path = Path(tmp) / "point.h5"
-            with ResultWriter(path, problem, sim.regions) as writer:
+            with ResultWriter(path, problem, sim.regions, sim.demag_in_use) as writer:
                 rec = _Recorder(writer)
                 run_stages(sim, problem, rec)
                 writer.set_final_state(sim.m, sim.t)
