@@ -102,6 +102,11 @@ def _check(args) -> int:
     print(f"{p.title}: {p.mesh.n[0]} x {p.mesh.n[1]} x {p.mesh.n[2]} cells of "
           f"{' x '.join(f'{c:g}' for c in p.mesh.cell_nm)} nm, {n_mag} magnetic, "
           f"{len(p.materials)} material(s), {len(p.stages)} stage(s), demag {p.solver.demag}: ok")
+    if p.solver.demag.startswith("neural"):
+        from .neural.card import ModelCard
+        for reason in ModelCard.load().outside(tuple(p.mesh.n), tuple(p.mesh.cell_nm)):
+            print(f"nmag: warning: neural demag outside the model card ({reason}): the run would use "
+                  f"the exact FFT demag instead", file=sys.stderr)
     if not p.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
     return 0
@@ -116,11 +121,12 @@ def _run(args) -> int:
 
     src = Path(args.problem)
     out = Path(args.out) if args.out else src.with_name(src.stem + ("_result.h5" if src.suffix == ".h5" else ".h5"))
-    _remove_stale_part(out)
     problem = _load(src, args)
     _check_outputs(src, problem, out, args.csv)
     m0 = _saved_state(src)
     check_runnable(problem, m0)
+    _check_threads(args.threads)
+    _remove_stale_part(out)     # only now: a refused run changes nothing
     if not problem.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)
     nx, ny, nz = problem.mesh.n
@@ -130,7 +136,10 @@ def _run(args) -> int:
     t0 = time.time()
     with _signals_as_interrupt() as signals:
         try:
-            sim = Simulation(problem, m0=m0)
+            import warnings
+            with warnings.catch_warnings():      # said once, as nmag's own line, below
+                warnings.filterwarnings("ignore", message="neural demag: outside the model card")
+                sim = Simulation(problem, m0=m0)
             for w in getattr(sim.demag, "warnings", []):
                 print(f"nmag: warning: {w}", file=sys.stderr)
             if not args.quiet and sys.stderr.isatty():
@@ -188,11 +197,20 @@ def _run(args) -> int:
               f"{sim.t * 1e9:.6g} ns) is in {out}, marked incomplete", file=sys.stderr)
         return EXIT_DIVERGED
     mx, my, mz = summary["mean_m"]
-    relax_iterations = sum(s["steps"] for s in summary["stages"] if s["kind"] == "relax")
+    relax_iterations = sum(s.get("steps", 0) for s in summary["stages"] if s["kind"] in ("relax", "sweep"))
     relaxed = f" (+ {relax_iterations} relax iterations)" if relax_iterations else ""
     print(f"{problem.title}: {summary['steps']} steps{relaxed} to t = {summary['t'] * 1e9:.4f} ns in "
-          f"{time.time() - t0:.1f} s, <m> = ({mx:.5f}, {my:.5f}, {mz:.5f}), demag {problem.solver.demag} -> {out}")
+          f"{time.time() - t0:.1f} s, <m> = ({mx:.5f}, {my:.5f}, {mz:.5f}), demag {_demag_said(sim)} -> {out}")
+    for text in summary.get("warnings", []):
+        print(f"nmag: warning: {text}", file=sys.stderr)
     return EXIT_OK
+
+
+def _demag_said(sim) -> str:
+    """The demag that ran, and what was asked where they differ (a neural problem outside the
+    model card runs the exact FFT)."""
+    asked = sim.problem.solver.demag
+    return asked if sim.demag_in_use == asked else f"{sim.demag_in_use} (asked: {asked}, outside the model card)"
 
 
 def _close(bar):
@@ -244,7 +262,8 @@ class _signals_as_interrupt:
 
 
 def _remove_stale_part(out: Path) -> None:
-    """A `<out>.part` left by a killed run (kill -9, power cut) is removed before this run."""
+    """A `<out>.part` left by a killed run (kill -9, power cut) is removed before this run
+    (_check_outputs has made sure it is one nmag wrote)."""
     part = Path(str(out) + ".part")
     if part.is_file():
         try:
@@ -267,12 +286,46 @@ def _input_paths(src: Path, problem) -> dict:
     return inputs
 
 
+def check_output_path(out: Path, suffix_text: str, formats=("nmag-results",)) -> None:
+    """An output path's own checks, shared by `nmag run` and `nmag sweep`: an .h5 name, in a
+    folder that exists, and a `<out>.part` beside it (the file being written) that is either
+    free or an HDF5 file of one of `formats` left by an interrupted run, never a user's file."""
+    import h5py
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ProblemError("--out", str(out), suffix_text)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ProblemError("--out", str(out), f"a path in an existing folder ({folder} does not exist)")
+    part = Path(str(out) + ".part")
+    if part.exists():
+        fmt = None
+        if part.is_file() and h5py.is_hdf5(part):
+            try:
+                with h5py.File(part, "r") as f:
+                    fmt = f.attrs.get("format")
+                fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            except Exception:   # noqa: BLE001 - a killed writer can leave it unreadable
+                fmt = "unreadable"
+        if fmt not in tuple(formats) + ("unreadable",):
+            raise ProblemError("--out", str(out), f"a path whose {part.name} is free: that file is not one "
+                                                  "nmag left while writing, and writing would replace it")
+
+
+def _check_threads(threads) -> None:
+    """--threads: 1 to 4 x the cores this process may use (more only oversubscribes)."""
+    if threads is None:
+        return
+    from .threads import usable_cores
+    hi = 4 * usable_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= hi:
+        raise ProblemError("--threads", threads, f"an integer in [1, {hi}] (4 x the {usable_cores()} usable cores)")
+
+
 def _check_outputs(src: Path, problem, out: Path, csv: bool) -> None:
     """Refuse an --out (or its CSV) that is an input, or an existing file of another kind:
     nothing the run reads and nothing it did not write itself is ever replaced."""
     import h5py
-    if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ProblemError("--out", str(out), "a result path ending in .h5 (the result is an HDF5 file)")
+    check_output_path(out, "a result path ending in .h5 (the result is an HDF5 file)")
     inputs = _input_paths(src, problem)
     targets = [(out, "--out")] + ([(out.with_suffix(".csv"), "--csv file")] if csv else [])
     for path, key in targets:

@@ -12,7 +12,8 @@ Layout (both kinds; every part but the root attributes and `regions` is optional
     /                 attrs: format, format_version (1), problem_json (json of
                       Problem.to_dict()), created (ISO 8601, UTC), nmag_version; projects: t (s);
                       optional demag_in_use (the demag method that ran, e.g. "fft" where a
-                      "neural" problem was outside the network's model card)
+                      "neural" problem was outside the network's model card); optional
+                      warnings (JSON list of sentences, e.g. a relax that hit its step limit)
     /regions          int16 (nz, ny, nx): -1 vacuum, k = problem.materials[k]
     /table            float64 (rows, cols), resizable; attrs columns (names), units
     /snapshots/t      float64 (n,), s
@@ -220,6 +221,11 @@ class ResultWriter:
         """Keep this record although the run stopped early: `complete` = False, and why."""
         self._incomplete = str(reason)
 
+    def add_warning(self, text: str) -> None:
+        """Something the reader of this result should know (a relax that stopped at its step
+        limit): stored in the root attribute `warnings` (a JSON list of sentences)."""
+        self._warnings = getattr(self, "_warnings", []) + [str(text)]
+
     # -------------------------------------------------------------- finish
     def close(self) -> None:
         """Finish: close the HDF5 file and rename `<path>.part` to `<path>`."""
@@ -227,6 +233,8 @@ class ResultWriter:
             return
         try:
             self._file.attrs["complete"] = self._incomplete is None
+            if getattr(self, "_warnings", None):
+                self._file.attrs["warnings"] = json.dumps(self._warnings)
             if self._incomplete is not None:
                 self._file.attrs["incomplete_reason"] = self._incomplete
             self._open.clear()
@@ -444,6 +452,15 @@ def load_problem(path) -> Problem:
     return Problem.from_toml(p)
 
 
+def _warnings_attr(a) -> list:
+    """The `warnings` attribute as a list of sentences ([] where absent or not a JSON list)."""
+    try:
+        w = json.loads(_text(a.get("warnings")) or "[]")
+    except (TypeError, ValueError):
+        return []
+    return [str(x) for x in w] if isinstance(w, list) else []
+
+
 class _Unreadable(Exception):
     """Why a file cannot be read as a project/results file (internal)."""
 
@@ -510,6 +527,7 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
            "nmag_version": writer, "created": _text(a.get("created")) or "",
            "demag_in_use": _text(a.get("demag_in_use")) or problem.solver.demag,
            "complete": bool(a.get("complete", True)),
+           "warnings": _warnings_attr(a),
            "incomplete_reason": _text(a.get("incomplete_reason")) or ""}
     if not arrays:
         return out

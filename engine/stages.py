@@ -62,6 +62,15 @@ def run_stages(sim, problem, recorder, progress=None, should_stop=None, relax_ca
     return summary
 
 
+def _warn(summary, recorder, text: str) -> None:
+    """A result to be read with care: in the summary's warnings, and in the file where the
+    recorder keeps them (ResultWriter.add_warning)."""
+    summary.setdefault("warnings", []).append(text)
+    add = getattr(recorder, "add_warning", None)
+    if add is not None:
+        add(text)
+
+
 def _run_all(sim, problem, recorder, progress, should_stop, relax_callback, step_callback, summary):
 
     def step_cb(s):
@@ -88,8 +97,12 @@ def _run_all(sim, problem, recorder, progress, should_stop, relax_callback, step
         if "alpha" in p:
             sim.set_alpha(p["alpha"])
         if stage.kind == "relax":
-            info = sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 100000),
-                             callback=relax_cb)
+            limit = p.get("max_steps", 100000)
+            info = sim.relax(torque=p.get("torque"), max_steps=limit, callback=relax_cb)
+            if not info["converged"] and info["steps"] >= limit:
+                _warn(summary, recorder, f"stage {i + 1} (relax) stopped at its step limit "
+                      f"(max_steps = {limit}) with max torque {info['max_torque']:.3g}, above "
+                      f"{p.get('torque', sim.problem.solver.relax_torque):g}: the state is not relaxed")
             recorder.add_row(sim.table_row())
             recorder.add_snapshot(sim.t, sim.m)
             report(1.0, f"relaxed in {info['steps']} steps, torque {info['max_torque']:.2e}")
@@ -115,15 +128,23 @@ def _run_all(sim, problem, recorder, progress, should_stop, relax_callback, step
             summary["stages"].append({"kind": "run", "steps": sim.steps - steps0, "t_end": sim.t})
         elif stage.kind == "sweep":
             fields = np.linspace(p["from_mT"], p["to_mT"], p["steps"])
+            limit, unrelaxed, iterations = p.get("max_steps", 20000), [], 0
             for k, B in enumerate(fields):
                 sim.set_applied_field(B, {"kind": "none"})
-                sim.relax(torque=p.get("torque"), max_steps=p.get("max_steps", 20000), callback=relax_cb)
+                info = sim.relax(torque=p.get("torque"), max_steps=limit, callback=relax_cb)
+                iterations += info["steps"]
+                if not info["converged"] and info["steps"] >= limit:
+                    unrelaxed.append(k)
                 recorder.add_row(sim.table_row())
                 recorder.add_snapshot(sim.t, sim.m)
                 report((k + 1) / len(fields), f"B = {np.round(B, 3).tolist()} mT")
                 if should_stop is not None and should_stop():
                     break
-            summary["stages"].append({"kind": "sweep", "points": len(fields)})
+            summary["stages"].append({"kind": "sweep", "points": len(fields), "steps": iterations})
+            if unrelaxed:
+                _warn(summary, recorder, f"stage {i + 1} (sweep): {len(unrelaxed)} of {len(fields)} fields "
+                      f"stopped at the step limit (max_steps = {limit}) before the torque tolerance, the "
+                      f"first at B = {np.round(fields[unrelaxed[0]], 3).tolist()} mT: those points are not relaxed")
         if should_stop is not None and should_stop():
             break
     summary["t"] = sim.t

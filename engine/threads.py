@@ -72,9 +72,13 @@ def choose_threads(cores: int | None = None, load: float | None = None, cells: i
         v = os.environ.get(var, "").strip()
         if v:
             try:
-                return max(1, int(v))
+                n = int(v)
             except ValueError:
-                pass
+                n = 0
+            if n >= 1:
+                return n
+            import warnings
+            warnings.warn(f"{var}={v!r} is not a whole number of threads >= 1: ignored", stacklevel=2)
     cores = usable_cores() if cores is None else cores
     load = busy_cores() if load is None else load
     free = max(1, min(cores, int(cores - load + 0.5)))

@@ -257,6 +257,29 @@ def _shape_options(a) -> dict:
     return {k: v for k, v in pairs if v is not None}
 
 
+def training_data_problem(path) -> str:
+    """Why `path` is not a training data set (engine.neural.data: groups sNYxNX holding M, H
+    and mask), or "" when it is one; checked before any work or folder is made."""
+    import re
+    import h5py
+    p = Path(path)
+    if not p.is_file():
+        return "no such file (make one with python -m engine.neural.data --out FILE)"
+    if not h5py.is_hdf5(p):
+        return "not an HDF5 file (a training data set from python -m engine.neural.data)"
+    try:
+        with h5py.File(p, "r") as f:
+            groups = [n for n in f if re.fullmatch(r"s\d+x\d+", n)]
+            if not groups:
+                return "not a training data set: it has no sample groups sNYxNX (is it a results file?)"
+            for n in groups:
+                if not all(k in f[n] for k in ("M", "H", "mask")):
+                    return f"not a training data set: group {n} lacks M, H or mask"
+    except OSError as e:
+        return f"unreadable ({e})"
+    return ""
+
+
 def main_train(argv=None) -> dict:
     a = build_parser().parse_args(argv)
     init_net = None
@@ -266,6 +289,13 @@ def main_train(argv=None) -> dict:
             init_net, init_meta = load_weights(a.init)
         except WeightsError as e:
             raise SystemExit(f"nmag train: --init {e}") from None
+    for key, path in (("--data", a.data), ("--val-data", a.val_data)):
+        if path is not None:
+            problem = training_data_problem(path)
+            if problem:
+                raise SystemExit(f"nmag train: {key} {path}: {problem}")
+    if not 1 <= a.threads <= 256:
+        raise SystemExit(f"nmag train: --threads {a.threads}: expected an integer in [1, 256]")
     from tqdm import tqdm
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

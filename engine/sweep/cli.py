@@ -43,6 +43,43 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _check_sweep_output(src: Path, sweep, out: Path) -> None:
+    """--out as `nmag run` checks it, before any worker starts: an .h5 path in an existing
+    folder, never one of the sweep's inputs (the sweep file, its problem file, the files that
+    problem reads), and an existing file only if it is a sweep's results (which --resume or
+    --overwrite may then take)."""
+    import h5py
+    from ..cli import check_output_path
+    from .results import SWEEP_RESULTS_FORMAT
+    check_output_path(out, "a results path ending in .h5 (the sweep's results are an HDF5 file)",
+                      formats=(SWEEP_RESULTS_FORMAT,))
+    inputs = {src.resolve(): "the sweep file", Path(sweep.problem_path).resolve(): "the sweep's problem file"}
+    base = Path(sweep.base_dir)
+    tables = [sweep.base.get("initial") or {}] + list(sweep.base.get("geometry") or [])
+    for t in tables:
+        params = t.get("params", t) if isinstance(t, dict) else {}
+        path = params.get("path") if isinstance(params, dict) else None
+        if isinstance(path, str) and path:
+            inputs[(base / path).resolve()] = "a file the sweep's problem reads"
+    what = inputs.get(out.resolve())
+    if what:
+        raise ProblemError("--out", str(out), f"a path that is not {what} (it would be overwritten)")
+    if out.is_dir():
+        raise ProblemError("--out", str(out), "a file path, not a folder")
+    if out.exists():
+        fmt = None
+        if h5py.is_hdf5(out):
+            try:
+                with h5py.File(out, "r") as f:
+                    fmt = f.attrs.get("format")
+                fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            except Exception:   # noqa: BLE001
+                fmt = None
+        if fmt != SWEEP_RESULTS_FORMAT:
+            raise ProblemError("--out", str(out), "a new path or an earlier sweep's results (this file is not "
+                                                  "one, and --resume or --overwrite would replace it)")
+
+
 def main_sweep(args) -> int:
     """Run `nmag sweep` with parsed args; ProblemError propagates (the caller prints it, exit 2)."""
     from .cluster import dashboard_link, open_client, tls_security
@@ -68,6 +105,7 @@ def main_sweep(args) -> int:
         for i in range(len(sweep)):
             print(f"  {i}: {sweep.describe(i)}")
         return 0
+    _check_sweep_output(src, sweep, out)
     if out.exists() and not (args.resume or args.overwrite):
         raise ProblemError("--out", str(out), "a new file (it exists: --resume continues it, --overwrite replaces it)")
 
