@@ -362,10 +362,15 @@ class SpinScene:
             self.render()
 
     def set_camera(self, preset: str) -> None:
-        """'top', 'side', '3d' or 'reset'."""
+        """'top', 'side', '3d' or 'reset'. A volume view shown instead of the film (thick samples)
+        places 'side' itself: it looks from the side its cut-away removed."""
         p = self.plotter
-        if preset == "top":
-            p.view_xy()
+        layer = next((la for la in self._extra_layers if getattr(la, "active", False)
+                      and hasattr(la, "set_camera")), None)
+        if preset in ("top", "reset"):
+            self.fit_top_view()
+        elif preset == "side" and layer is not None:
+            layer.set_camera("side")
         elif preset == "side":
             # from -y, raised by 20 degrees: exactly edge-on, a film of a few nm is a line
             p.view_xz()
@@ -373,12 +378,39 @@ class SpinScene:
             p.reset_camera()
         elif preset == "3d":
             p.view_isometric()
-        elif preset == "reset":
-            p.view_xy()
-            p.reset_camera()
         else:
             raise ValueError(f"camera preset {preset!r}: expected top, side, 3d or reset")
         self.render()
+
+    # the film's share of the view from the top: left of the colour bars, which take the right
+    # fifth (the overlay's bar from 0.80 of the width, the m bar from 0.88), and a little above
+    # the centre, leaving the scale ruler room below it
+    FIT_WIDTH, FIT_HEIGHT, FIT_CENTRE_X, FIT_CENTRE_Y = 0.74, 0.80, 0.41, 0.54
+
+    def fit_top_view(self) -> None:
+        """Look straight down on the film, sized and placed so that all of it lies left of the
+        colour bars: a long strip in a small view ran under the bar (1024 x 700 window)."""
+        p = self.plotter
+        p.view_xy()
+        p.reset_camera()
+        cam = p.camera
+        if self._shape is None or cam.GetParallelProjection():
+            return
+        nz, ny, nx, cell = self._shape
+        fw, fh = nx * cell[0], ny * cell[1]
+        W, H = p.renderer.GetSize()
+        if W <= 0 or H <= 0:
+            W, H = self.screen_size
+        aspect = W / max(H, 1)
+        seen_h = max(fh / self.FIT_HEIGHT, fw / (self.FIT_WIDTH * aspect))   # world height in view (nm)
+        dist = seen_h / (2.0 * math.tan(math.radians(cam.GetViewAngle()) / 2.0))
+        fx, fy, fz = cam.GetFocalPoint()
+        cx = (0.5 - self.FIT_CENTRE_X) * seen_h * aspect   # the film's centre at FIT_CENTRE_X of the width
+        cy = (0.5 - self.FIT_CENTRE_Y) * seen_h
+        cam.SetFocalPoint(cx, cy, fz)
+        cam.SetPosition(cx, cy, fz + dist)
+        cam.SetViewUp(0.0, 1.0, 0.0)
+        p.renderer.ResetCameraClippingRange()
 
     def color_array(self) -> np.ndarray | None:
         """The cell colour scalar as drawn (a copy, x fastest), or None before the first frame.
@@ -631,8 +663,7 @@ class SpinScene:
         self._sync_legends()
         for layer in self._extra_layers:
             layer.build(self, (nz, ny, nx), tuple(cell_nm), origin)
-        p.view_xy()
-        p.reset_camera()
+        self.fit_top_view()
 
     def _stride_for_screen(self, nx, ny) -> int:
         """Every how many cells an arrow goes so that arrows are about ARROW_MIN_PX apart when

@@ -574,7 +574,19 @@ class VolumeLayer:
         if preset in ("top", "reset"):
             p.view_xy()
         elif preset == "side":
-            p.view_xz()
+            # from the side the cut-away removed (the slice normal's side: clip keeps the other
+            # half), so the slice and the isosurface face the camera; else from -y
+            side = np.array([0.0, -1.0, 0.0])
+            n = np.asarray(self._normal, float)
+            if self.cut_away and self.show["slice"] and max(abs(n[0]), abs(n[1])) > 0.5 * np.linalg.norm(n):
+                axis = 0 if abs(n[0]) > abs(n[1]) else 1
+                side = np.zeros(3)
+                side[axis] = np.sign(n[axis])
+            centre = 0.5 * (np.asarray(self._bounds[::2], float) + np.asarray(self._bounds[1::2], float))
+            d = float(np.linalg.norm(np.subtract(self._bounds[1::2], self._bounds[::2]))) * 2
+            p.camera.focal_point = tuple(centre)
+            p.camera.position = tuple(centre + d * side)
+            p.camera.up = (0.0, 0.0, 1.0)
             p.camera.elevation = 15.0
         elif preset == "3d":
             p.view_isometric()

@@ -199,6 +199,7 @@ class SimulationWorker(QObject):
         self.needs = DEFAULT_FRAME_NEEDS   # set from the GUI thread (one assignment: atomic)
         self.max_threads = torch.get_num_threads()   # set by SimulationThread before its thread starts
         self.threads = self.max_threads    # what the current grid runs on (_simulation)
+        self._reported_demag = None        # the demag whose warnings the Messages tab has (_report_demag)
         self.mailbox = FrameMailbox()
         self._error_ref = None             # the probe whose error map we copied, and the copy
         self._error_copy = None
@@ -442,6 +443,8 @@ class SimulationWorker(QObject):
         stopped = " (stopped)" if self._stop.is_set() else ""
         self.message.emit(f"Stages done{stopped}: {len(summary['stages'])} stage(s), <m> = "
                           f"({', '.join(f'{v:.3f}' for v in summary['mean_m'])}).")
+        for text in summary.get("warnings", []):    # e.g. a relax stopped at its step limit
+            self.message.emit("Warning: " + text)
 
     def _halt(self) -> None:
         """Stop the run timer without setting the stop flag: a Run queued right after a
@@ -461,12 +464,22 @@ class SimulationWorker(QObject):
         torch.set_num_threads(self.threads)
         return Simulation(problem, m0=m0)
 
+    def _report_demag(self, sim) -> None:
+        """Say in the Messages tab what the demag's constructor warned (the neural demag outside
+        its model card runs the exact FFT instead), once per demag object."""
+        if self._reported_demag is sim.demag:
+            return
+        self._reported_demag = sim.demag
+        for text in getattr(sim.demag, "warnings", []):
+            self.message.emit(text[0].upper() + text[1:])
+
     def _reset(self, problem) -> None:
         self._halt()
         sim = self._simulation(problem)    # raises before anything is replaced
         self.sim = sim
         self._start_recording(first_row_now=True)
         self.applied.emit(sim.problem, True)
+        self._report_demag(sim)
         self._emit_frame()
 
     def _load(self, problem, m, t, steps) -> None:
@@ -477,6 +490,7 @@ class SimulationWorker(QObject):
         self.sim = sim
         self._start_recording(first_row_now=False)   # the opened table already ends at t
         self.applied.emit(sim.problem, True)
+        self._report_demag(sim)
         self._emit_frame()
 
     def _apply_problem(self, problem) -> None:
@@ -492,6 +506,7 @@ class SimulationWorker(QObject):
                 self._restore(sim, old)
                 raise
             self.applied.emit(sim.problem, False)
+            self._report_demag(sim)
             self._emit_frame()
             return
         old_m = sim.m.detach().cpu().numpy()
@@ -508,6 +523,7 @@ class SimulationWorker(QObject):
         self._start_recording(first_row_now=True)    # the table starts again on the new grid
         self.applied.emit(new.problem, True)
         self.message.emit("Geometry or grid changed: the simulation was rebuilt.")
+        self._report_demag(new)
         self._emit_frame()
 
     def _restore(self, sim, old_problem) -> None:

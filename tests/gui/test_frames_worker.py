@@ -163,3 +163,23 @@ def test_the_engine_thread_takes_one_thread_for_a_small_grid(qtbot):
         assert w.threads == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_neural_problem_outside_the_card_says_so_in_messages_and_frames(qtbot):
+    # a new user saw "demag: neural" while the exact FFT ran, and nothing in the Messages tab
+    import warnings
+    p = small_film(16)
+    p.mesh = Mesh((16, 16, 5), (3.0, 3.0, 3.0))    # five layers: outside the model card
+    p.solver.demag = "neural"
+    p = p.validate()
+    w = SimulationWorker()
+    said = []
+    w.message.connect(said.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w.reset(p, 1)
+    assert [s for s in said if "outside the model card" in s and "exact FFT" in s]
+    assert w.mailbox.take().demag_method == "fft"
+    n = len(said)
+    w.apply_problem(p.copy(), 2)
+    assert len(said) == n                           # the same demag: said once

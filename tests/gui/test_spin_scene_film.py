@@ -100,8 +100,11 @@ def test_a_film_colours_its_quads_every_frame(qtbot, view):
     # and hovering the film names the cell under the pointer
     view.set_camera("top")
     qtbot.wait(200)
-    iw = view.plotter.interactor
-    cell = scene.cell_at(iw.width() // 2, iw.height() // 2)
+    ren = view.plotter.renderer                  # where the film's centre is drawn (the top view
+    ren.SetWorldPoint(0.0, 0.0, CELL[2], 1.0)    # keeps the film left of the colour bars)
+    ren.WorldToDisplay()
+    px, py, _ = ren.GetDisplayPoint()
+    cell = scene.cell_at(int(round(px)), int(round(py)))
     assert cell is not None and cell[0] == 0 and abs(cell[1] - 16) <= 1 and abs(cell[2] - 16) <= 1
 
 
@@ -119,3 +122,30 @@ def test_the_overlay_title_stays_inside_a_narrow_view(qtbot, view):
     x0, y0, x1, _y1 = boxes["title"]
     assert 0 <= x0 < x1 <= width and x1 - x0 > 20
     assert y0 >= boxes["bar"][3] - 1                       # above the bar
+
+
+def test_a_long_strip_seen_from_the_top_ends_left_of_the_colour_bars(qtbot, view):
+    """A 1000 x 100 nm strip in a small view ran under the m colour bar (1024 x 700 window)."""
+    view.resize(440, 345)
+    qtbot.wait(100)
+    nx, ny = 200, 20
+    m = np.zeros((3, 1, ny, nx), np.float32)
+    m[0] = 1.0
+    frame = Frame(t=0.0, steps=0, dt=1e-13, m=m, mean_m=m.reshape(3, -1).mean(1), energies={},
+                  max_torque=float("nan"), demag_method="fft")
+    view.show_frame(frame, (5.0, 5.0, 5.0))
+    for preset in ("top", "reset"):
+        view.set_camera(preset)
+        ren = view.plotter.renderer
+        W, H = ren.GetSize()
+        xs, ys = [], []
+        for x in (-500.0, 500.0):
+            for y in (-50.0, 50.0):
+                ren.SetWorldPoint(x, y, 5.0, 1.0)
+                ren.WorldToDisplay()
+                px, py, _ = ren.GetDisplayPoint()
+                xs.append(px / W)
+                ys.append(py / H)
+        assert min(xs) > 0.0 and max(xs) < 0.80          # the overlay's bar starts at 0.80, m's at 0.88
+        assert min(ys) > 0.0 and max(ys) < 1.0
+        assert max(xs) - min(xs) > 0.6                   # and the strip still fills the view
