@@ -354,7 +354,7 @@ class Problem:
         if d.get("format", FORMAT_NAME) != FORMAT_NAME:
             raise ProblemError("format", d.get("format"), repr(FORMAT_NAME))
         version = d.get("version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise ProblemError("version", version, f"1..{FORMAT_VERSION} (this nmag reads up to {FORMAT_VERSION})")
         p = cls()
         p.base_dir = str(base_dir)
@@ -429,7 +429,7 @@ def _material_from(mm, key) -> Material:
 def _table(d, name, key=None, default=None):
     v = d.get(name, default)
     if v is None:
-        raise ProblemError(key or name, None, "a table")
+        raise ProblemError(key or name, "missing", f"a [{key or name}] table (the file has none)")
     if not isinstance(v, dict):
         raise ProblemError(key or name, v, "a table of keys")
     return v

@@ -23,7 +23,11 @@ def console_main() -> int:
     running in the background (engine.fused.exit_now_if_compiling: shutting down beside it could
     abort with status 134 after the work was done). main() itself never ends the process, so
     tests and scripts can call it."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:      # Ctrl+C before a command's own handler is in place (imports)
+        print("\nnmag: interrupted; nothing written", file=sys.stderr)
+        return 130
     if "engine.fused" in sys.modules:
         sys.modules["engine.fused"].exit_now_if_compiling(code)
     return code
@@ -43,6 +47,15 @@ def main(argv=None) -> int:
 
 
 def _gui(args) -> int:
+    import os
+    if args and not os.path.exists(args[0]):
+        print(f"nmag: error: {args[0]}: no such file (a project .h5 or a problem .toml)", file=sys.stderr)
+        return 2
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        print("nmag: no display for the desktop app (DISPLAY and WAYLAND_DISPLAY are unset); run it in a "
+              "desktop session, under xvfb-run, or use the headless commands (nmag run --help)", file=sys.stderr)
+        return 1
     try:
         from nmag_gui.app import main as app_main
     except ImportError as e:

@@ -100,3 +100,22 @@ def test_train_refuses_what_is_not_a_data_set_before_making_its_folder(tmp_path,
     with pytest.raises(SystemExit) as e:
         main(["train", "--data", str(data), "--out", str(tmp_path / "run")])
     assert "--data" in str(e.value) and not (tmp_path / "run").exists()
+
+
+def test_the_app_without_a_display_or_with_a_missing_file_says_so(monkeypatch, capsys, tmp_path):
+    import nmag_cli
+    assert nmag_cli.main(["gui", str(tmp_path / "nothere.h5")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert nmag_cli.main([]) == 1
+    assert "no display" in capsys.readouterr().err
+
+
+def test_a_missing_mesh_table_and_a_boolean_version_are_named(tmp_path, capsys):
+    no_mesh = TINY.replace("[mesh]\nn = [16, 8, 1]\ncell_nm = [5.0, 5.0, 3.0]\n", "")
+    assert main(["check", str(_tiny(tmp_path, no_mesh))]) == 2
+    assert "[mesh] table" in capsys.readouterr().err
+    assert main(["check", str(_tiny(tmp_path, "version = true\n" + TINY))]) == 2
+    assert "version = True" in capsys.readouterr().err
