@@ -102,6 +102,9 @@ def test_neural_outside_the_card_runs_the_problems_fft_backend_and_says_fft_wher
     assert sim.demag.fallback.backend == "torch"
     assert sim.demag.exact().backend == "torch"
     assert sim.demag_in_use == "fft" and sim.frame().demag_method == "fft"
+    sim.demag.probe_every = 1
+    sim.step()
+    assert sim.demag.last_probe is None            # no network runs: nothing to probe
     with ResultWriter(tmp_path / "r.h5", sim.problem, sim.regions, sim.demag_in_use) as w:
         w.set_final_state(sim.m, sim.t)
     res = read_results(tmp_path / "r.h5")
