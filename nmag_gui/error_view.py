@@ -69,7 +69,6 @@ class ModelCardDialog(QDialog):
     def __init__(self, parent=None, card=None, path=None):
         super().__init__(parent)
         self.setWindowTitle("Model card of the neural demag")
-        self.resize(560, 480)
         path = Path(path) if path is not None else card_path()
         self.card = card if card is not None else load_model_card(path)
         self.browser = QTextBrowser()
@@ -87,6 +86,47 @@ class ModelCardDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(self.browser)
         lay.addWidget(buttons)
+        self._fit_to_tables()
+
+    def _fit_to_tables(self) -> None:
+        """Open wide enough for the members' table (at 560 px it scrolled sideways and a
+        header broke inside a word, 'traine d at'), within the screen; taller too."""
+        from PySide6.QtGui import QTextDocument
+        width, height = 560, 480
+        if self.card:
+            doc = QTextDocument()
+            doc.setDefaultFont(self.browser.font())
+            doc.setDocumentMargin(self.browser.document().documentMargin())
+            doc.setHtml(self._members(self.card))         # the served table wraps its long cells
+            doc.setTextWidth(4000)                       # no wrapping forced: the tables' own width
+            scroll = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+            margins = self.layout().contentsMargins()
+            frame = 2 * self.browser.frameWidth()
+            width = max(width, int(doc.idealWidth()) + scroll + frame + margins.left() + margins.right() + 24)
+            height = 640
+        self._resize_within_screen(width, height)
+
+    def _resize_within_screen(self, width: int, height: int) -> None:
+        from PySide6.QtGui import QGuiApplication
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            width, height = min(width, int(0.95 * avail.width())), min(height, int(0.9 * avail.height()))
+        self.resize(width, height)
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not getattr(self, "_widened", False):
+            self._widened = True
+            from PySide6.QtCore import QTimer
+            QTimer.singleShot(0, self._widen_to_content)
+
+    def _widen_to_content(self) -> None:
+        """The shown document may need a few pixels more (its other tables, the style's fonts
+        and margins): widen once by what would scroll sideways."""
+        extra = self.browser.horizontalScrollBar().maximum()
+        if 0 < extra < 400:
+            self._resize_within_screen(self.width() + extra + 4, self.height())
 
     @staticmethod
     def _html(card: dict, path: Path) -> str:

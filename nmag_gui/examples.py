@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QDockWidget, QSizePolicy
 
 from .examples_menu import ExampleInfoPanel, HysteresisLoopPanel, _axis_label, build_examples_menu
@@ -61,6 +61,7 @@ class Examples(QObject):
             view.set_overlay_kind(entry.overlay or "none")    # the example's suggestion
         except ValueError:
             pass
+        self._suggest_3d_view(view, entry)
         if entry.plot == "loop":
             self.loop_panel.x_name, self.loop_panel.y_name = entry.plot_x, entry.plot_y
             self.loop_panel.plot.setLabel("bottom", _axis_label(entry.plot_x))
@@ -68,7 +69,29 @@ class Examples(QObject):
             self.loop_dock.show()
         else:
             self.loop_dock.hide()
+        self._resize_docks()
         return True
+
+    def _resize_docks(self) -> None:
+        """The Loop dock's tab came or went: the right docks get room for their tabs."""
+        size_docks = getattr(self.window, "_size_docks", None)
+        if size_docks is not None:
+            QTimer.singleShot(0, self.window, size_docks)     # not after the window is gone
+
+    @staticmethod
+    def _suggest_3d_view(view, entry) -> None:
+        """Apply the example's suggested 3D view (slice normal, isosurface, cones) now, on
+        every load: the volume layer keeps these settings through a rebuild, and its own
+        hook (volume_controls.install_volume_view's on_build) ran only when the grid changed,
+        so an example on the grid of the one before kept the old slice and isosurface."""
+        controls = getattr(view, "volume_controls", None)
+        if controls is None:
+            return
+        controls.suggested_for = entry       # the rebuild that may follow applies nothing twice
+        try:
+            controls.suggest(entry.path)
+        except Exception:  # noqa: BLE001 - a suggestion is cosmetic: never fail the load
+            traceback.print_exc()
 
     def clear(self) -> None:
         """No example (New): the explanation and the loop go."""
@@ -76,6 +99,7 @@ class Examples(QObject):
         self.info_panel.clear()
         self.loop_panel.set_rows([])
         self.loop_dock.hide()
+        self._resize_docks()
 
     def start_loop(self) -> None:
         """A stages run begins: the loop plot shows its rows only."""

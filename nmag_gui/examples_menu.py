@@ -178,6 +178,8 @@ class HysteresisLoopPanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", _axis_label(x))
         self.plot.setLabel("left", _axis_label(y))
+        for side in ("bottom", "left"):      # <mx> reads -0.3 .. 0.95, not 900 .. -300 (x0.001)
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.curve = self.plot.plot([], [], pen=pg.mkPen((40, 120, 220), width=2), symbol="o",
                                     symbolSize=5, symbolBrush=(40, 120, 220))
         lay = QVBoxLayout(self)
@@ -202,8 +204,11 @@ class HysteresisLoopPanel(QWidget):
 
 
 def _axis_label(name: str) -> str:
+    """An axis title for a table column. pyqtgraph draws it as rich text: '<mx>' was taken for
+    an HTML tag and the axis had no name, so the mean is written with angle brackets ⟨mx⟩ and
+    anything else is escaped."""
     if name.endswith("_mT"):
-        return f"{name[:-3]} (mT)"
+        return f"{html.escape(name[:-3])} (mT)"
     if name in ("mx", "my", "mz"):
-        return f"<{name}>"
-    return name
+        return f"⟨{name}⟩"
+    return html.escape(name)

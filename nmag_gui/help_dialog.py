@@ -12,7 +12,7 @@ SHORTCUTS = (
     ("R", "Reset to the initial state"),
     ("Ctrl+R", "Run the problem's stages (relax, run, field sweep)"),
     ("Ctrl+S", "Save the project (.h5)"),
-    ("Ctrl+O", "Open a project or a problem file"),
+    ("Ctrl+O", "Open a saved project or results file (.h5)"),
     ("Ctrl+Z", "Undo a drawing or parameter edit"),
     ("Ctrl+Shift+Z", "Redo"),
     ("F1", "This help"),

@@ -417,13 +417,25 @@ class MainWindow(QMainWindow):
         of the height for the plots) whenever the window is resized, not when a dock is
         dragged. Sizes given before the first show are only hints: they are set again here."""
         try:
-            size = (self.width(), self.height())
-            if size == self._sized_for:
+            shown = [d for d in getattr(self, "right_docks", []) if not d.isHidden()]
+            key = (self.width(), self.height(), len(shown))
+            if key == self._sized_for:
                 return
-            self._sized_for = size
-            w, h = size
-            left = int(min(480, max(260, 0.25 * w)))
-            right = int(min(520, max(310, 0.24 * w)))     # four dock tabs fit whole at 1024 px
+            self._sized_for = key
+            w, h = key[:2]
+            # 280 px at 1024: the settings panels (a label, three vector boxes) fit without
+            # scrolling sideways, so every number field shows its value
+            left = int(min(480, max(280, 0.25 * w)))
+            right = int(min(520, max(310, 0.24 * w)))
+            if shown:
+                # the right docks' tabs fit whole: four do at 310 px; a fifth (the Loop dock of
+                # a loop example, which calls this again when it shows) needs about 350 px
+                probe = QTabBar()
+                probe.setElideMode(Qt.ElideNone)
+                for dock in shown:
+                    probe.addTab(dock.windowTitle())
+                right = max(right, min(probe.sizeHint().width() + 6, int(0.36 * w)))
+                probe.deleteLater()
             docks = [self.left_dock] + ([self.right_docks[0]] if self.right_docks else [])
             self.resizeDocks(docks, [left, right][:len(docks)], Qt.Horizontal)
             self.resizeDocks([self.bottom_dock], [int(max(180, 0.3 * h))], Qt.Vertical)
@@ -661,7 +673,7 @@ class MainWindow(QMainWindow):
         asked = s.problem.solver.demag
         # a neural problem outside the model card runs the exact FFT: say so where the method shows
         fell_back = frame.demag_method == "fft" and asked.startswith("neural")
-        self.lbl_demag.setText(f"demag: fft ({asked} is outside its model card)" if fell_back
+        self.lbl_demag.setText("demag: fft (outside the model card)" if fell_back
                                else f"demag: {frame.demag_method}")
 
     @Slot(str, bool)

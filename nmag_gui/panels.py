@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFormLayout
                                QPushButton, QRadioButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget)
 
 from engine import materials as presets
+from .flow_layout import FlowLayout
 from engine.problem import preset
 from engine.errors import ProblemError
 from engine.initial_states import validate_initial
@@ -159,7 +160,7 @@ class ProblemPanel(QWidget):
                 setter(m, vec)
             e = self._number(f"{key}[{i}]", lambda m, i=i: getter(m)[i], commit,
                              f"{tip} — {labels[i]} component", live=live, hint=hint)
-            e.setMinimumWidth(50)
+            e.setMinimumWidth(44)        # three of them and a label fit a 280 px dock
             e.setPlaceholderText(labels[i])
             row.addWidget(e)
         v.addLayout(row)
@@ -181,6 +182,7 @@ class ProblemPanel(QWidget):
         cb = QComboBox()
         cb.setObjectName(key)
         cb.setToolTip(tip)
+        _narrow_combo(cb)
         for label, value in items:
             cb.addItem(label, value)
         self._combos[key] = cb
@@ -304,13 +306,28 @@ class ProblemPanel(QWidget):
         self._show_errors()
 
 
+def _wrapped(label: QLabel) -> QLabel:
+    label.setWordWrap(True)
+    return label
+
+
+def _narrow_combo(cb: QComboBox, chars: int = 8) -> None:
+    """Let a combo box shrink below its longest item (the shown text is cut, the list still
+    shows every item whole): a long item ('RK45 (Dormand–Prince, adaptive)') made its panel
+    wider than the dock at 1024 px, and the number fields beside it ran off the right edge."""
+    cb.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    cb.setMinimumContentsLength(chars)
+
+
 def _fit_stack(stack: QStackedWidget, index: int):
     """Show page `index` and size the stack to it (not to its largest page)."""
     for i in range(stack.count()):
-        stack.widget(i).setSizePolicy(QSizePolicy.Preferred,
-                                      QSizePolicy.Preferred if i == index else QSizePolicy.Ignored)
+        # a hidden page asks for no room, neither height nor width: the widest page (a
+        # sentence, a vector row) made the panel wider than the dock at 1024 px
+        policy = QSizePolicy.Preferred if i == index else QSizePolicy.Ignored
+        stack.widget(i).setSizePolicy(policy, policy)
     stack.setCurrentIndex(index)
-    stack.adjustSize()
+    stack.updateGeometry()       # the parent layout gives it its size (adjustSize left a page wider than the panel)
 
 
 def _form() -> QFormLayout:
@@ -433,6 +450,7 @@ class MaterialsPanel(ProblemPanel):
         self.remove_button.setToolTip("Remove the selected material; its cells become vacuum")
         self.remove_button.clicked.connect(self._safe(lambda: self.remove_material(self._current)))
         self.preset_combo = QComboBox()
+        _narrow_combo(self.preset_combo)
         self.preset_combo.addItem("Apply preset…", None)
         self.preset_combo.setItemData(0, "Fill the selected material with a preset's values", Qt.ToolTipRole)
         for name in presets.preset_names():
@@ -497,7 +515,7 @@ class MaterialsPanel(ProblemPanel):
             for row in range(form.rowCount()):
                 item = form.itemAt(row, QFormLayout.LabelRole)
                 if item is not None and item.widget() is not None:
-                    item.widget().setMinimumWidth(80)
+                    item.widget().setMinimumWidth(72)
                     item.widget().setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -698,10 +716,9 @@ class FieldPanel(ProblemPanel):
 
         static = QGroupBox("Static field")
         sv = QVBoxLayout(static)
-        rb = QHBoxLayout()
+        rb = FlowLayout(spacing=8)        # the two choices wrap to two rows in a narrow dock
         rb.addWidget(self.cartesian_button)
         rb.addWidget(self.polar_button)
-        rb.addStretch(1)
         sv.addLayout(rb)
         sv.addWidget(self.static_stack)
 
@@ -868,8 +885,8 @@ class InitialStatePanel(ProblemPanel):
                                        "Direction of the core magnetization")),
                        ("Core radius (nm)", num("vortex", "core_nm", "Core radius in nm")),
                        ("Centre (nm)", vec("vortex", "center_nm", 2, "Core centre (x, y) in nm, origin at the grid centre"))],
-            "s_state": [("", QLabel("The muMAG standard problem 4 start: m ≈ (1, 0.1, 0),\n"
-                                    "tilted along +y at the short edges. Relax it first."))],
+            "s_state": [("", _wrapped(QLabel("The muMAG standard problem 4 start: m ≈ (1, 0.1, 0), "
+                                             "tilted along +y at the short edges. Relax it first.")))],
             "skyrmion": [("Radius (nm)", num("skyrmion", "radius_nm", "Skyrmion radius in nm")),
                          ("Wall width (nm)", num("skyrmion", "wall_nm", "Width of the skyrmion wall in nm")),
                          ("Polarity", ch("skyrmion", "polarity", (("−1 core down (−z)", -1), ("+1 core up (+z)", 1)),

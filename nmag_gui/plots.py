@@ -5,8 +5,10 @@ field sweep, where t stands still). To keep drawing cheap on long runs, the stor
 decimated (every other point dropped) whenever they reach `max_points`, so the whole history
 stays visible at half the resolution. The curves are redrawn by `refresh()`, not per point.
 
-The legends are the plots' titles, in the curves' colours: a legend box inside the plot covered
-the curves. The <m> axis follows the data (with at least 0.02 of range), so a small gyration
+The legends are labels above the plots, in the curves' colours: a legend box inside the plot
+covered the curves, and a legend drawn as the plot's title did not wrap, so a long one (five
+energy terms) made the plot wider than its widget and cut it off on the right. The labels wrap
+between entries, so each plot always fits its widget. The <m> axis follows the data (with at least 0.02 of range), so a small gyration
 of <m> is visible.
 
 Example::
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
 MAX_POINTS = 4000
 M_COLORS = {"mx": "#e4572e", "my": "#4caf50", "mz": "#3d8bfd"}
@@ -36,10 +40,29 @@ def _round_up(x: float) -> float:
 
 
 def _legend_title(items) -> str:
-    """A plot title naming the curves in their colours (the legend, clear of the data)."""
-    def colour(c):
-        return c if isinstance(c, str) else pg.mkColor(c).name()
-    return "&nbsp;&nbsp;".join(f"<span style='color:{colour(c)}'>■ {name}</span>" for name, c in items)
+    """Rich text naming the curves in their colours (the legend, clear of the data). An entry
+    never breaks inside; the text wraps between entries. A colour of None is the text colour
+    (it follows the theme)."""
+    def entry(name, c):
+        name = name.replace(" ", "&nbsp;")
+        if c is None:
+            return f"<span style='white-space:nowrap'>■&nbsp;{name}</span>"
+        c = c if isinstance(c, str) else pg.mkColor(c).name()
+        return f"<span style='color:{c}; white-space:nowrap'>■&nbsp;{name}</span>"
+    return "&nbsp;&nbsp; ".join(entry(name, c) for name, c in items)
+
+
+def _legend_label() -> QLabel:
+    """The legend above a plot: centred, wrapping between entries, never wider than the plot."""
+    label = QLabel()
+    label.setTextFormat(Qt.RichText)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignHCenter | Qt.AlignBottom)
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # no minimum width of its own
+    label.setContentsMargins(4, 2, 4, 0)
+    label.setAutoFillBackground(True)                 # the palette's Base: the plots' background
+    label.setBackgroundRole(QPalette.Base)
+    return label
 
 
 class Series:
@@ -98,8 +121,9 @@ class LivePlots(QWidget):
         self.m_series = Series(max_points)
         self.e_series = Series(max_points)
         self._last_t = None
-        lay = QHBoxLayout(self)
+        lay = QGridLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        lay.setVerticalSpacing(0)
         self.m_plot = pg.PlotWidget()
         self.m_plot.setLabel("bottom", "t (ns)")
         self.m_plot.setLabel("left", "&lt;m&gt;")
@@ -110,13 +134,15 @@ class LivePlots(QWidget):
         self.m_plot.setLimits(minYRange=0.02)        # noise is not magnified without end
         self.m_curves = {k: self.m_plot.plot([], [], pen=pg.mkPen(c, width=2), name=k)
                          for k, c in M_COLORS.items()}
-        self.m_plot.setTitle(_legend_title([(f"&lt;{k}&gt;", c) for k, c in M_COLORS.items()]))
+        self.m_legend = _legend_label()
+        self.m_legend.setText(_legend_title([(f"&lt;{k}&gt;", c) for k, c in M_COLORS.items()]))
         self.e_plot = pg.PlotWidget()
         self.e_plot.setLabel("bottom", "t (ns)")
         self.e_plot.setLabel("left", "E", units="J")
         self.e_plot.showGrid(x=True, y=True, alpha=0.25)
         self.e_plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.e_plot.setTitle(" ")
+        self.e_legend = _legend_label()
+        self.e_legend.setText("&nbsp;")          # keeps its line: both plots start at the same height
         self.x_axis = "t"
         self._row_index = 0
         self.e_curves: dict[str, pg.PlotDataItem] = {}
@@ -126,8 +152,16 @@ class LivePlots(QWidget):
             # draw at most about one point per pixel column: long runs stay cheap to paint
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
-        lay.addWidget(self.m_plot, 1)
-        lay.addWidget(self.e_plot, 1)
+        # legends in one row (as tall as the taller one: the two plots stay level), the plots
+        # under them, each column half the width
+        for col, (legend, plot) in enumerate(((self.m_legend, self.m_plot), (self.e_legend, self.e_plot))):
+            lay.addWidget(legend, 0, col)
+            lay.addWidget(plot, 1, col)
+            # a plot never asks for more width than its half: the legend wraps instead
+            plot.setMinimumWidth(0)
+            plot.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Expanding)
+            lay.setColumnStretch(col, 1)
+        lay.setRowStretch(1, 1)
 
     def set_x_axis(self, kind: str) -> None:
         """'t' (simulated time, ns) or 'row' (table row number: a field sweep). Clears."""
@@ -178,9 +212,9 @@ class LivePlots(QWidget):
                     color = pg.getConfigOption("foreground") if k == "total" else E_COLORS[n_terms % len(E_COLORS)]
                     width = 2
                     curve = self.e_plot.plot([], [], pen=pg.mkPen(color, width=width), name=k)
-                    curve.legend_colour = color
+                    curve.legend_colour = None if k == "total" else color     # None: the text colour
                     self.e_curves[k] = curve
-                    self.e_plot.setTitle(_legend_title([(n, c.legend_colour) for n, c in self.e_curves.items()]))
+                    self.e_legend.setText(_legend_title([(n, c.legend_colour) for n, c in self.e_curves.items()]))
                 curve.setData(self.e_series.t, y, connect="finite")
             finite = np.concatenate([v[np.isfinite(v)] for v in self.e_series.y.values()] or [np.zeros(0)])
             if finite.size:
@@ -193,7 +227,9 @@ class LivePlots(QWidget):
         cur = self._t_range
         if cur is not None and cur[0] <= t0 and t1 <= cur[1]:
             return
-        span = max(t1 - t0, 1e-6)
+        # at least 10 ps (or one table row): a fresh window's single point at t = 0 made an
+        # axis of 1e-6 ns that read '5e-07 ... 1.5e-06'
+        span = max(t1 - t0, 0.01 if self.x_axis == "t" else 1.0)
         end = t0 + _round_up(1.5 * span)
         self._t_range = (t0, end)
         for plot in (self.m_plot, self.e_plot):
@@ -224,7 +260,7 @@ class LivePlots(QWidget):
         for c in self.e_curves.values():
             self.e_plot.removeItem(c)
         self.e_curves = {}
-        self.e_plot.setTitle(" ")
+        self.e_legend.setText("&nbsp;")
 
     def load_table(self, table: dict) -> None:
         """Show a recorded table (column -> array; t in s, mx.., E_<term> in J)."""

@@ -33,6 +33,9 @@ QUANTITIES = {  # label -> (scalar name, component or None, unit)
     "coercive field": ("coercive_field_mT", None, "mT"),
 }
 TARGETS = ("local cluster", "scheduler", "this process")
+NO_STAGES = ("This problem has no stages: a sweep runs each point's [[stages]] (run for a time, "
+             "relax, sweep a field), so every point would end at t = 0 with nothing to plot. Add "
+             "stages to the problem file, or load an example that has them.")
 
 
 def parse_values(text: str, key: str = "values") -> list:
@@ -236,6 +239,11 @@ class SweepDock(QDockWidget):
     def start(self) -> bool:
         """Validate and launch; a bad field is shown in the dock (nothing runs)."""
         if self._thread is not None:
+            return False
+        if not getattr(self.problem, "stages", None):
+            # each point runs the problem's stages: without any, every point ended at once at
+            # t = 0 and the plot stayed empty
+            self._say(NO_STAGES, error=True)
             return False
         try:
             self.sweep = self.build_sweep()

@@ -46,6 +46,19 @@ def test_bad_values_are_refused_in_the_dock(qtbot, problem, tmp_path):
     assert not (tmp_path / "dock.h5").exists()
 
 
+def test_a_problem_without_stages_is_refused_with_a_reason(qtbot, problem, tmp_path):
+    """A sweep of a problem without [[stages]] finished at once, every point at t = 0, and
+    the plot stayed empty: it is refused, as 'Run stages' refuses it."""
+    problem.stages = []
+    dock = _dock(qtbot, problem, tmp_path)
+    dock.key1.setCurrentText("materials[0].alpha")
+    dock.values1.setText("0.1, 0.2")
+    assert dock.start() is False and not dock.is_running()
+    assert dock.status.text().startswith("This problem has no stages")
+    assert "t = 0" in dock.status.text() and dock.run_button.isEnabled()
+    assert not (tmp_path / "dock.h5").exists()
+
+
 def test_points_arrive_live_and_a_click_gives_the_final_state(qtbot, problem, tmp_path):
     dock = _dock(qtbot, problem, tmp_path)
     dock.key1.setCurrentText("stages[1].B_mT[0]")

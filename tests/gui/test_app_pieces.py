@@ -100,6 +100,43 @@ def test_hysteresis_example_is_plotted_as_a_loop():
     assert (entry.plot, entry.plot_x, entry.plot_y) == ("loop", "Bx_mT", "mx")
 
 
+def test_loop_plot_names_its_y_axis_and_reads_plain_numbers(qtbot):
+    """The Loop dock's y axis had no name ('<mx>' was taken for an HTML tag) and read
+    900 .. -300 (x0.001)."""
+    from nmag_gui.examples_menu import HysteresisLoopPanel
+    panel = HysteresisLoopPanel("Bx_mT", "mx")
+    qtbot.addWidget(panel)
+    panel.resize(400, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    b = np.linspace(100, -100, 21)
+    panel.set_rows([{"Bx_mT": x, "mx": y} for x, y in zip(b, np.linspace(0.95, -0.3, 21))])
+    panel.plot.getPlotItem().vb.autoRange()
+    qtbot.wait(50)
+    left, bottom = panel.plot.getAxis("left"), panel.plot.getAxis("bottom")
+    assert left.label.toPlainText().strip() == "⟨mx⟩"
+    assert bottom.label.toPlainText().strip() == "Bx (mT)"
+    for axis in (left, bottom):
+        assert not axis.autoSIPrefix and axis.autoSIPrefixScale == 1.0
+    lo, hi = panel.plot.getPlotItem().vb.viewRange()[1]
+    assert lo < -0.25 and 0.9 < hi < 1.1
+
+
+def test_live_plots_time_axis_of_a_single_point_reads_in_picoseconds(qtbot):
+    """A fresh window (one point at t = 0) showed a time axis '5e-07 ... 1.5e-06' ns."""
+    from nmag_gui.plots import LivePlots
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.append(0.0, [1.0, 0.0, 0.0], {"exchange": 1e-18, "total": 1e-18})
+    plots.refresh()
+    t0, t1 = plots._t_range
+    assert t0 == 0.0 and 0.01 <= t1 <= 0.1
+    plots.set_x_axis("row")                   # a field sweep: table rows, at least one row wide
+    plots.append_row({"t": 0.0, "mx": 1.0, "my": 0.0, "mz": 0.0})
+    plots.refresh()
+    assert plots._t_range[1] >= 1.0
+
+
 # --------------------------------------------------------------------------- overlays
 def test_error_overlay_is_finite_nonnegative_and_equals_the_map_inside_the_magnet():
     m = film_m()
@@ -179,6 +216,20 @@ def test_model_card_dialog_lists_which_films_get_the_network(qtbot):
     assert "256² and up" in text and "1.31 %" in text and "1.99 %" in text and "missed: median 1.31%" in text
     assert "not measured" in text
     assert "As served" not in text          # a card without the as-served block shows none
+
+
+def test_model_card_dialog_opens_wide_enough_for_its_table(qtbot):
+    """At 560 x 480 the shipped card's table scrolled sideways and 'trained at' broke as
+    'traine d at'."""
+    from nmag_gui.error_view import ModelCardDialog
+    dlg = ModelCardDialog(None, load_model_card())
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    qtbot.wait(100)
+    assert dlg.width() > 560
+    avail = dlg.screen().availableGeometry().width()      # pytest-xvfb's screen is 800 px wide
+    assert dlg.browser.horizontalScrollBar().maximum() == 0 or dlg.width() >= int(0.95 * avail)
 
 
 def test_surrogate_panel_says_what_error_the_card_expects_for_this_film(qtbot):
@@ -402,3 +453,13 @@ def test_theme_switches_the_palette_and_a_repeat_leaves_it_alone(qtbot):
         assert app.palette() == theme.palette("light")
     finally:
         theme.apply_theme(app, "light")
+
+
+def test_the_error_overlay_of_an_fft_frame_says_no_network_runs():
+    from types import SimpleNamespace
+    from nmag_gui.overlay import overlay_scalars
+    m = np.zeros((3, 1, 4, 4), np.float32)
+    m[0] = 1.0
+    frame = SimpleNamespace(m=m, error_map=None, demag_method="fft", probe=None, energy_density=None)
+    with pytest.raises(ValueError, match="exact FFT demag is running"):
+        overlay_scalars(frame, "error")

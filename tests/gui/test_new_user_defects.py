@@ -196,6 +196,75 @@ def test_layout_is_usable_from_1024x700_to_2560x1440(qtbot, window, size):
     assert sub.isVisible() and right <= viewport.width()
     assert w.bottom_dock.height() >= (180 if size[1] < 800 else 400)    # not 100 px of plots
     assert w.width() <= size[0] + 1 and w.height() <= size[1] + 1
+    _assert_settings_fit_the_dock(qtbot, w)
+    _assert_plots_fit_their_widgets(qtbot, w)
+
+
+def test_five_right_dock_tabs_fit_at_1024_once_the_loop_dock_shows(qtbot, window):
+    """With the Loop dock (a loop example) the right docks have five tabs: 'Loop' was
+    scrolled out of the 310 px tab bar at 1024 px."""
+    w = window
+    w.resize(1024, 700)
+    qtbot.wait(300)
+    entry = [e for e in load_catalog() if e.path.stem == "hysteresis_square"][0]
+    w.examples.load_example(entry.load(), entry)
+    qtbot.waitUntil(lambda: w.examples.loop_dock.isVisible(), timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    bars = [b for b in w.findChildren(QTabBar) if b.parent() is w and b.isVisible() and b.count() == 5]
+    assert bars
+    for bar in bars:
+        assert bar.sizeHint().width() <= bar.width() + 2, [bar.tabText(i) for i in range(bar.count())]
+    w.new_project()                                   # the Loop dock goes: four tabs, 310 px again
+    qtbot.waitUntil(lambda: not w.examples.loop_dock.isVisible(), timeout=TIMEOUT_MS)
+    qtbot.wait(300)
+    assert w.surrogate_dock.width() <= 320
+
+
+def _assert_settings_fit_the_dock(qtbot, w):
+    """Every settings tab fits the dock's width (no sideways scrolling) and every number box
+    shows its whole value: at 1024 px the Solver fields looked empty (their right-aligned
+    text was past the dock's edge) and Ms read '14000'."""
+    from PySide6.QtWidgets import QLineEdit
+    for i in range(w.tabs.count()):
+        w.tabs.setCurrentIndex(i)
+        qtbot.wait(150)
+        scroll = w.tabs.currentWidget()
+        viewport = scroll.viewport()
+        panel = scroll.widget()
+        name = w.tabs.tabText(i)
+        assert not scroll.horizontalScrollBar().isVisible(), name
+        assert panel.width() <= viewport.width(), name
+        for e in panel.findChildren(QLineEdit):
+            if not e.isVisible() or not e.text():
+                continue
+            right = e.mapTo(viewport, e.rect().topRight()).x()
+            assert right <= viewport.width(), (name, e.objectName())
+            room = e.width() - 8                                     # frame and text margins
+            assert e.fontMetrics().horizontalAdvance(e.text()) <= room, (name, e.objectName(), e.text())
+    w.tabs.setCurrentIndex(0)
+
+
+def _assert_plots_fit_their_widgets(qtbot, w):
+    """The live plots stay inside their widgets with every legend entry shown: the energy
+    legend, drawn as the plot's title, made that plot 331 px wide in a 347 px widget whose
+    drawing area was 288, so the curves and 'total' ran off the right edge."""
+    plots = w.plots
+    plots.clear()
+    terms = ("exchange", "demag", "zeeman", "anisotropy", "dmi", "total")
+    for k in range(20):
+        plots.append(k * 1e-12, [1.0, 0.0, 0.0], {t: (j + 1) * 1e-18 * (1 + 0.01 * k) for j, t in enumerate(terms)})
+    plots.refresh()
+    qtbot.wait(300)
+    for legend, plot in ((plots.m_legend, plots.m_plot), (plots.e_legend, plots.e_plot)):
+        item = plot.getPlotItem()
+        assert item.width() <= plot.viewport().width() + 1
+        assert item.vb.mapRectToView(item.vb.boundingRect()).right() >= plots._t_range[1] - 1e-9
+        assert legend.width() <= plot.width() + 1
+        assert legend.heightForWidth(legend.width()) <= legend.height()      # no line cut off
+    text = plots.e_legend.text()
+    assert all(t in text for t in terms)
+    # the two plots get the same width, whatever their legends hold
+    assert abs(plots.m_plot.width() - plots.e_plot.width()) <= 2
 
 
 # --------------------------------------------------------------------------- 6. twin run

@@ -116,3 +116,41 @@ def test_an_example_from_the_menu_gets_its_suggested_3d_view(qtbot, open_main_wi
     assert layer.iso_value == 0.5 and layer.arrows_on_slice
     np.testing.assert_allclose(layer.slice_plane[0], (1, 0, 0))
     assert w.view.volume_controls.axis_combo.currentText() == "x"
+
+
+def test_an_example_on_the_grid_of_the_one_before_still_gets_its_suggested_3d_view(qtbot, open_main_window):
+    """A reviewer loaded sp3_flower, then sp3_vortex (same 16^3 grid, no rebuild of the
+    scene): the slice stayed at y and the isosurface off."""
+    w = open_main_window(thick_disk())
+    entries = {e.path.stem: e for e in load_catalog()}
+    layer, controls = w.view.volume_layer, w.view.volume_controls
+    flower, vortex = entries["sp3_flower"], entries["sp3_vortex"]
+    assert flower.load().mesh.n == vortex.load().mesh.n
+    w.examples.load_example(flower.load(), flower)
+    qtbot.waitUntil(lambda: layer._shape == (16, 16, 16) and not layer.show["iso"], timeout=20000)
+    assert controls.axis_combo.currentText() == "y"
+    w.examples.load_example(vortex.load(), vortex)
+    qtbot.waitUntil(lambda: layer.show["iso"] and layer.iso_component == "mx", timeout=20000)
+    assert layer.iso_value == 0.5 and controls.part_checks["iso"].isChecked()
+    np.testing.assert_allclose(layer.slice_plane[0], (1, 0, 0))
+    assert controls.axis_combo.currentText() == "x"
+    # and again after the user changed it: loading an example applies its view every time
+    controls.set_slice_axis("z")
+    w.examples.load_example(vortex.load(), vortex)
+    assert controls.axis_combo.currentText() == "x"
+
+
+def test_the_side_camera_looks_at_the_slice_not_at_the_half_left_uncut(qtbot, open_main_window):
+    """A reviewer turned the camera to 'side' on a thick disk and saw the uncut outside."""
+    w = open_main_window(thick_disk())
+    layer, controls = w.view.volume_layer, w.view.volume_controls
+    for axis, k in (("y", 1), ("x", 0)):
+        controls.set_slice_axis(axis)
+        n, _point = layer.slice_plane
+        w.view.set_camera("side")
+        cam = np.subtract(w.view.plotter.camera.position, w.view.plotter.camera.focal_point)
+        assert cam[k] * n[k] > 0 and cam[2] > 0          # on the side the cut-away removed, raised
+    layer.set_shown("slice", False)
+    w.view.set_camera("side")
+    cam = np.subtract(w.view.plotter.camera.position, w.view.plotter.camera.focal_point)
+    assert cam[1] < 0 and abs(cam[0]) < 1e-6 * np.linalg.norm(cam)   # no slice: from -y, as a film
