@@ -786,6 +786,8 @@ class MainWindow(QMainWindow):
         self.session.pause()
         self._set_plot_rows(False)
         self.examples.clear()
+        self.view.set_overlay_kind("none")      # an example's suggested view does not carry over
+        self.view.set_color_by("angle")
         self.session.load(default_problem())
         self._update_title()
 

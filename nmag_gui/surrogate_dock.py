@@ -53,5 +53,8 @@ class SurrogateDock(QDockWidget):
         self.panel.set_warnings(warnings)
         self.panel.set_expected(expected)
         if problem is not None:
+            if getattr(self, "_method", None) not in (None, problem.solver.demag):
+                self.panel.reset()       # the probes shown belong to the method before
+            self._method = problem.solver.demag
             self.panel.set_method(problem.solver.demag, problem.solver.probe_every)
         return warnings

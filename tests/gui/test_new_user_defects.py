@@ -376,6 +376,28 @@ def test_new_clears_the_example_text(qtbot, window):
     assert entry.title in w.examples.info_panel.text()
     w.new_project()
     assert entry.title not in w.examples.info_panel.text()
+    # nor its suggested view: a reviewer's fresh project still showed the error overlay's note
+    w.view.set_overlay_kind("error")
+    w.view.set_color_by("mz")
+    w.new_project()
+    assert w.view.scene.overlay_kind == "none" and w.view.scene.color_by == "angle"
+
+
+def test_the_surrogate_dock_forgets_the_probes_of_another_method(qtbot, window):
+    from types import SimpleNamespace
+    w = window
+    panel = w.surrogate_dock.panel
+    p = w.session.problem.copy()
+    p.solver.demag = "neural+probe"
+    w.surrogate_dock.check_card(p)
+    m = np.ones((3, 1, 4, 4), np.float32)
+    assert panel.add_frame(SimpleNamespace(t=1e-12, m=m, error_map=np.full((1, 4, 4), 1e-3), error_rel_l2=0.004))
+    assert panel.rel
+    w.surrogate_dock.check_card(p)                 # an edit with the same method keeps them
+    assert panel.rel
+    p.solver.demag = "fft"
+    w.surrogate_dock.check_card(p)
+    assert not panel.rel and panel.last_error_map is None
 
 
 def test_exported_csv_is_readable_by_others_and_has_every_column(qtbot, window, tmp_path):
