@@ -102,6 +102,10 @@ def _check(args) -> int:
     print(f"{p.title}: {p.mesh.n[0]} x {p.mesh.n[1]} x {p.mesh.n[2]} cells of "
           f"{' x '.join(f'{c:g}' for c in p.mesh.cell_nm)} nm, {n_mag} magnetic, "
           f"{len(p.materials)} material(s), {len(p.stages)} stage(s), demag {p.solver.demag}: ok")
+    from .preflight import output_warning
+    too_big = output_warning(p, src.parent if str(src.parent) else Path("."))
+    if too_big:
+        print(f"nmag: warning: {too_big}", file=sys.stderr)
     if p.solver.demag.startswith("neural"):
         from .neural.card import ModelCard
         for reason in ModelCard.load().outside(tuple(p.mesh.n), tuple(p.mesh.cell_nm)):
@@ -126,6 +130,10 @@ def _run(args) -> int:
     m0 = _saved_state(src)
     check_runnable(problem, m0)
     _check_threads(args.threads)
+    from .preflight import output_warning
+    too_big = output_warning(problem, out.parent if str(out.parent) else Path("."))
+    if too_big:
+        print(f"nmag: warning: {too_big}", file=sys.stderr)
     _remove_stale_part(out)     # only now: a refused run changes nothing
     if not problem.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)

@@ -119,3 +119,18 @@ def test_a_missing_mesh_table_and_a_boolean_version_are_named(tmp_path, capsys):
     assert "[mesh] table" in capsys.readouterr().err
     assert main(["check", str(_tiny(tmp_path, "version = true\n" + TINY))]) == 2
     assert "version = True" in capsys.readouterr().err
+
+
+def test_an_output_larger_than_the_free_disk_is_warned_about_by_check(tmp_path, capsys):
+    from engine.preflight import estimated_output
+    from engine.problem import Problem
+    big = TINY.replace("duration_ns = 0.02", "duration_ns = 1000.0").replace("snapshot_every_ps = 10.0",
+                                                                            "snapshot_every_ps = 0.001")
+    p = _tiny(tmp_path, big)
+    est = estimated_output(Problem.from_toml(p))
+    assert est["snapshots"] == 1 + 1 + 1_000_000_000 + 1    # start, relax, every 1 fs for 1000 ns
+    assert est["bytes"] > 3 * 16 * 8 * 4 * 1e9
+    assert main(["check", str(p)]) == 0
+    assert "may need up to" in capsys.readouterr().err
+    assert main(["check", str(_tiny(tmp_path))]) == 0
+    assert "may need up to" not in capsys.readouterr().err
