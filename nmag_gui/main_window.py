@@ -385,7 +385,7 @@ class MainWindow(QMainWindow):
         # layout, and that relayout took 50-100 ms a frame here.
         height = self.fontMetrics().height() + 6
         for lbl, width in ((self.lbl_state, 80), (self.lbl_time, 130), (self.lbl_rate, 120),
-                           (self.lbl_fps, 60), (self.lbl_demag, 150)):
+                           (self.lbl_fps, 60), (self.lbl_demag, 170)):
             lbl.setFixedSize(width, height)
             sb.addPermanentWidget(lbl)
 
@@ -673,8 +673,11 @@ class MainWindow(QMainWindow):
         asked = s.problem.solver.demag
         # a neural problem outside the model card runs the exact FFT: say so where the method shows
         fell_back = frame.demag_method == "fft" and asked.startswith("neural")
-        self.lbl_demag.setText("demag: fft (outside the model card)" if fell_back
-                               else f"demag: {frame.demag_method}")
+        text = "demag: fft (fallback)" if fell_back else f"demag: {frame.demag_method}"
+        if text != self.lbl_demag.text():
+            self.lbl_demag.setText(text)
+            self.lbl_demag.setToolTip(f"{asked} is outside the network's model card: the exact FFT demag runs "
+                                      "(the Messages tab says why)" if fell_back else "")
 
     @Slot(str, bool)
     def _on_overlay_changed(self, kind: str, _log: bool):

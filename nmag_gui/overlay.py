@@ -93,8 +93,8 @@ def overlay_scalars(frame, kind: str, log: bool = False):
     if kind == "error":
         raw = getattr(frame, "error_map", None)
         if raw is None and getattr(frame, "demag_method", "") == "fft":
-            raise ValueError("no error map: the exact FFT demag is running, so no network error; "
-                             "choose the demag method 'neural + error probe' (inside the model card) to see one")
+            raise ValueError("none: the exact FFT runs (demag 'neural + error probe', inside the "
+                             "model card, shows one)")
         if raw is None:
             raise ValueError("no error map in this frame: choose the demag method "
                              "'neural + error probe' and wait for the next probe")

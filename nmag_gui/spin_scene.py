@@ -385,7 +385,7 @@ class SpinScene:
     # the film's share of the view from the top: left of the colour bars, which take the right
     # fifth (the overlay's bar from 0.80 of the width, the m bar from 0.88), and a little above
     # the centre, leaving the scale ruler room below it
-    FIT_WIDTH, FIT_HEIGHT, FIT_CENTRE_X, FIT_CENTRE_Y = 0.74, 0.80, 0.41, 0.54
+    FIT_WIDTH, FIT_HEIGHT, FIT_CENTRE_X, FIT_CENTRE_Y = 0.74, 0.76, 0.41, 0.50
 
     def fit_top_view(self) -> None:
         """Look straight down on the film, sized and placed so that all of it lies left of the

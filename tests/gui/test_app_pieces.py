@@ -461,5 +461,5 @@ def test_the_error_overlay_of_an_fft_frame_says_no_network_runs():
     m = np.zeros((3, 1, 4, 4), np.float32)
     m[0] = 1.0
     frame = SimpleNamespace(m=m, error_map=None, demag_method="fft", probe=None, energy_density=None)
-    with pytest.raises(ValueError, match="exact FFT demag is running"):
+    with pytest.raises(ValueError, match="exact FFT runs"):
         overlay_scalars(frame, "error")
