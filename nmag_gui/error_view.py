@@ -317,6 +317,9 @@ class SurrogateErrorPanel(QWidget):
 
     def set_warnings(self, warnings: list[str]) -> None:
         """Show why the problem lies outside the model card (empty: hide)."""
+        self.outside_card = bool(warnings)
+        if not self.rel:
+            self._show_status(None)
         if warnings:
             items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
             self.warning_label.setText(f"<span style='color:#d08000'><b>Outside the model card:</b></span>"
@@ -348,7 +351,10 @@ class SurrogateErrorPanel(QWidget):
 
     def _show_status(self, frame, cells=None, zeros=0):
         if frame is None:
-            if self.demag == "neural+probe":
+            if getattr(self, "outside_card", False) and self.demag.startswith("neural"):
+                self.status.setText("<i>No probes:</i> outside the model card the exact FFT demag runs, "
+                                    "so there is no network error to measure.")
+            elif self.demag == "neural+probe":
                 self.status.setText(f"<i>No probe yet.</i> Every {self.probe_every} steps the exact FFT field "
                                     "is computed beside the network's: press Run or Step.")
             else:

@@ -513,3 +513,16 @@ def test_choosing_cuda_on_a_cpu_machine_mid_run_changes_nothing(qtbot, window):
     qtbot.waitUntil(lambda: w.problem.field.B_mT[1] == 12.0, timeout=TIMEOUT_MS)
     run_steps(qtbot, w, 2)
     assert np.isfinite(w.latest_frame.m).all()
+
+
+def test_the_surrogate_dock_promises_no_probe_outside_the_model_card(qtbot, window):
+    w = window
+    p = w.session.problem.copy()
+    p.solver.demag = "neural+probe"
+    p.mesh.cell_nm = (p.mesh.cell_nm[0], p.mesh.cell_nm[1], 8 * p.mesh.cell_nm[0])   # dz/dx = 8
+    w.surrogate_dock.check_card(p)
+    text = w.surrogate_dock.panel.status.text()
+    assert "No probes" in text and "press Run" not in text
+    p.mesh.cell_nm = (p.mesh.cell_nm[0], p.mesh.cell_nm[1], p.mesh.cell_nm[0])          # inside again
+    w.surrogate_dock.check_card(p)
+    assert "press Run or Step" in w.surrogate_dock.panel.status.text()
