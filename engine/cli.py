@@ -137,6 +137,9 @@ def _run(args) -> int:
     _remove_stale_part(out)     # only now: a refused run changes nothing
     if not problem.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)
+    if m0 is not None:
+        print(f"nmag: note: starting from the state saved in {src.name}, at t = 0 with every stage "
+              f"from the first", file=sys.stderr)
     nx, ny, nz = problem.mesh.n
     apply_thread_policy(args.threads, cells=int(nx) * int(ny) * int(nz))
     bar = None

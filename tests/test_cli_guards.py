@@ -134,3 +134,13 @@ def test_an_output_larger_than_the_free_disk_is_warned_about_by_check(tmp_path, 
     assert "may need up to" in capsys.readouterr().err
     assert main(["check", str(_tiny(tmp_path))]) == 0
     assert "may need up to" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("body, suggestion", [
+    (ALPHA_FIELD.replace('mode = "product"', 'mode = "prodcut"'), "did you mean 'product'"),
+    (ALPHA_FIELD.replace('"first_zero_mx_ns"', '"first_zero_mx_n"'), "did you mean 'first_zero_mx_ns'"),
+    (ALPHA_FIELD.replace("[[parameters]]", "[[paramters]]", 1), "did you mean 'parameters'"),
+])
+def test_sweep_typos_get_a_suggestion(tmp_path, capsys, body, suggestion):
+    assert main(["sweep", str(write_sweep(tmp_path, body)), "--check"]) == 2
+    assert suggestion in capsys.readouterr().err

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import ProblemError
 from ..problem import Problem, read_toml
+from ..validation import _did_you_mean, check_choice, check_keys
 from .scalars import SCALARS
 
 FORMAT_NAME = "nmag-sweep"
@@ -128,15 +129,13 @@ def sweep_from_dict(d: dict, base_dir=".", problem: Problem | None = None) -> Sw
     from ..results import load_problem
     for k in d:
         if k not in _TOP_KEYS:
-            raise ProblemError(k, d[k], "a known sweep key: " + ", ".join(_TOP_KEYS))
+            raise ProblemError(k, d[k], "a known sweep key: " + ", ".join(_TOP_KEYS) + _did_you_mean(k, _TOP_KEYS))
     if d.get("format") != FORMAT_NAME:
         raise ProblemError("format", d.get("format"), repr(FORMAT_NAME))
     version = d.get("version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise ProblemError("version", version, f"1..{FORMAT_VERSION} (this nmag reads up to {FORMAT_VERSION})")
-    mode = d.get("mode", "product")
-    if mode not in MODES:
-        raise ProblemError("mode", mode, "one of " + ", ".join(repr(m) for m in MODES))
+    mode = check_choice("mode", d.get("mode", "product"), MODES)
     ref = d.get("problem", "")
     if problem is None:
         if not isinstance(ref, str) or not ref:
@@ -182,15 +181,12 @@ def sweep_from_dict(d: dict, base_dir=".", problem: Problem | None = None) -> Sw
 def _scalars(outputs) -> list:
     if not isinstance(outputs, dict):
         raise ProblemError("outputs", outputs, "a table with a 'scalars' list")
-    for k in outputs:
-        if k != "scalars":
-            raise ProblemError(f"outputs.{k}", outputs[k], "a known key: scalars")
+    check_keys(outputs, "outputs", {"scalars"})
     names = outputs.get("scalars", list(DEFAULT_SCALARS))
     if not isinstance(names, list):
         raise ProblemError("outputs.scalars", names, "a list of names: " + ", ".join(SCALARS))
     for i, s in enumerate(names):
-        if s not in SCALARS:
-            raise ProblemError(f"outputs.scalars[{i}]", s, "one of " + ", ".join(SCALARS))
+        check_choice(f"outputs.scalars[{i}]", s, tuple(SCALARS))
     if len(set(names)) != len(names):
         raise ProblemError("outputs.scalars", names, "each name once")
     return list(names)
