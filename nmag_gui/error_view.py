@@ -418,6 +418,10 @@ class TwinRunPanel(QWidget):
         lay.addWidget(self.m_plot, 1)
         lay.addWidget(self.d_plot, 1)
 
+    def last_t_ns(self) -> float:
+        """The time of the last sample (ns), 0 before any."""
+        return self.t_ns[-1] if self.t_ns else 0.0
+
     def add_twin(self, t, mean_neural, mean_fft, max_diff) -> None:
         a, b = np.asarray(mean_neural, float).reshape(3), np.asarray(mean_fft, float).reshape(3)
         self.t_ns.append(float(t) * 1e9)

@@ -54,6 +54,10 @@ class Exports(QObject):
         if rec is None:
             return None
         path = finish_with_progress(rec, self.window) if progress else rec.close()
+        if not rec.frames_written or path is None or not Path(path).exists():
+            self.session.message.emit("Movie: no frame was drawn while recording (run the simulation while "
+                                      "it records), so no file was written", True)
+            return None
         dropped = f" ({rec.frames_dropped} dropped while the encoder was busy)" if rec.frames_dropped else ""
         self.session.message.emit(f"Movie written: {path} with {rec.frames_written} frames{dropped}", False)
         return path
@@ -65,12 +69,14 @@ class Exports(QObject):
 
     # ---- dialogs
     def _save_name(self, caption, filt, suffix):
-        path, _ = QFileDialog.getSaveFileName(self.window, caption, "", filt)
+        path, chosen = QFileDialog.getSaveFileName(self.window, caption, "", filt)
         if not path:
             return None
         p = Path(path)
         if p.suffix.lower() not in suffix:
-            p = p.with_suffix(suffix[0])
+            # the filter the user picked decides ("GIF animation (*.gif)" -> .gif), else the first
+            picked = next((s for s in suffix if f"*{s}" in (chosen or "")), suffix[0])
+            p = p.with_suffix(picked)
         return p
 
     def export_ovf_dialog(self):

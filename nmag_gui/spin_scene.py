@@ -353,12 +353,21 @@ class SpinScene:
             self._sync_legends()
             if self._last_m is not None and self.film_visible:
                 self._update_arrays(self._last_m)
+            self._layers_follow()
             self.render()
+
+    def _layers_follow(self) -> None:
+        """Tell the extra layers (the volume view) that a view setting changed."""
+        for layer in self._extra_layers:
+            follow = getattr(layer, "follow_scene", None)
+            if follow is not None:
+                follow()
 
     def set_arrows_visible(self, on: bool) -> None:
         self.show_arrows = bool(on)
         if self.arrow_actor is not None:
             self.arrow_actor.SetVisibility(self.show_arrows and self.film_visible)
+            self._layers_follow()
             self.render()
 
     def set_camera(self, preset: str) -> None:
@@ -436,6 +445,7 @@ class SpinScene:
             self._hide_overlay()
         elif self.last_frame is not None and self._shape is not None:
             self._update_overlay_from_frame(self.last_frame)
+        self._layers_follow()
         self.render()
 
     def set_overlay_log(self, log: bool) -> None:
@@ -443,6 +453,7 @@ class SpinScene:
         self.overlay_log = bool(log)
         if self.overlay_kind != "none" and self.last_frame is not None and self._shape is not None:
             self._update_overlay_from_frame(self.last_frame)
+            self._layers_follow()
             self.render()
 
     def set_overlay(self, values, clim, title: str, log: bool = False) -> None:
@@ -663,7 +674,14 @@ class SpinScene:
         self._sync_legends()
         for layer in self._extra_layers:
             layer.build(self, (nz, ny, nx), tuple(cell_nm), origin)
-        self.fit_top_view()
+        if any(getattr(la, "active", False) for la in self._extra_layers):
+            # a thick sample: from above a corner, on the side the cut-away removed (its slice
+            # normals point to +x, +y or +z), so the slice, the isosurface and the surface show;
+            # from the top the slice was edge-on and half the magnet was cut away
+            p.view_isometric()
+            p.reset_camera()
+        else:
+            self.fit_top_view()
 
     def _stride_for_screen(self, nx, ny) -> int:
         """Every how many cells an arrow goes so that arrows are about ARROW_MIN_PX apart when

@@ -25,9 +25,10 @@ class TwinWorker(QObject):
     sample = Signal(float, object, object, float)
     finished = Signal(str)
 
-    def __init__(self, problem, m0, duration_s, every_s):
+    def __init__(self, problem, m0, duration_s, every_s, t0=0.0):
         super().__init__()
         self.problem, self.m0, self.duration_s, self.every_s = problem, m0, duration_s, every_s
+        self.t0 = float(t0)
         self.stop_requested = False
         self._sent = 0
 
@@ -43,7 +44,8 @@ class TwinWorker(QObject):
                 self._sent = len(out["t"])
                 return self.stop_requested
 
-            res = twin_run(self.problem, self.duration_s, self.every_s, m0=self.m0, callback=callback)
+            res = twin_run(self.problem, self.duration_s, self.every_s, m0=self.m0, callback=callback,
+                           t0=self.t0)
             if self._sent == 0:      # no callback happened (duration shorter than one sample)
                 callback({k: list(res[k]) for k in ("t", "mean_neural", "mean_fft", "max_dm")})
             self.finished.emit("")
@@ -86,11 +88,12 @@ class TwinRunDock(QDockWidget):
         s = self.session
         frame = s.latest_frame
         m0 = None if frame is None else np.array(frame.m, dtype=np.float64)
+        t0 = 0.0 if frame is None else float(frame.t)    # the field goes on from the run's time
         self.panel.reset()
         self.show()
         self.raise_()
         self._thread = QThread(self)
-        self._worker = TwinWorker(s.problem.copy(), m0, TWIN_DURATION_NS * 1e-9, TWIN_SAMPLE_PS * 1e-12)
+        self._worker = TwinWorker(s.problem.copy(), m0, TWIN_DURATION_NS * 1e-9, TWIN_SAMPLE_PS * 1e-12, t0)
         self._worker.moveToThread(self._thread)
         self._worker.sample.connect(self._on_sample)
         self._worker.finished.connect(self._on_finished)
@@ -104,9 +107,13 @@ class TwinRunDock(QDockWidget):
 
     @Slot(str)
     def _on_finished(self, error: str):
+        stopped = self._worker is not None and self._worker.stop_requested
         self.stop()
         if error:
             self.session.message.emit(f"Twin run failed: {error}", True)
+        else:
+            self.session.message.emit(f"Twin run {'stopped' if stopped else 'done'}: neural and FFT copies "
+                                      f"compared up to t = {self.panel.last_t_ns():.4g} ns", False)
 
     @Slot(object)
     def _on_problem(self, _problem):

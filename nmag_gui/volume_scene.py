@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
 
 import numpy as np
 import pyvista as pv
@@ -417,6 +418,12 @@ class VolumeLayer:
         elif self._overlay is not None:
             self.set_overlay(None, None)
 
+    def follow_scene(self) -> None:
+        """The scene's colour mode, arrows or overlay changed (the user, between frames): take
+        them now, not at the next frame (a paused thick sample kept the old colours)."""
+        if self.active and self.plotter is not None:
+            self._follow_scene()
+
     def set_visible(self, on: bool) -> None:
         """Show or hide the volume view; hidden, the scene's own film pictures draw the grid."""
         self.visible = bool(on)
@@ -548,7 +555,7 @@ class VolumeLayer:
                 if callback is not None:
                     callback(normal, origin)
             except Exception:  # noqa: BLE001 - a VTK callback that raises can end the process
-                pass
+                traceback.print_exc()
 
         self._widget = self.plotter.add_plane_widget(
             moved, normal=tuple(self._normal), origin=tuple(self._point), bounds=self._bounds,
@@ -763,11 +770,18 @@ class VolumeLayer:
             self._arrow_stride = k
         self._arrow_cell = cells
         centres = cell_centres(cells, self._shape, self._cell, self._origin)
-        new = pv.PolyData(centres.astype(np.float32)) if len(cells) else pv.PolyData(np.zeros((0, 3), np.float32))
-        new.point_data["m"] = np.zeros((len(cells), 3), np.float32)
-        new.point_data.active_vectors_name = "m"
+        if len(cells):
+            new = pv.PolyData(centres.astype(np.float32))
+            new.point_data["m"] = np.zeros((len(cells), 3), np.float32)
+        else:   # a slice that cuts no cell: no cones (pyvista refuses empty named arrays)
+            new = pv.PolyData()
+            empty = vtk.vtkFloatArray()
+            empty.SetName("m")
+            empty.SetNumberOfComponents(3)
+            new.GetPointData().AddArray(empty)
+        new.GetPointData().SetActiveVectors("m")
         self.arrows.copy_from(new)
-        self.arrows.point_data.active_vectors_name = "m"
+        self.arrows.GetPointData().SetActiveVectors("m")
         self._glyph.SetScaleFactor(0.85 * self._arrow_stride * min(self._cell))
 
     def _write_colors(self):

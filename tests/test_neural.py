@@ -360,6 +360,19 @@ def test_twin_run_tracks_the_fft_run():
     assert r["max_dm"].max() < 0.05
 
 
+def test_a_twin_run_goes_on_from_the_time_it_starts_at():
+    """The GUI twins a paused run at its time t0: a field pulse that ended before t0 stays off."""
+    from engine.neural.twin import twin_run
+    pb = small_problem("fft")
+    pb.field.ac = {"kind": "pulse", "amplitude_mT": [0.0, 50.0, 0.0], "start_ns": 0.0, "width_ns": 0.05}
+    pb.validate()
+    later = twin_run(pb, 10e-12, 10e-12, t0=0.1e-9)
+    assert list(later["t"]) == pytest.approx([0.1e-9, 0.11e-9])
+    early = twin_run(pb, 10e-12, 10e-12)                       # inside the pulse: m moves more
+    moved = lambda r: np.abs(r["mean_fft"][-1] - r["mean_fft"][0]).max()   # noqa: E731
+    assert moved(early) > 3 * moved(later)
+
+
 def test_card_measured_block_refreshes_without_touching_the_members(tmp_path):
     """Re-running a benchmark updates the card's measured block alone (card_measure --keep
     --extra, no --model): every member and its held-out errors stay as they were."""

@@ -249,3 +249,13 @@ def test_gif_recorded_from_the_running_window_has_the_expected_frame_count(qtbot
     assert rec.frames_written == 5 and rec.frames_dropped == 0
     assert 1 <= frames.shape[0] <= 5         # Pillow merges identical consecutive frames
     assert frames.shape[0] >= 2              # the spins moved between some of them
+
+
+def test_a_movie_stopped_before_any_frame_says_nothing_was_written(qtbot, window, tmp_path):
+    w = window
+    said = []
+    w.session.message.connect(lambda text, _err: said.append(text))
+    w.exports.start_movie(tmp_path / "empty.mp4")
+    assert w.exports.stop_movie(progress=False) is None
+    assert not (tmp_path / "empty.mp4").exists()
+    assert any("no file was written" in s for s in said) and not any("Movie written" in s for s in said)

@@ -271,7 +271,7 @@ def _assert_plots_fit_their_widgets(qtbot, w):
 def test_twin_run_does_not_grow_the_window(qtbot, window, monkeypatch):
     import engine.neural.twin as probe_mod
 
-    def fake_twin_run(problem, duration_s, every_s, m0=None, callback=None):
+    def fake_twin_run(problem, duration_s, every_s, m0=None, callback=None, t0=0.0):
         out = {"t": [], "mean_neural": [], "mean_fft": [], "max_dm": []}
         for k in range(4):
             out["t"].append(k * every_s)

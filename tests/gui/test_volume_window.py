@@ -154,3 +154,39 @@ def test_the_side_camera_looks_at_the_slice_not_at_the_half_left_uncut(qtbot, op
     w.view.set_camera("side")
     cam = np.subtract(w.view.plotter.camera.position, w.view.plotter.camera.focal_point)
     assert cam[1] < 0 and abs(cam[0]) < 1e-6 * np.linalg.norm(cam)   # no slice: from -y, as a film
+
+
+def test_a_slice_beyond_the_magnet_draws_nothing_and_keeps_the_surface(qtbot, open_main_window):
+    """A reviewer dragged the plane past the disk: the cones raised, the surface turned one colour."""
+    w = open_main_window(thick_disk())
+    layer = w.view.volume_layer
+    before = layer.surface_colors().copy()
+    layer.set_slice((0, 1, 0), (0.0, 31.0, 9.0))     # past the grid's edge (y = 30), where the widget may go
+    assert len(layer.slice_cells()) == 0 and layer.arrow_count == 0
+    after = layer.surface_colors()
+    assert np.ptp(after) > 0.1 * np.ptp(before)       # still coloured by m, not one colour
+    layer.set_slice((0, 1, 0), (0.0, 0.0, 9.0))       # and back
+    assert len(layer.slice_cells()) > 0 and layer.arrow_count > 0
+
+
+def test_a_paused_thick_sample_follows_overlay_and_colour_changes_at_once(qtbot, open_main_window):
+    w = open_main_window(thick_disk())
+    layer = w.view.volume_layer
+    w.view.set_overlay_kind("energy_density")       # frames carry energy densities from the next one
+    w.act_step.trigger()
+    qtbot.waitUntil(lambda: layer._overlay is not None, timeout=15000)
+    frames = w.view.frames_drawn
+    w.view.set_overlay_kind("none")                  # now paused: no frame comes
+    assert layer._overlay is None
+    w.view.set_color_by("mx")
+    assert layer.color_by == "mx"
+    np.testing.assert_allclose(layer.surface_colors(), w.drawn_frame.m[0].ravel()[layer._surface_cell], atol=1e-6)
+    assert w.view.frames_drawn == frames                  # no new frame was needed
+
+
+def test_a_thick_sample_opens_seen_from_above_a_corner_on_the_cut_away_side(qtbot, open_main_window):
+    """From the top (as films open) the slice was edge-on and half the magnet cut away."""
+    w = open_main_window(thick_disk())
+    n, _point = w.view.volume_layer.slice_plane
+    cam = np.subtract(w.view.plotter.camera.position, w.view.plotter.camera.focal_point)
+    assert np.all(cam > 0) and float(np.dot(cam, n)) > 0     # raised, on the slice normal's side
