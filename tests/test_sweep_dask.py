@@ -221,7 +221,7 @@ def test_local_cluster_listens_on_loopback_only():
     before = set(_listening([me.pid]))
     with open_client(workers=1) as client:
         client.wait_for_workers(1, timeout=60)
-        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert client.scheduler.address.startswith("tls://127.0.0.1:")
         link = dashboard_link(client)
         if link is not None:
             assert link.startswith("http://127.0.0.1:")
@@ -229,6 +229,12 @@ def test_local_cluster_listens_on_loopback_only():
         socks = [a for a in _listening(pids) if a not in before]
         assert len(socks) >= 2                             # scheduler + worker (+ nanny, dashboard)
         assert all(a.ip == "127.0.0.1" for a in socks), socks
+        # another local user (or process) without this cluster's certificates cannot connect
+        from distributed import Client
+        with pytest.raises(Exception):
+            Client(client.scheduler.address.replace("tls://", "tcp://"), timeout="3s")
+        with pytest.raises(Exception):
+            Client(client.scheduler.address, timeout="3s")
 
 
 def test_remote_plain_tcp_scheduler_is_refused_before_connecting(monkeypatch, capsys):

@@ -136,7 +136,10 @@ WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": N
 
 def local_cluster(workers: int | None = None, dashboard: bool = True):
     """A LocalCluster of `workers` processes (default: free cores), one thread each, everything
-    bound to 127.0.0.1 (dashboard on a free loopback port); see WORKER_CONFIG."""
+    bound to 127.0.0.1 (dashboard on a free loopback port); see WORKER_CONFIG. It speaks TLS with
+    throwaway certificates made for this cluster (security=True; they live in this process and
+    its workers only): on 127.0.0.1 plain TCP kept the network out but not the machine's other
+    users, any of whom could connect to the scheduler and run code in the workers."""
     import dask
     from distributed import LocalCluster
     n = int(workers) if workers else free_cores()
@@ -145,7 +148,7 @@ def local_cluster(workers: int | None = None, dashboard: bool = True):
     with dask.config.set(WORKER_CONFIG):
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address="127.0.0.1:0" if dashboard else None,
-                            worker_dashboard_address=None, protocol="tcp://")
+                            worker_dashboard_address=None, protocol="tls://", security=True)
 
 
 def jobqueue_cluster(kind: str, workers: int | None = None, security=None, scale: bool = True):
