@@ -30,6 +30,7 @@ from .errors import ProblemError
 
 SURFACE_SUFFIXES = (".stl", ".obj")
 MAX_TRIANGLES = 2_000_000
+MAX_SURFACE_BYTES = 256 * 2 ** 20   # a binary STL of MAX_TRIANGLES is 100 MB; ASCII about 2.5x that
 # ray origins are moved by these fractions of a cell (irrational, so no mesh lines hit them)
 _JITTER = (np.sqrt(2.0) * 1e-4, np.sqrt(3.0) * 1e-4, np.sqrt(5.0) * 1e-4)
 
@@ -42,16 +43,24 @@ def read_surface(path, key: str = "geometry.path") -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in SURFACE_SUFFIXES:
         raise ProblemError(key, str(path), "an .stl or .obj surface file (convert PLY/VTK in the app)")
+    if not path.exists():
+        raise ProblemError(key, str(path), "an existing surface file")
+    if not path.is_file():   # a device (/dev/zero), a FIFO or a folder: never read
+        raise ProblemError(key, str(path), "a regular surface file (this is not a plain file)")
+    size = path.stat().st_size
+    if size > MAX_SURFACE_BYTES:
+        raise ProblemError(key, str(path), f"a surface file of at most {MAX_SURFACE_BYTES // 2**20} MiB "
+                                           f"(this one has {size // 2**20} MiB)")
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise ProblemError(key, str(path), "an existing surface file") from None
     except OSError as e:
         raise ProblemError(key, str(path), f"a readable surface file ({e.strerror})") from None
     try:
         tris = _read_stl(data) if suffix == ".stl" else _read_obj(data.decode("utf-8", "replace"))
-    except (ValueError, IndexError, struct.error) as e:
-        raise ProblemError(key, str(path), f"a valid {suffix[1:].upper()} file ({e})") from None
+    except (ValueError, IndexError, struct.error):
+        # the parser's message would quote the file's text: say where it failed, not what it read
+        raise ProblemError(key, str(path), f"a valid {suffix[1:].upper()} file (it could not be read "
+                                           f"as one)") from None
     if len(tris) == 0:
         raise ProblemError(key, str(path), "a surface file with at least one triangle")
     if len(tris) > MAX_TRIANGLES:

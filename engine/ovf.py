@@ -173,8 +173,9 @@ def read_ovf(path) -> tuple[np.ndarray, dict]:
     elif re.fullmatch(r"#\s*oommf\s*:\s*irregular\s+mesh\s+v1\.0", head):
         raise bad("irregular meshes are not supported, only rectangular ones")
     else:
-        shown = first[:60].decode("latin-1").strip()
-        raise bad(f"the first line is {shown!r}, not '# OOMMF OVF 2.0' or '# OOMMF: rectangular mesh v1.0'")
+        # never quote the line: a problem file can name any file, and an error message (or a
+        # sweep's stored failure) must not carry a line of someone's /etc/shadow
+        raise bad("its first line is not '# OOMMF OVF 2.0' or '# OOMMF: rectangular mesh v1.0'")
 
     keys: dict[str, str] = {}
     descs: list[str] = []
@@ -188,7 +189,8 @@ def read_ovf(path) -> tuple[np.ndarray, dict]:
         if not text:
             continue
         if not text.startswith("#"):
-            raise bad(f"a header line does not start with '#': {text[:60]!r}")
+            line_no = raw[:pos].count(b"\n")
+            raise bad(f"header line {line_no} does not start with '#'")
         key, _, value = text.lstrip("#").partition(":")
         key, value = " ".join(key.split()).lower(), value.strip()
         if key == "begin" and value.lower().split()[:1] == ["data"]:

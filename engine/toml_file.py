@@ -36,5 +36,7 @@ def read_toml(path: str | Path, what: str) -> dict:
                                             f"a binary file?)") from None
     except tomllib.TOMLDecodeError as e:
         raise ProblemError(what, str(path), f"valid TOML ({e})") from None
+    except RecursionError:   # arrays or tables nested thousands deep: no problem file needs that
+        raise ProblemError(what, str(path), "a TOML file without arrays or tables nested hundreds deep") from None
     except OSError as e:
         raise ProblemError(what, str(path), f"a readable TOML file ({e.strerror or e})") from None

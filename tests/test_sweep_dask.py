@@ -251,8 +251,13 @@ def test_remote_plain_tcp_scheduler_is_refused_before_connecting(monkeypatch, ca
             with cluster.open_client(scheduler=addr):
                 pass
         assert e.value.key == "--scheduler"
-    for addr in ("tcp://127.0.0.1:8786", "localhost:8786", "tcp://[::1]:8786", "inproc://x"):
+    for addr in ("tcp://127.0.0.1:8786", "localhost:8786", "tcp://[::1]:8786"):
         assert cluster.is_loopback(cluster.check_scheduler(addr))
+    # a reviewer got tracebacks for these: now a one-line refusal naming the option
+    for addr in ("inproc://x", "tls://127.0.0.1:8796"):
+        with pytest.raises(ProblemError) as e:
+            cluster.check_scheduler(addr)
+        assert e.value.key == "--scheduler"
 
 
 def test_cli_refuses_remote_scheduler_and_insecure_warns(tmp_path, monkeypatch, capsys):

@@ -57,6 +57,38 @@ def save_weights(net, path, meta: dict | None = None) -> Path:
     return path
 
 
+# what a config may ask for (a file is data, and data may be crafted: 100,000 channels asked
+# torch for 360 GB): integers (lo, hi), or ("number", lo, hi)
+CONFIG_BOUNDS = {
+    "nz": (1, 8), "channels": (1, 64), "near_radius": (0, 64), "bottom": (0, 8), "coarsest": (2, 64),
+    "stem": (2, 4), "u0_kernel": (1, 3), "near_full": ("number", 0.0, 64.0), "aspect": ("number", 0.01, 100.0),
+    "local_radius": (0, 64), "min_coarse": (1, 64), "min_levels": (1, 16), "margin": (0, 64),
+}
+
+
+def _check_config_values(arch: str, cfg: dict) -> None:
+    """Every value of a weights config in its bounds (CONFIG_BOUNDS), else WeightsError."""
+    import math
+    for k, v in cfg.items():
+        if arch == "unet" and k == "channels":
+            ok = isinstance(v, (list, tuple)) and 1 <= len(v) <= 8 and all(
+                isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 256 for c in v)
+            if not ok:
+                raise WeightsError(f"weights config: channels = {str(v)[:80]} (allowed: 1 to 8 integers in [1, 256])")
+            continue
+        b = CONFIG_BOUNDS.get(k)
+        if b is None:
+            continue
+        if b[0] == "number":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and b[1] <= v <= b[2]
+            rng = f"a number in [{b[1]:g}, {b[2]:g}]"
+        else:
+            ok = isinstance(v, int) and not isinstance(v, bool) and b[0] <= v <= b[1]
+            rng = f"an integer in [{b[0]}, {b[1]}]"
+        if not ok:
+            raise WeightsError(f"weights config: {k} = {str(v)[:80]} (allowed: {rng})")
+
+
 def build_net(config: dict):
     """The network a config describes (arch "lean": LeanFilmNet, "unet": the first FilmUNet)."""
     import inspect
@@ -73,10 +105,11 @@ def build_net(config: dict):
     if unknown:
         raise WeightsError(f"weights config: unknown key(s) {', '.join(map(repr, unknown))} for arch "
                            f"{arch!r} (allowed: {', '.join(known)})")
+    _check_config_values(arch, cfg)
     try:
         return cls(**cfg)
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"weights config: {e}") from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"weights config: {str(e).splitlines()[0][:200]}") from None
 
 
 def read_weights(path) -> tuple[dict, dict, dict]:

@@ -92,6 +92,13 @@ def check_scheduler(address: str, security=None, insecure: bool = False, warn=No
         scheme, _ = parse_address(address)
     except ValueError:
         raise ProblemError("--scheduler", address, "a scheduler address such as tcp://127.0.0.1:8786") from None
+    if scheme not in ("tcp", "tls"):
+        raise ProblemError("--scheduler", address, "a tcp:// or tls:// scheduler address (another process "
+                                                   "or machine; inproc:// and others cannot be reached from here)")
+    if scheme == "tls" and not has_tls:   # also on loopback: without certificates Dask fails deep inside
+        raise ProblemError("--scheduler", address, "a TLS configuration for a tls:// scheduler "
+                                                   "(--tls-ca-file, --tls-cert, --tls-key, or Dask's "
+                                                   "distributed.comm.tls settings)")
     if is_loopback(address):
         return address
     if scheme == "tls":

@@ -172,7 +172,8 @@ def sweep_from_dict(d: dict, base_dir=".", problem: Problem | None = None) -> Sw
     if n > MAX_POINTS:
         raise ProblemError("parameters", f"{n} points", f"at most {MAX_POINTS:,} points")
     sweep = Sweep(title=title, problem_path=ppath, mode=mode, parameters=parameters,
-                  scalars=scalars, base=base, base_dir=str(problem.base_dir),
+                  # absolute: a worker started in another folder reads the same files
+                  scalars=scalars, base=base, base_dir=str(Path(problem.base_dir).resolve()),
                   region_map=problem.region_map, problem_ref=str(ref))
     sweep.validate_points()
     return sweep
