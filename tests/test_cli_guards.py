@@ -144,3 +144,12 @@ def test_an_output_larger_than_the_free_disk_is_warned_about_by_check(tmp_path, 
 def test_sweep_typos_get_a_suggestion(tmp_path, capsys, body, suggestion):
     assert main(["sweep", str(write_sweep(tmp_path, body)), "--check"]) == 2
     assert suggestion in capsys.readouterr().err
+
+
+def test_sweep_check_reads_the_files_the_points_name(tmp_path, capsys):
+    s = write_sweep(tmp_path, ALPHA_FIELD)
+    film = tmp_path / "film.toml"
+    film.write_text(film.read_text().replace('kind = "uniform"\ndirection = [1.0, 0.2, 0.0]',
+                                             'kind = "file"\npath = "missing.ovf"'))
+    assert main(["sweep", str(s), "--check"]) == 2
+    assert "point 0" in capsys.readouterr().err

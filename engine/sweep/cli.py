@@ -100,6 +100,17 @@ def main_sweep(args) -> int:
     sweep = load_sweep(src)
     out = Path(args.out) if args.out else src.with_suffix(".h5")
     if args.check:
+        # what nmag check makes of a problem (files it names exist and fit, memory), for the
+        # points that differ in a file they name, or the first point
+        from ..preflight import check_runnable
+        file_keys = [p.key for p in sweep.parameters if p.key.endswith("path")]
+        for i in (range(len(sweep)) if file_keys else range(min(1, len(sweep)))):
+            try:
+                check_runnable(sweep.point_problem(i))
+            except ProblemError as e:
+                if e.key.startswith("point "):
+                    raise
+                raise ProblemError(f"point {i} ({sweep.describe(i)}): {e.key}", e.value, e.allowed) from None
         print(f"{sweep.title}: {len(sweep)} points ({sweep.mode} of "
               f"{', '.join(p.key for p in sweep.parameters)}), every point valid: ok")
         for i in range(len(sweep)):
