@@ -25,6 +25,10 @@ Units: t in s, m dimensionless (unit vectors, 0 in vacuum), energies in J, the p
 own units (nm, mT, ns, ps; see engine.problem). Files are never left half-written: writers
 work on `<path>.part` and rename it over `<path>` only when everything is in.
 
+Files are read as untrusted: only objects stored in the file itself (no soft or external links,
+external storage or virtual datasets), sizes (arrays, chunks, attributes) checked against
+bounds and the memory before reading, m and snapshots checked to be unit vectors or 0.
+
 Example::
 
     with ResultWriter("run.h5", problem, sim.regions) as out:
@@ -56,6 +60,9 @@ PROJECT_FORMAT = "nmag-project"
 FORMAT_VERSION = 1
 
 _MAX_PROBLEM_JSON = 16 << 20   # bytes: a problem description is a few kB
+_MAX_ATTR_BYTES = 4 << 20      # any other attribute: a word, a sentence or a list of names
+_MAX_CHUNK_BYTES = 64 << 20    # a chunk is read (and decompressed) whole; nmag writes ~1 MiB ones
+_UNIT_TOL = 1e-3               # |m| of a stored state: 1 (magnetic) or 0 (vacuum), within this
 _CHUNK_BYTES = 1 << 20        # about 1 MiB per chunk: h5py's advice for compressed data
 _TABLE_CHUNK_ROWS = 256
 
@@ -452,10 +459,10 @@ def load_problem(path) -> Problem:
     return Problem.from_toml(p)
 
 
-def _warnings_attr(a) -> list:
-    """The `warnings` attribute as a list of sentences ([] where absent or not a JSON list)."""
+def _warnings_attr(value) -> list:
+    """The `warnings` attribute's value as a list of sentences ([] where absent or not a JSON list)."""
     try:
-        w = json.loads(_text(a.get("warnings")) or "[]")
+        w = json.loads(_text(value) or "[]")
     except (TypeError, ValueError):
         return []
     return [str(x) for x in w] if isinstance(w, list) else []
@@ -483,36 +490,26 @@ def _read(path, key: str, expected: str, preferred_format: str, arrays: bool = T
 
 
 def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> dict:
-    a = f.attrs
-    fmt = _text(a.get("format"))
+    fmt = _text(_attr(f, "format"))
     if fmt is None:
         raise _Unreadable("it has no 'format' attribute: it was not written by nmag")
     if fmt not in (RESULTS_FORMAT, PROJECT_FORMAT):
         raise _Unreadable(f"its format is {fmt!r}, not {preferred_format!r}")
-    version = a.get("format_version")
+    version = _attr(f, "format_version")
     if version is None:
         raise _Unreadable("it has no 'format_version' attribute")
     version = int(version)
-    writer = _text(a.get("nmag_version")) or "unknown"
+    writer = _text(_attr(f, "nmag_version")) or "unknown"
     if version > FORMAT_VERSION:
         raise _Unreadable(f"it has format_version {version}, this nmag reads format_version "
                           f"{FORMAT_VERSION} or older: it was written by a newer nmag "
                           f"(version {writer}); update nmag to open it")
     if version < 1:
         raise _Unreadable(f"format_version {version} is not a valid version")
-    if "problem_json" not in a:
-        raise _Unreadable("it has no 'problem_json' attribute")
-    try:
-        pj_size = a.get_id("problem_json").get_storage_size()
-    except Exception:
-        pj_size = 0
-    if pj_size > _MAX_PROBLEM_JSON:
-        raise _Unreadable(f"its problem_json attribute holds {pj_size} bytes, more than a problem "
-                          f"description can need ({_MAX_PROBLEM_JSON})")
-    pj = _text(a.get("problem_json"))
+    pj = _text(_attr(f, "problem_json", limit=_MAX_PROBLEM_JSON, what="a problem description"))
     if pj is None:
         raise _Unreadable("it has no 'problem_json' attribute")
-    if "regions" not in f:
+    if _member(f, "regions") is None:
         raise _Unreadable("it has no 'regions' dataset")
     try:
         d = json.loads(pj)
@@ -521,14 +518,18 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
     # sizes first: the grid the description declares, checked before anything is read
     shape_zyx = _declared_grid(d)
     _check_dataset(f, "regions", shape_zyx, "i")
-    regions = np.asarray(f["regions"][...], dtype=np.int16)
+    raw = f["regions"][...]
+    if raw.size and (raw.min() < -1 or raw.max() > np.iinfo(np.int16).max):   # not wrapped by the cast
+        raise _Unreadable(f"/regions holds values {raw.min()}..{raw.max()}, not -1 (vacuum) or a "
+                          f"material number")
+    regions = np.asarray(raw, dtype=np.int16)
     problem = Problem.from_dict(d, base_dir=path.parent, region_map=regions)
     out = {"problem": problem, "regions": regions, "format": fmt, "format_version": version,
-           "nmag_version": writer, "created": _text(a.get("created")) or "",
-           "demag_in_use": _text(a.get("demag_in_use")) or problem.solver.demag,
-           "complete": bool(a.get("complete", True)),
-           "warnings": _warnings_attr(a),
-           "incomplete_reason": _text(a.get("incomplete_reason")) or ""}
+           "nmag_version": writer, "created": _text(_attr(f, "created")) or "",
+           "demag_in_use": _text(_attr(f, "demag_in_use")) or problem.solver.demag,
+           "complete": _flag(f, "complete", default=True),
+           "warnings": _warnings_attr(_attr(f, "warnings")),
+           "incomplete_reason": _text(_attr(f, "incomplete_reason")) or ""}
     if not arrays:
         return out
     field_shape = (3,) + regions.shape
@@ -536,8 +537,8 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
     # everything this file would have us allocate, against the memory there is
     need = 0
     for name in ("table", "snapshots/m", "snapshots/t", "m"):
-        if name in f:
-            ds = f[name]
+        ds = _member(f, name)
+        if ds is not None:
             if not isinstance(ds, h5py.Dataset):
                 raise _Unreadable(f"/{name} is not a dataset")
             need += int(np.prod(ds.shape, dtype=np.float64)) * max(ds.dtype.itemsize, 4)
@@ -547,9 +548,9 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
                           f"{human_bytes(limit)} of memory available")
 
     columns, table = [], {}
-    if "table" in f:
-        d_table = f["table"]
-        columns = [_text(c) for c in d_table.attrs.get("columns", [])]
+    d_table = _member(f, "table")
+    if d_table is not None:
+        columns = [_text(c) for c in _attr(d_table, "columns", default=[])]
         if len(d_table.shape) != 2 or d_table.shape[1] != len(columns):
             raise _Unreadable(f"/table has shape {d_table.shape} but {len(columns)} column names")
         rows = np.asarray(d_table[...], dtype=np.float64)
@@ -557,32 +558,138 @@ def _contents(f: h5py.File, path: Path, arrays: bool, preferred_format: str) -> 
 
     snaps_t = np.zeros(0, dtype=np.float64)
     snaps_m = np.zeros((0,) + field_shape, dtype=np.float32)
-    if "snapshots" in f:
-        g = f["snapshots"]
-        if "t" not in g or "m" not in g:
+    g = _member(f, "snapshots")
+    if g is not None:
+        if not isinstance(g, h5py.Group):
+            raise _Unreadable("/snapshots is not a group")
+        g_t, g_m = _member(f, "snapshots/t"), _member(f, "snapshots/m")
+        if g_t is None or g_m is None:
             raise _Unreadable("/snapshots needs both t and m")
-        if g["m"].shape[1:] != field_shape or g["m"].shape[0] != g["t"].shape[0] or len(g["t"].shape) != 1:
-            raise _Unreadable(f"/snapshots hold m {g['m'].shape} and t {g['t'].shape}, "
+        if g_m.shape[1:] != field_shape or g_m.shape[0] != g_t.shape[0] or len(g_t.shape) != 1:
+            raise _Unreadable(f"/snapshots hold m {g_m.shape} and t {g_t.shape}, "
                               f"expected (n,) + {field_shape} and (n,)")
-        snaps_t = np.asarray(g["t"][...], dtype=np.float64)
-        snaps_m = g["m"][...]
+        snaps_t = np.asarray(g_t[...], dtype=np.float64)
+        snaps_m = g_m[...]
         if not np.isfinite(snaps_m).all() or not np.isfinite(snaps_t).all():
             raise _Unreadable("/snapshots hold NaN or infinite values")
+        for k in range(snaps_m.shape[0]):
+            _check_unit(snaps_m[k], f"/snapshots/m[{k}]")
 
     m, t = None, None
-    if "m" in f:
+    d_m = _member(f, "m")
+    if d_m is not None:
         _check_dataset(f, "m", field_shape, "f")
-        m = f["m"][...]
+        m = d_m[...]
         if not np.isfinite(m).all():
             raise _Unreadable(f"/m holds {int((~np.isfinite(m)).sum())} NaN or infinite value(s)")
-        if "t" in f["m"].attrs:
-            t = float(f["m"].attrs["t"])
-    if "t" in a:
-        t = float(a["t"])
+        _check_unit(m, "/m")
+        t_m = _attr(d_m, "t")
+        if t_m is not None:
+            t = float(t_m)
+    t_root = _attr(f, "t")
+    if t_root is not None:
+        t = float(t_root)
     if t is not None and not np.isfinite(t):
         raise _Unreadable(f"its time t = {t} is not finite")
     out.update(table=table, columns=columns, snapshots_t=snaps_t, snapshots_m=snaps_m, m=m, t=t)
     return out
+
+
+def _member(g, name: str):
+    """g[name] ("m", "snapshots/t") or None where absent: only objects stored in this file.
+
+    A soft or external link, a dataset whose data lives in another file (external storage) or
+    a virtual dataset would pull other files' bytes into the project (and a re-save would keep
+    them); nmag writes none of these, so they are refused, link by link, before any is followed.
+    A chunk larger than the bound is refused too: HDF5 reads a chunk whole, so a small dataset
+    with one giant (compressed) chunk would cost its declared chunk in memory."""
+    obj = g
+    for part in name.split("/"):
+        if not isinstance(obj, h5py.Group):
+            raise _Unreadable(f"{obj.name} is not a group")
+        link = obj.get(part, getlink=True)
+        if link is None:
+            return None
+        if not isinstance(link, h5py.HardLink):
+            kind = {h5py.SoftLink: "a soft link", h5py.ExternalLink: "an external link"}.get(
+                type(link), "a user-defined link")
+            raise _Unreadable(f"/{name} is {kind}, not an object stored in the file: nmag writes "
+                              f"no links, and following one could read another file")
+        obj = obj[part]
+    if isinstance(obj, h5py.Dataset):
+        _check_storage(obj, name)
+    return obj
+
+
+def _check_storage(ds, name: str) -> None:
+    """A dataset's data must be in the file itself, in chunks of a sane size (see _member)."""
+    if ds.is_virtual:
+        raise _Unreadable(f"/{name} is a virtual dataset (its data would come from other files); "
+                          f"nmag writes none")
+    if ds.external:
+        files = ", ".join(str(e[0]) for e in ds.external[:3])
+        raise _Unreadable(f"/{name} keeps its data in external storage ({files}), not in the file; "
+                          f"nmag writes none")
+    if ds.chunks:
+        chunk = int(np.prod(ds.chunks, dtype=np.float64)) * ds.dtype.itemsize
+        own = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+        bound = max(_MAX_CHUNK_BYTES, -(-own // (1 << 20)) << 20)     # own size, up to a MiB
+        if chunk > bound:
+            raise _Unreadable(f"/{name} is stored in chunks of {human_bytes(chunk)}, more than "
+                              f"{human_bytes(bound)} (nmag writes chunks of about "
+                              f"{human_bytes(_CHUNK_BYTES)}); reading one would need all of it")
+
+
+def _attr(obj, name: str, default=None, limit: int = _MAX_ATTR_BYTES, what: str = "such an attribute"):
+    """obj.attrs[name] (default where absent), its size checked before it is read: a crafted
+    file could hold hundreds of MB in an attribute that is otherwise a word.
+
+    HDF5 says the size of fixed-size values before reading them; a variable-length string is
+    stored as a reference (16 bytes) and measured only once read (then bounded by the file's
+    own size, since attributes are never compressed), before anything parses it."""
+    if name not in obj.attrs:
+        return default
+    where = "its" if obj.name == "/" else f"{obj.name}'s"
+    try:
+        size = obj.attrs.get_id(name).get_storage_size()
+    except Exception:
+        size = 0
+    if size > limit:
+        raise _Unreadable(f"{where} {name!r} attribute holds {human_bytes(size)}, more than "
+                          f"{what} can need ({human_bytes(limit)})")
+    value = obj.attrs[name]
+    items = value.ravel().tolist() if isinstance(value, np.ndarray) and value.dtype.kind == "O" else [value]
+    text = sum(len(v) for v in items if isinstance(v, (str, bytes)))
+    if text > limit:
+        raise _Unreadable(f"{where} {name!r} attribute holds {human_bytes(text)} of text, more than "
+                          f"{what} can need ({human_bytes(limit)})")
+    return value
+
+
+def _flag(obj, name: str, default: bool) -> bool:
+    """A boolean attribute, read strictly: True/False or 1/0. The text "False" would be true
+    in Python, so any other value is refused rather than guessed."""
+    v = _attr(obj, name)
+    if v is None:
+        return default
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)) and int(v) in (0, 1):
+        return bool(int(v))
+    raise _Unreadable(f"its {name!r} attribute is {_text(v)!r} ({type(v).__name__}), not a boolean "
+                      f"(True/False or 1/0)")
+
+
+def _check_unit(m: np.ndarray, name: str) -> None:
+    """m (3, ...) must hold what nmag stores: unit vectors, or zeros in vacuum (|m| within
+    _UNIT_TOL of 1 or 0); anything else would run (and re-save) as a state that is no
+    magnetisation."""
+    n = np.sqrt(np.einsum("i...,i...->...", m, m, dtype=np.float64))
+    bad = ~((np.abs(n - 1.0) <= _UNIT_TOL) | (n <= _UNIT_TOL))
+    if bad.any():
+        worst = float(n[bad].flat[np.argmax(np.abs(n[bad] - 1.0))])
+        raise _Unreadable(f"{name} holds {int(bad.sum())} vector(s) whose length is neither 1 nor 0 "
+                          f"(within {_UNIT_TOL:g}; e.g. {worst:.6g}): not a magnetisation nmag wrote")
 
 
 def _declared_grid(d) -> tuple:
@@ -604,7 +711,7 @@ def _declared_grid(d) -> tuple:
 
 def _check_dataset(f, name: str, shape: tuple, kinds: str) -> None:
     """/name must be a dataset of exactly `shape` and of a dtype kind in `kinds` ("f", "i")."""
-    ds = f[name]
+    ds = _member(f, name)
     if not isinstance(ds, h5py.Dataset):
         raise _Unreadable(f"/{name} is not a dataset")
     if tuple(ds.shape) != tuple(shape):

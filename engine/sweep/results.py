@@ -188,22 +188,26 @@ class SweepWriter:
 
 
 # --------------------------------------------------------------------------- reading
+_KEY = "sweep results file"
+_EXPECTED = "a file written by nmag sweep"
+
+
 def read_sweep(path) -> dict:
     """Read the index of a sweep results file (also while the sweep runs).
 
     Returns dict(sweep (the sweep_json dict), index (structured array), status [str],
     parameters {key: array}, scalars {name: array}, scalar_units {name: unit},
-    done [point numbers]). Errors: ProblemError("sweep results file", path, ...)."""
-    path = Path(path)
-    if not path.is_file() or not h5py.is_hdf5(path):
-        raise ProblemError("sweep results file", str(path), "an existing HDF5 file written by nmag sweep")
-    with _open(path, "r") as f:
-        if _text(f.attrs.get("format")) != SWEEP_RESULTS_FORMAT:
-            raise ProblemError("sweep results file", str(path), "a file written by nmag sweep")
-        sweep = json.loads(_text(f.attrs["sweep_json"]))
-        units = json.loads(_text(f.attrs.get("scalar_units", "{}")))
-        index = f["index"][...]
-        have = set(f["points"])
+    done [point numbers]). Errors: ProblemError("sweep results file", path, ...): the index
+    is checked against the sweep's own point count and the memory before it is read."""
+    from ..results import _Unreadable
+    path = _existing(path)
+    try:
+        with _open(path, "r") as f:
+            sweep, units, index, have = _read_index(f)
+    except _Unreadable as e:
+        raise ProblemError(_KEY, str(path), f"{_EXPECTED} ({e})") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise ProblemError(_KEY, str(path), f"{_EXPECTED} (the file is damaged: {e})") from None
     status = [_text(s) for s in index["status"]]
     keys = [p["key"] for p in sweep["parameters"]]
     params = {k: (np.array([_text(v) for v in index[k]]) if index.dtype[k].kind == "O" else index[k])
@@ -214,14 +218,108 @@ def read_sweep(path) -> dict:
             "scalars": scalars, "scalar_units": units, "done": done}
 
 
+def _read_index(f):
+    """(sweep dict, scalar units, index rows, point names) of an open sweep results file;
+    everything checked before the index is read (a small gzip'd file can declare 50 million
+    rows)."""
+    from ..results import _MAX_PROBLEM_JSON, _Unreadable, _attr, _member
+    from ..validation import human_bytes, memory_limit
+    fmt = _text(_attr(f, "format"))
+    if fmt != SWEEP_RESULTS_FORMAT:
+        raise _Unreadable(f"its format is {fmt!r}, not {SWEEP_RESULTS_FORMAT!r}")
+    text = _text(_attr(f, "sweep_json", limit=_MAX_PROBLEM_JSON, what="a sweep description"))
+    if text is None:
+        raise _Unreadable("it has no 'sweep_json' attribute")
+    try:
+        sweep = json.loads(text)
+        units = json.loads(_text(_attr(f, "scalar_units")) or "{}")
+    except json.JSONDecodeError as e:
+        raise _Unreadable(f"its sweep_json or scalar_units is not valid JSON: {e}") from None
+    if not isinstance(units, dict):
+        raise _Unreadable("its scalar_units is not a JSON table")
+    n = _declared_points(sweep)
+    index = _member(f, "index")
+    if not isinstance(index, h5py.Dataset):
+        raise _Unreadable("it has no /index dataset")
+    if index.ndim != 1 or index.shape[0] != n:
+        raise _Unreadable(f"/index has shape {index.shape}, but its sweep has {n} point(s)")
+    names = index.dtype.names or ()
+    want = ["point", "status"] + [p["key"] for p in sweep["parameters"]] + list(sweep["outputs"]["scalars"])
+    missing = [k for k in want if k not in names]
+    if missing:
+        raise _Unreadable(f"/index has no column {missing[0]!r}")
+    need, limit = n * max(index.dtype.itemsize, 1), memory_limit()
+    if need > limit:
+        raise _Unreadable(f"/index declares {human_bytes(need)} to read, more than the "
+                          f"{human_bytes(limit)} of memory available")
+    points = _member(f, "points")
+    if not isinstance(points, h5py.Group):
+        raise _Unreadable("it has no /points group")
+    return sweep, units, index[...], set(points)
+
+
+def _declared_points(sweep) -> int:
+    """The number of points a sweep_json declares (as engine.sweep.sweep_file counts them),
+    at most MAX_POINTS; its parameters and scalars are checked to be what read_sweep uses."""
+    from ..results import _Unreadable
+    from .sweep_file import MAX_POINTS
+    params = sweep.get("parameters") if isinstance(sweep, dict) else None
+    if (not isinstance(params, list) or not params
+            or not all(isinstance(p, dict) and isinstance(p.get("key"), str)
+                       and isinstance(p.get("values"), list) and p["values"] for p in params)):
+        raise _Unreadable("its sweep_json has no 'parameters' list (a key and values each)")
+    outputs = sweep.get("outputs")
+    scalars = outputs.get("scalars") if isinstance(outputs, dict) else None
+    if not isinstance(scalars, list) or not all(isinstance(s, str) for s in scalars):
+        raise _Unreadable("its sweep_json has no 'outputs.scalars' list")
+    mode = sweep.get("mode", "product")
+    sizes = [len(p["values"]) for p in params]
+    if mode == "zip":
+        n = min(sizes)
+    elif mode == "product":
+        n = 1
+        for k in sizes:
+            n *= k
+    else:
+        raise _Unreadable(f"its sweep_json has mode {mode!r}, not 'product' or 'zip'")
+    if n > MAX_POINTS:
+        raise _Unreadable(f"its sweep_json declares {n:,} points, more than a sweep may have "
+                          f"({MAX_POINTS:,})")
+    return n
+
+
 def read_point(path, i: int) -> dict:
-    """Point i's result, the same dict as engine.results.read_results gives for `nmag run --out`."""
-    from ..results import RESULTS_FORMAT, _contents  # the one reader of that layout
+    """Point i's result, the same dict as engine.results.read_results gives for `nmag run --out`
+    (read by the same reader, with the same checks). Errors: ProblemError, naming the file."""
+    from ..results import RESULTS_FORMAT, _contents, _member, _Unreadable  # the one reader of that layout
+    path = _existing(path)
+    try:
+        i = int(i)
+    except (TypeError, ValueError):
+        raise ProblemError("point", i, f"a point number of {path}") from None
+    try:
+        with _open(path, "r") as f:
+            g = _member(f, f"points/{i}") if i >= 0 else None
+            if isinstance(g, h5py.Group):
+                return _contents(g, path, True, RESULTS_FORMAT)
+            if g is not None:
+                raise _Unreadable(f"/points/{i} is not a group")
+    except _Unreadable as e:
+        raise ProblemError(_KEY, str(path), f"{_EXPECTED} (point {i}: {e})") from None
+    except ProblemError as e:
+        raise ProblemError(_KEY, str(path), f"{_EXPECTED} (point {i}: its problem description "
+                                            f"is invalid: {e})") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise ProblemError(_KEY, str(path), f"{_EXPECTED} (point {i}: the file is damaged: {e})") from None
+    raise ProblemError("point", i, f"a finished point of {path}")
+
+
+def _existing(path) -> Path:
+    """path, which must be an HDF5 file (else ProblemError naming it, not a raw OSError)."""
     path = Path(path)
-    with _open(path, "r") as f:
-        if str(i) not in f.get("points", {}):
-            raise ProblemError("point", i, f"a finished point of {path}")
-        return _contents(f["points"][str(i)], path, True, RESULTS_FORMAT)
+    if not path.is_file() or not h5py.is_hdf5(path):
+        raise ProblemError(_KEY, str(path), "an existing HDF5 file written by nmag sweep")
+    return path
 
 
 def _text(v):
