@@ -11,7 +11,10 @@ class ProblemError(ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{key} = {value!r} is not allowed: expected {allowed}")
+        shown = repr(value)
+        if len(shown) > 200:   # a crafted 15 MB title must not come back as 15 MB of message
+            shown = shown[:160] + f"... ({len(shown):,} characters)"
+        super().__init__(f"{key} = {shown} is not allowed: expected {allowed}")
 
 
 class SimulationDiverged(RuntimeError):

@@ -267,8 +267,8 @@ class Problem:
     # ---------------------------------------------------------------- validation
     def validate(self) -> "Problem":
         """Check every value; raise ProblemError on the first bad one. Returns self."""
-        if not isinstance(self.title, str):
-            raise ProblemError("title", self.title, "a string")
+        if not isinstance(self.title, str) or len(self.title) > 1000:
+            raise ProblemError("title", self.title, "a string of at most 1000 characters")
         self.mesh.validate()
         if not self.materials:
             raise ProblemError("materials", [], "at least one material")

@@ -76,3 +76,33 @@ def test_sweep_problem_files_resolve_from_the_sweep_not_the_workers_folder(tmp_p
     sweep = load_sweep("s.toml")                      # a relative path, as typed
     from pathlib import Path
     assert Path(sweep.base_dir).is_absolute() and Path(sweep.base_dir) == tmp_path.resolve()
+
+
+def test_huge_values_come_back_short_and_a_huge_title_is_refused(tmp_path, capsys):
+    p = tmp_path / "t.toml"
+    p.write_text(TINY.replace('title = "tiny film"', 'title = "' + "x" * 2_000_000 + '"'))
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "title" in err and len(err) < 1000 and "characters" in err
+
+
+def test_damaged_weights_are_not_called_dangerous(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"x": torch.zeros(3)}, str(path))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(WeightsError, match="not a readable weights file") as e:
+        load_weights(path)
+    assert "run code" not in str(e.value)
+
+
+def test_tls_options_without_a_scheduler_and_a_cert_without_its_key_are_named(tmp_path, capsys):
+    from test_sweep_file import ALPHA_FIELD, write_sweep
+    s = write_sweep(tmp_path, ALPHA_FIELD)
+    pem = tmp_path / "c.pem"
+    pem.write_text("not a certificate")
+    assert main(["sweep", str(s), "--tls-ca-file", str(pem), "--tls-cert", str(pem)]) == 2
+    assert "--scheduler" in capsys.readouterr().err
+    assert main(["sweep", str(s), "--scheduler", "tls://127.0.0.1:1", "--tls-ca-file", str(pem),
+                 "--tls-cert", str(pem)]) == 2
+    err = capsys.readouterr().err
+    assert "--tls" in err and "Traceback" not in err

@@ -30,8 +30,12 @@ def safe_load(path, what="weights file") -> dict:
     except FileNotFoundError:
         raise WeightsError(f"{what} {path}: no such file") from None
     except Exception as e:   # UnpicklingError and whatever a malformed file raises
+        reason = _refusal_reason(e)
+        if not reason:   # not a refusal of something unsafe: a damaged, empty or foreign file
+            raise WeightsError(f"{what} {path}: not a readable weights file (damaged, empty, or not "
+                               f"written by torch.save)") from None
         raise WeightsError(f"{what} {path}: refused, it holds more than tensors and plain data "
-                           f"(loading it could run code){_refusal_reason(e)}") from None
+                           f"(loading it could run code){reason}") from None
 
 
 def _refusal_reason(e: Exception) -> str:
@@ -40,12 +44,8 @@ def _refusal_reason(e: Exception) -> str:
     import re
     text = str(e)
     m = (re.search(r"(unsupported GLOBAL \S+)", text) or re.search(r"Unsupported global: (GLOBAL \S+)", text)
-         or re.search(r"WeightsUnpickler error: ([^\n]+)", text))
-    if m:
-        return ": it asks for " + m.group(1).strip()[:160]
-    if "weights_only" in text or not text.strip():
-        return ""
-    return ": " + text.strip().splitlines()[0][:160]
+         or re.search(r"WeightsUnpickler error: (Unsupported [^\n]+)", text))
+    return ": it asks for " + m.group(1).strip()[:160] if m else ""
 
 
 def save_weights(net, path, meta: dict | None = None) -> Path:

@@ -91,6 +91,10 @@ def main_sweep(args) -> int:
     if args.scheduler and args.cluster:
         raise ProblemError("--cluster", args.cluster, "either --scheduler or --cluster, not both")
     security = None
+    if (args.tls_ca_file or args.tls_cert or args.tls_key) and not (args.scheduler or args.cluster):
+        raise ProblemError("--tls-cert" if args.tls_cert else "--tls-ca-file", args.tls_cert or args.tls_ca_file,
+                           "TLS options together with --scheduler (or --cluster): a local sweep makes its own "
+                           "certificates")
     if args.tls_ca_file or args.tls_cert or args.tls_key:
         if not (args.tls_ca_file and args.tls_cert):
             raise ProblemError("--tls-cert" if args.tls_ca_file else "--tls-ca-file", None,

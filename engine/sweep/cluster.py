@@ -70,9 +70,16 @@ def is_loopback(address: str) -> bool:
 def tls_security(ca_file: str, cert: str, key: str | None = None):
     """A Security for TLS with this CA and client certificate (and key, if not in the cert)."""
     from distributed.security import Security
+    import ssl
     for name, p in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
         if p is not None and not os.path.isfile(p):
             raise ProblemError(name, p, "an existing PEM file")
+    try:   # load them now: a key that is missing or does not match fails here, by name
+        ctx = ssl.create_default_context(cafile=ca_file)
+        ctx.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        raise ProblemError("--tls-cert", cert, "a PEM certificate with its private key (in the same file or "
+                                               f"given by --tls-key) that load together ({e.reason or e})") from None
     return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key,
                     require_encryption=True)
 
