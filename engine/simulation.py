@@ -247,7 +247,12 @@ class Simulation:
     def run(self, duration: float, callback=None) -> None:
         """Advance by `duration` seconds (>= 0), landing exactly on the end time.
         callback(sim) after every step; returning True stops early."""
-        duration = check_number("duration (s)", duration, 0.0, 1.0)
+        duration = check_number("duration (s)", duration, None, 1.0)
+        if duration < 0:
+            # callers compute durations as target - t: a rounding-sized negative one is "none left"
+            if duration >= -(1e-9 * abs(self.state.t) + 1e-21):
+                return
+            check_number("duration (s)", duration, 0.0, 1.0)      # raises, naming the range
         end = self.state.t + duration
         while self.state.t < end * (1 - 1e-12) - 1e-21:
             remaining = end - self.state.t

@@ -164,3 +164,11 @@ def test_non_square_cells_are_named_by_their_ratio_in_any_unit():
     in_m = card.outside((32, 32, 1), (3e-9, 4e-9, 3e-9))
     in_nm = card.outside((32, 32, 1), (3.0, 4.0, 3.0))
     assert any("dy/dx = 1.333" in r for r in in_m) and in_m == in_nm
+
+
+def test_a_rounding_sized_negative_duration_is_nothing_to_do():
+    sim = _sim()
+    sim.run(2e-12)
+    t = sim.t
+    sim.run((t - 1e-24) - t)                        # what target - t can give after rounding
+    assert sim.t == t
