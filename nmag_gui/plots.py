@@ -8,8 +8,8 @@ stays visible at half the resolution. The curves are redrawn by `refresh()`, not
 The legends are labels above the plots, in the curves' colours: a legend box inside the plot
 covered the curves, and a legend drawn as the plot's title did not wrap, so a long one (five
 energy terms) made the plot wider than its widget and cut it off on the right. The labels wrap
-between entries, so each plot always fits its widget. The <m> axis follows the data (with at least 0.02 of range), so a small gyration
-of <m> is visible.
+between entries, so each plot always fits its widget. The <m> axis follows the data (with at
+least 0.02 of range), so a small gyration of <m> is visible.
 
 Example::
 
