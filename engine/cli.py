@@ -102,10 +102,7 @@ def _check(args) -> int:
     print(f"{p.title}: {p.mesh.n[0]} x {p.mesh.n[1]} x {p.mesh.n[2]} cells of "
           f"{' x '.join(f'{c:g}' for c in p.mesh.cell_nm)} nm, {n_mag} magnetic, "
           f"{len(p.materials)} material(s), {len(p.stages)} stage(s), demag {p.solver.demag}: ok")
-    from .preflight import output_warning
-    too_big = output_warning(p, src.parent if str(src.parent) else Path("."))
-    if too_big:
-        print(f"nmag: warning: {too_big}", file=sys.stderr)
+    _warn_output_size(p, src.parent)
     if p.solver.demag.startswith("neural"):
         from .neural.card import ModelCard
         for reason in ModelCard.load().outside(tuple(p.mesh.n), tuple(p.mesh.cell_nm)):
@@ -130,10 +127,7 @@ def _run(args) -> int:
     m0 = _saved_state(src)
     check_runnable(problem, m0)
     _check_threads(args.threads)
-    from .preflight import output_warning
-    too_big = output_warning(problem, out.parent if str(out.parent) else Path("."))
-    if too_big:
-        print(f"nmag: warning: {too_big}", file=sys.stderr)
+    _warn_output_size(problem, out.parent)
     _remove_stale_part(out)     # only now: a refused run changes nothing
     if not problem.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: it only relaxes", file=sys.stderr)
@@ -224,6 +218,14 @@ def _demag_said(sim) -> str:
     return asked if sim.demag_in_use == asked else f"{sim.demag_in_use} (asked: {asked}, outside the model card)"
 
 
+def _warn_output_size(problem, folder: Path) -> None:
+    """Say when the output could outgrow the free disk in `folder` (engine.preflight)."""
+    from .preflight import output_warning
+    too_big = output_warning(problem, folder)
+    if too_big:
+        print(f"nmag: warning: {too_big}", file=sys.stderr)
+
+
 def _close(bar):
     if bar is not None:
         bar.close()
@@ -284,7 +286,7 @@ def _remove_stale_part(out: Path) -> None:
             pass
 
 
-def _input_paths(src: Path, problem) -> dict:
+def input_paths(src: Path, problem) -> dict:
     """Every file the run reads, resolved: {path: what it is}."""
     inputs = {src.resolve(): "the problem file"}
     base = Path(problem.base_dir)
@@ -301,25 +303,38 @@ def check_output_path(out: Path, suffix_text: str, formats=("nmag-results",)) ->
     """An output path's own checks, shared by `nmag run` and `nmag sweep`: an .h5 name, in a
     folder that exists, and a `<out>.part` beside it (the file being written) that is either
     free or an HDF5 file of one of `formats` left by an interrupted run, never a user's file."""
-    import h5py
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise ProblemError("--out", str(out), suffix_text)
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise ProblemError("--out", str(out), f"a path in an existing folder ({folder} does not exist)")
+    if not out.parent.is_dir():
+        raise ProblemError("--out", str(out), f"a path in an existing folder ({out.parent} does not exist)")
     part = Path(str(out) + ".part")
-    if part.exists():
-        fmt = None
-        if part.is_file() and h5py.is_hdf5(part):
-            try:
-                with h5py.File(part, "r") as f:
-                    fmt = f.attrs.get("format")
-                fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            except Exception:   # noqa: BLE001 - a killed writer can leave it unreadable
-                fmt = "unreadable"
-        if fmt not in tuple(formats) + ("unreadable",):
+    if part.exists():   # a killed writer can leave it unreadable: that one is nmag's too
+        if hdf5_format(part, unreadable="unreadable") not in tuple(formats) + ("unreadable",):
             raise ProblemError("--out", str(out), f"a path whose {part.name} is free: that file is not one "
                                                   "nmag left while writing, and writing would replace it")
+
+
+def hdf5_format(path: Path, unreadable=None):
+    """The `format` attribute of the HDF5 file at `path` ("nmag-results", "nmag-project", ...),
+    None where it is not an HDF5 file or has none, `unreadable` where it cannot be opened."""
+    import h5py
+    if not path.is_file() or not h5py.is_hdf5(path):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except Exception:   # noqa: BLE001 - damaged
+        return unreadable
+    return fmt.decode() if isinstance(fmt, bytes) else fmt
+
+
+def refuse_input_or_folder(path: Path, key: str, inputs: dict) -> None:
+    """An output path must be none of `inputs` ({resolved path: what it is}) and no folder."""
+    what = inputs.get(path.resolve())
+    if what:
+        raise ProblemError(key, str(path), f"a path that is not {what} (it would be overwritten)")
+    if path.is_dir():
+        raise ProblemError(key, str(path), "a file path, not a folder")
 
 
 def _check_threads(threads) -> None:
@@ -337,24 +352,15 @@ def _check_outputs(src: Path, problem, out: Path, csv: bool) -> None:
     nothing the run reads and nothing it did not write itself is ever replaced."""
     import h5py
     check_output_path(out, "a result path ending in .h5 (the result is an HDF5 file)")
-    inputs = _input_paths(src, problem)
+    inputs = input_paths(src, problem)
     targets = [(out, "--out")] + ([(out.with_suffix(".csv"), "--csv file")] if csv else [])
     for path, key in targets:
-        what = inputs.get(path.resolve())
-        if what:
-            raise ProblemError(key, str(path), f"a path that is not {what} (it would be overwritten)")
-        if path.is_dir():
-            raise ProblemError(key, str(path), "a file path, not a folder")
+        refuse_input_or_folder(path, key, inputs)
     if out.exists():
         if not h5py.is_hdf5(out):
             raise ProblemError("--out", str(out), "a new path or an earlier nmag result (this file is not "
                                                   "HDF5 and would be replaced)")
-        try:
-            with h5py.File(out, "r") as f:
-                fmt = f.attrs.get("format")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-        except Exception:
-            fmt = None
+        fmt = hdf5_format(out)
         if fmt != "nmag-results":
             raise ProblemError("--out", str(out), f"a new path or an earlier nmag result (this HDF5 file is "
                                                   f"{'an nmag project' if fmt == 'nmag-project' else 'not an nmag result'}"

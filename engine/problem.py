@@ -30,6 +30,10 @@ PRECISIONS = ("float32", "float64")
 FFT_BACKENDS = ("auto", "torch", "scipy", "fftw")   # engine.fft_backends.CHOICES
 AC_KINDS = ("none", "sine", "pulse", "ramp")
 STAGE_KINDS = ("relax", "run", "sweep")
+# ranges shared by the problem's keys and the Simulation's setters (engine.simulation)
+ALPHA_RANGE = (0.0, 10.0)          # Gilbert damping
+TORQUE_RANGE = (1e-10, 1.0)        # relax's max |m x h| (h = H/Ms)
+MAX_STEPS_RANGE = (1, 1e9)         # relax iterations
 
 
 # --------------------------------------------------------------------------- checks
@@ -88,7 +92,7 @@ class Material:
             raise ProblemError(f"{key}.name", self.name, "a non-empty name")
         self.Ms = check_number(f"{key}.Ms", self.Ms, 0.0, 1e7)
         self.A = check_number(f"{key}.A", self.A, 0.0, 1e-9)
-        self.alpha = check_number(f"{key}.alpha", self.alpha, 0.0, 10.0)
+        self.alpha = check_number(f"{key}.alpha", self.alpha, *ALPHA_RANGE)
         self.Ku = check_number(f"{key}.Ku", self.Ku, -1e8, 1e8)
         self.Ku_axis = check_vector(f"{key}.Ku_axis", self.Ku_axis, nonzero=True)
         self.Kc1 = check_number(f"{key}.Kc1", self.Kc1, -1e8, 1e8)
@@ -195,7 +199,7 @@ class SolverSpec:
             raise ProblemError(f"{key}.device", self.device, "'cpu' or 'cuda' (or 'cuda:N')")
         check_choice(f"{key}.demag", self.demag, DEMAG_METHODS)
         self.probe_every = check_number(f"{key}.probe_every", self.probe_every, 1, 1e6, integer=True)
-        self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, 1e-10, 1.0)
+        self.relax_torque = check_number(f"{key}.relax_torque", self.relax_torque, *TORQUE_RANGE)
         from .fft_backends import available_backends, is_choice, split_name
         if not is_choice(self.fft):
             raise ProblemError(f"{key}.fft", self.fft, "one of " + ", ".join(repr(c) for c in FFT_BACKENDS)
@@ -225,15 +229,15 @@ class Stage:
         if "B_mT" in p:
             p["B_mT"] = list(check_vector(f"{key}.B_mT", p["B_mT"], 3, -1e5, 1e5))
         if "alpha" in p:
-            p["alpha"] = check_number(f"{key}.alpha", p["alpha"], 0.0, 10.0)
+            p["alpha"] = check_number(f"{key}.alpha", p["alpha"], *ALPHA_RANGE)
         if self.kind == "sweep":
             p["from_mT"] = list(check_vector(f"{key}.from_mT", p.get("from_mT"), 3, -1e5, 1e5))
             p["to_mT"] = list(check_vector(f"{key}.to_mT", p.get("to_mT"), 3, -1e5, 1e5))
             p["steps"] = check_number(f"{key}.steps", p.get("steps"), 2, 100000, integer=True)
         if "max_steps" in p:
-            p["max_steps"] = check_number(f"{key}.max_steps", p["max_steps"], 1, 1e9, integer=True)
+            p["max_steps"] = check_number(f"{key}.max_steps", p["max_steps"], *MAX_STEPS_RANGE, integer=True)
         if "torque" in p:
-            p["torque"] = check_number(f"{key}.torque", p["torque"], 1e-10, 1.0)
+            p["torque"] = check_number(f"{key}.torque", p["torque"], *TORQUE_RANGE)
 
 
 @dataclass

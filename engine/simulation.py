@@ -22,6 +22,7 @@ from .exchange import Exchange
 from .frame import Frame
 from .initial_states import initial_m
 from .llg import llg_rhs, max_torque
+from .problem import ALPHA_RANGE, MAX_STEPS_RANGE, TORQUE_RANGE
 from .solvers import RK4, RK45, Heun, relax
 from .state import State, normalize
 from .validation import check_device, check_finite_array, check_number, check_simulation_memory
@@ -131,8 +132,8 @@ class Simulation:
         time-dependent part as in the problem's [field.ac] table (None keeps the present one).
         Checked as a problem file's [field] is: bad values raise ProblemError naming the key."""
         from .problem import FieldSpec
-        spec = FieldSpec(B_mT=B_mT, ac=dict(ac) if isinstance(ac, dict) else
-                         (ac if ac is not None else dict(self.problem.field.ac)))
+        ac = self.problem.field.ac if ac is None else ac
+        spec = FieldSpec(B_mT=B_mT, ac=dict(ac) if isinstance(ac, dict) else ac)   # validate fills in ac
         spec.validate()
         self.zeeman.applied = AppliedField(spec.B_mT, spec.ac)
         self.problem.field.B_mT, self.problem.field.ac = tuple(spec.B_mT), dict(spec.ac)
@@ -141,7 +142,7 @@ class Simulation:
 
     def set_alpha(self, alpha: float):
         """Set the Gilbert damping (dimensionless, 0 to 10) in every cell."""
-        alpha = check_number("alpha", alpha, 0.0, 10.0)
+        alpha = check_number("alpha", alpha, *ALPHA_RANGE)
         self.state.alpha = torch.full_like(self.state.alpha, alpha)
         self.integrator.reset()
         self._watch = self._watchable = None
@@ -248,11 +249,10 @@ class Simulation:
         """Advance by `duration` seconds (>= 0), landing exactly on the end time.
         callback(sim) after every step; returning True stops early."""
         duration = check_number("duration (s)", duration, None, 1.0)
-        if duration < 0:
-            # callers compute durations as target - t: a rounding-sized negative one is "none left"
-            if duration >= -(1e-9 * abs(self.state.t) + 1e-21):
-                return
-            check_number("duration (s)", duration, 0.0, 1.0)      # raises, naming the range
+        if duration < -(1e-9 * abs(self.state.t) + 1e-21):
+            raise ProblemError("duration (s)", duration, "a number in [0, 1]")
+        # callers compute durations as target - t: a rounding-sized negative one is "none left",
+        # and the loop below takes no step for it
         end = self.state.t + duration
         while self.state.t < end * (1 - 1e-12) - 1e-21:
             remaining = end - self.state.t
@@ -272,8 +272,9 @@ class Simulation:
         the problem's solver.relax_torque), or for at most max_steps steps (default 100000).
         Returns {"steps", "max_torque", "converged"}."""
         tol = torque if torque is not None else self.problem.solver.relax_torque
-        tol = check_number("torque", tol, 1e-10, 1.0)
-        max_steps = check_number("max_steps", 100000 if max_steps is None else max_steps, 1, 1e9, integer=True)
+        tol = check_number("torque", tol, *TORQUE_RANGE)
+        max_steps = check_number("max_steps", 100000 if max_steps is None else max_steps, *MAX_STEPS_RANGE,
+                                 integer=True)
         st = self.state
         self._watch = self._watchable = None
         try:

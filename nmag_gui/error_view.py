@@ -231,6 +231,7 @@ class SurrogateErrorPanel(QWidget):
         self._last_key = None
         self.last_error_map: np.ndarray | None = None
         self.demag, self.probe_every = "", 0     # set_method: the problem's demag method
+        self.outside_card = False                # set_warnings: no network runs, so no probes
 
         self.status = QLabel()
         self.status.setTextFormat(Qt.RichText)
@@ -351,7 +352,7 @@ class SurrogateErrorPanel(QWidget):
 
     def _show_status(self, frame, cells=None, zeros=0):
         if frame is None:
-            if getattr(self, "outside_card", False) and self.demag.startswith("neural"):
+            if self.outside_card and self.demag.startswith("neural"):
                 self.status.setText("<i>No probes:</i> outside the model card the exact FFT demag runs, "
                                     "so there is no network error to measure.")
             elif self.demag == "neural+probe":

@@ -48,34 +48,16 @@ def _check_sweep_output(src: Path, sweep, out: Path) -> None:
     folder, never one of the sweep's inputs (the sweep file, its problem file, the files that
     problem reads), and an existing file only if it is a sweep's results (which --resume or
     --overwrite may then take)."""
-    import h5py
-    from ..cli import check_output_path
+    from ..cli import input_paths, check_output_path, hdf5_format, refuse_input_or_folder
     from .results import SWEEP_RESULTS_FORMAT
     check_output_path(out, "a results path ending in .h5 (the sweep's results are an HDF5 file)",
                       formats=(SWEEP_RESULTS_FORMAT,))
-    inputs = {src.resolve(): "the sweep file", Path(sweep.problem_path).resolve(): "the sweep's problem file"}
-    base = Path(sweep.base_dir)
-    tables = [sweep.base.get("initial") or {}] + list(sweep.base.get("geometry") or [])
-    for t in tables:
-        params = t.get("params", t) if isinstance(t, dict) else {}
-        path = params.get("path") if isinstance(params, dict) else None
-        if isinstance(path, str) and path:
-            inputs[(base / path).resolve()] = "a file the sweep's problem reads"
-    what = inputs.get(out.resolve())
-    if what:
-        raise ProblemError("--out", str(out), f"a path that is not {what} (it would be overwritten)")
-    if out.is_dir():
-        raise ProblemError("--out", str(out), "a file path, not a folder")
+    # the problem file and what it reads (as nmag run counts them), and the sweep file itself
+    inputs = input_paths(Path(sweep.problem_path), sweep.point_problem(0))
+    inputs[src.resolve()] = "the sweep file"
+    refuse_input_or_folder(out, "--out", inputs)
     if out.exists():
-        fmt = None
-        if h5py.is_hdf5(out):
-            try:
-                with h5py.File(out, "r") as f:
-                    fmt = f.attrs.get("format")
-                fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            except Exception:   # noqa: BLE001
-                fmt = None
-        if fmt != SWEEP_RESULTS_FORMAT:
+        if hdf5_format(out) != SWEEP_RESULTS_FORMAT:
             raise ProblemError("--out", str(out), "a new path or an earlier sweep's results (this file is not "
                                                   "one, and --resume or --overwrite would replace it)")
 

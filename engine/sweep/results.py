@@ -262,7 +262,7 @@ def _declared_points(sweep) -> int:
     """The number of points a sweep_json declares (as engine.sweep.sweep_file counts them),
     at most MAX_POINTS; its parameters and scalars are checked to be what read_sweep uses."""
     from ..results import _Unreadable
-    from .sweep_file import MAX_POINTS
+    from .sweep_file import MAX_POINTS, MODES, point_count
     params = sweep.get("parameters") if isinstance(sweep, dict) else None
     if (not isinstance(params, list) or not params
             or not all(isinstance(p, dict) and isinstance(p.get("key"), str)
@@ -273,15 +273,9 @@ def _declared_points(sweep) -> int:
     if not isinstance(scalars, list) or not all(isinstance(s, str) for s in scalars):
         raise _Unreadable("its sweep_json has no 'outputs.scalars' list")
     mode = sweep.get("mode", "product")
-    sizes = [len(p["values"]) for p in params]
-    if mode == "zip":
-        n = min(sizes)
-    elif mode == "product":
-        n = 1
-        for k in sizes:
-            n *= k
-    else:
+    if mode not in MODES:
         raise _Unreadable(f"its sweep_json has mode {mode!r}, not 'product' or 'zip'")
+    n = point_count(mode, [len(p["values"]) for p in params])
     if n > MAX_POINTS:
         raise _Unreadable(f"its sweep_json declares {n:,} points, more than a sweep may have "
                           f"({MAX_POINTS:,})")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,7 @@ def sweep_from_dict(d: dict, base_dir=".", problem: Problem | None = None) -> Sw
             if len(p.values) != n0:
                 raise ProblemError(f"parameters[{j}].values", f"{len(p.values)} values",
                                    f"{n0} values, as many as parameters[0] (mode = 'zip' pairs them)")
-        n = n0
-    else:
-        n = 1
-        for p in parameters:
-            n *= len(p.values)
+    n = point_count(mode, [len(p.values) for p in parameters])
     if n > MAX_POINTS:
         raise ProblemError("parameters", f"{n} points", f"at most {MAX_POINTS:,} points")
     sweep = Sweep(title=title, problem_path=ppath, mode=mode, parameters=parameters,
@@ -177,6 +174,12 @@ def sweep_from_dict(d: dict, base_dir=".", problem: Problem | None = None) -> Sw
                   region_map=problem.region_map, problem_ref=str(ref))
     sweep.validate_points()
     return sweep
+
+
+def point_count(mode: str, sizes) -> int:
+    """Points of a sweep whose parameters have `sizes` values each: every combination
+    ("product") or the i-th with the i-th ("zip", as many as the shortest)."""
+    return min(sizes) if mode == "zip" else math.prod(sizes)
 
 
 def _scalars(outputs) -> list:
