@@ -145,12 +145,14 @@ def test_near_field_paddings_are_short_boxes_of_small_factors():
             assert L == 1
 
 
-def test_traced_network_of_a_small_grid_runs_its_folded_levels():
-    """NeuralDemag traces the learned part per grid; on standard problem 4's 100 x 25 grid the
-    trace must take the fold (one matrix product for the deep levels), not every level again
-    (a cache lookup by traced sizes missed it: 233 us against 162 us per call). Same field."""
+def test_traced_network_of_a_small_grid_runs_its_folded_levels(monkeypatch):
+    """Without the compiled learned part, NeuralDemag traces it per grid; on standard problem
+    4's 100 x 25 grid the trace must take the fold (one matrix product for the deep levels), not
+    every level again (a cache lookup by traced sizes missed it: 233 us against 162 us per
+    call). Same field."""
     import collections
     from engine.neural.demag import NeuralDemag
+    monkeypatch.setenv("NMAG_NEURAL_KERNEL", "0")
     nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), torch.float64)
     far = nd._run.keywords["far"]
     kinds = collections.Counter(n.kind() for n in far.inlined_graph.nodes())

@@ -26,8 +26,10 @@ def _field(nd, M, split):
     return nd.h_from_M(M)
 
 
+@pytest.mark.parametrize("kernel", ["", "0"])   # the learned part compiled where it can be, and torch's
 @pytest.mark.parametrize("n", [(64, 48, 1), (40, 24, 2), (100, 25, 1)])
-def test_split_gives_the_same_field_and_keeps_the_thread_counts(n, two_threads):
+def test_split_gives_the_same_field_and_keeps_the_thread_counts(n, kernel, monkeypatch, two_threads):
+    monkeypatch.setenv("NMAG_NEURAL_KERNEL", kernel)
     nd = NeuralDemag(n, D if n[:2] != (100, 25) else (5e-9, 5e-9, 3e-9))
     assert nd.fallback is None
     M = torch.randn(3, n[2], n[1], n[0], generator=torch.Generator().manual_seed(3)) * 8e5
@@ -37,10 +39,12 @@ def test_split_gives_the_same_field_and_keeps_the_thread_counts(n, two_threads):
     assert torch.get_num_threads() == 2 and overlap.worker_threads() == 1
 
 
-def test_split_runs_the_eager_learned_part_where_none_was_traced(two_threads):
-    # grids over 512^2 are not traced (NeuralDemag._traced_far): NeuralDemag keeps net.far as its
-    # learned part, and side by side runs that
+def test_split_runs_the_eager_learned_part_where_none_was_traced(monkeypatch, two_threads):
+    # without the compiled learned part, grids over 512^2 are not traced (NeuralDemag._traced_far):
+    # NeuralDemag keeps net.far as its learned part, and side by side runs that
+    monkeypatch.setenv("NMAG_NEURAL_KERNEL", "0")
     nd = NeuralDemag((64, 48, 1), D)
+    assert nd.compiled is None
     M = torch.randn(3, 1, 48, 64, generator=torch.Generator().manual_seed(4)) * 8e5
     y_seq = _field(nd, M, False)
     nd._far = nd.net.far

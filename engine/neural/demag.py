@@ -30,7 +30,7 @@ import torch
 from ..demag import Demag, FFTDemag
 from ..errors import warn_at_caller
 from ..resources import resource_path
-from .overlap import split_forward
+from .overlap import split_compiled, split_forward
 from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
 from .weights import load_weights
 
@@ -84,6 +84,7 @@ class NeuralDemag(Demag):
         self.fallback = None
         self.net, self.meta, self.member = None, {}, None
         self.split, self.split_times_s = False, None   # see _choose_split
+        self.compiled = None   # the learned part as compiled C, see _compiled_far
         nx, ny, nz = self.n
         dx, dy, dz = self.d
         self.aspect = dz / dx
@@ -128,16 +129,45 @@ class NeuralDemag(Demag):
             self.net = net.to(device=device, dtype=self.net_dtype).eval()
             for p in self.net.parameters():
                 p.requires_grad_(False)
-            if hasattr(self.net, "fold"):
-                self.net.fold(ny, nx)   # the coarse levels as one matrix product (exact)
-            traced = self._traced_far(self.net)
-            # the learned part as run here (traced where that worked) and the whole network with it
+            # the learned part as run here: compiled where a C compiler is (engine.neural.compiled),
+            # else traced where that worked, else eager; the whole network with it, one way
+            # (_run) or with the near field beside it (_run_split, engine.neural.overlap)
+            self.compiled = self._compiled_far(self.net)
+            traced = None
+            if self.compiled is None:
+                if hasattr(self.net, "fold"):
+                    self.net.fold(ny, nx)   # the coarse levels as one matrix product (exact)
+                traced = self._traced_far(self.net)
             self._far = traced if traced is not None else getattr(self.net, "far", None)
-            self._run = functools.partial(self.net.forward, far=traced) if traced is not None else self.net
+            if self.compiled is not None:
+                self._run = self._run_compiled
+                self._run_split = functools.partial(split_compiled, self.net, self.compiled)
+            else:
+                self._run = functools.partial(self.net.forward, far=traced) if traced is not None else self.net
+                self._run_split = lambda x: split_forward(self.net, self._far, x)
             self.split = self._choose_split()
         self._steps = 0
         self._fft = None
         self.last_probe = None
+
+    def _compiled_far(self, net):
+        """The learned part compiled for this grid (engine.neural.compiled.CompiledFar), checked
+        against the eager network on a random input; None where it is not built (no compiler, a
+        shape it has no loops for, NMAG_NEURAL_KERNEL=0, not float32 on the CPU) or differs."""
+        if str(self.device) != "cpu" or self.net_dtype != torch.float32:
+            return None
+        from .compiled import CompiledFar
+        nx, ny, nz = self.n
+        cf = CompiledFar.build(net, ny, nx)
+        if cf is None:
+            return None
+        x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            y0, y1 = net(x), cf(x, net.near(x))
+        return cf if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())) else None
+
+    def _run_compiled(self, x):
+        return self.compiled(x, self.net.near(x))
 
     def _traced_far(self, net):
         """The network's learned part traced for this grid (torch.jit: fewer Python-level
@@ -182,17 +212,17 @@ class NeuralDemag(Demag):
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
         nx, ny, nz = self.n
-        far = self._far   # traced where that worked, else the eager learned part (grids over 512^2)
+        runnable = self._far is not None or self.compiled is not None
         if forced in ("0", "1"):
-            return forced == "1" and str(self.device) == "cpu" and far is not None
-        if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or far is None
+            return forced == "1" and str(self.device) == "cpu" and runnable
+        if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or not runnable
                 or ny * nx > SPLIT_MAX_CELLS or self.net_dtype != torch.float32):
             return False
         if repeats is None:
             repeats = 3 if ny * nx <= 256 * 256 else 2
         x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(0))
         scratch = torch.empty_like(x)
-        runs = {False: lambda: self._run(x), True: lambda: split_forward(self.net, far, x)}
+        runs = {False: lambda: self._run(x), True: lambda: self._run_split(x)}
         best = {False: float("inf"), True: float("inf")}
         with torch.no_grad():
             # in blocks, warmed up each time: alternating call by call measured the cost of
@@ -225,7 +255,7 @@ class NeuralDemag(Demag):
             if (ny, nx) != (self.n[1], self.n[0]):
                 y = self.net(x)
             elif self.split and torch.get_num_threads() > 1:
-                y = split_forward(self.net, self._far, x)
+                y = self._run_split(x)
             else:
                 y = self._run(x)
             y = y[0][:, None] if nz == 1 else y[0].reshape(nz, 3, ny, nx).transpose(0, 1)

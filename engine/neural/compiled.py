@@ -1,0 +1,304 @@
+"""The lean network's learned part as compiled C (kernels/far.c), for one float32 sample on the CPU.
+
+Why: on grids up to a few hundred cells a side torch spends most of the learned part's time
+between operations, not in them (256^2, one thread: the learned part took 1.65-2.3 ms for 19
+million multiply-adds, while its largest convolution alone ran at the CPU's matrix-product rate).
+far.c runs the same operator in one pass per level over channels-last buffers allocated once per
+grid, with pooling, pixel shuffle, crop, skip addition and the final addition to the near field
+fused into the loops that produce them.
+
+How it is built: the first use compiles far.c with the system's C compiler (`cc`, or $CC) for
+this CPU (-O3 -march=native) into the user's cache folder (engine.fft_backends.cache_dir(),
+folder `kernels`, private to the user), under a name that hashes the source, the compiler, the
+flags and the CPU, so a home shared by different machines never loads a library built for
+another. No compiler, a failed build, a folder that others could write, or a result that differs
+from torch's network on a test input: the torch path runs instead, silently (`why_not()` says
+why). NMAG_NEURAL_KERNEL=0 turns it off.
+
+Threads: each call runs on the calling thread only and releases the GIL (ctypes), so the near
+field's FFT can run at the same time on the one-thread worker (engine.neural.overlap).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .lean import MIN_SIDE
+
+SOURCE = Path(__file__).with_name("kernels") / "far.c"
+FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fPIC", "-shared")
+# the shapes far.c has loops for: c = 8 channels; E_1's inputs 3 nz; stem 4 (U_0: 16 x 3 nz outputs)
+CHANNELS, INPUTS, STEM = 8, (3, 6, 9, 12), 4
+OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE = 10, 1, 2, 3     # nm_run's records (far.c)
+
+_lock = threading.Lock()
+_lib = None
+_why = None
+_tried = False
+
+
+def why_not() -> str | None:
+    """Why the compiled learned part is not in use (None where it is, or before the first try)."""
+    if os.environ.get("NMAG_NEURAL_KERNEL", "").strip() == "0":
+        return "turned off by NMAG_NEURAL_KERNEL=0"
+    return _why
+
+
+def forget() -> None:
+    """Build or load the library again on next use (tests change the compiler and the cache)."""
+    global _lib, _why, _tried
+    with _lock:
+        _lib, _why, _tried = None, None, False
+
+
+def _cpu_id() -> str:
+    """What -march=native depends on: the CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+        keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")]
+        return "\n".join(dict.fromkeys(keep))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
+def _private_dir(path: Path) -> bool:
+    """Whether path is a folder of this user that no one else may write (a library loaded from it
+    runs as our code)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return path.is_dir() and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not st.st_mode & 0o022
+
+
+def _kernel_dir() -> Path:
+    from ..fft_backends import cache_dir
+    d = cache_dir() / "kernels"
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        pass
+    if not _private_dir(d):
+        d = Path(tempfile.mkdtemp(prefix="nmag-kernels-"))   # private (0700), this process only
+    return d
+
+
+def _compile(cc: str, out: Path, flags: tuple) -> bool:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        r = subprocess.run([cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
+        if r.returncode != 0 or not tmp.exists():
+            return False
+        os.replace(tmp, out)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def library():
+    """The compiled far.c (a ctypes library), built on first use; None where it cannot be."""
+    global _lib, _why, _tried
+    if os.environ.get("NMAG_NEURAL_KERNEL", "").strip() == "0":
+        return None
+    with _lock:
+        if _tried:
+            return _lib
+        _tried = True
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if not cc or not SOURCE.exists():
+            _why = "no C compiler found (cc, gcc, clang or $CC)"
+            return None
+        src = SOURCE.read_bytes()
+        for flags in (FLAGS + ("-march=native",), FLAGS):
+            key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_id().encode()]))
+            folder = _kernel_dir()
+            path = folder / f"far-{key.hexdigest()[:20]}.so"
+            if not path.exists() and not _compile(cc, path, flags):
+                continue
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:
+                path.unlink(missing_ok=True)   # a broken file: built again next time
+                continue
+            _declare(lib)
+            _lib, _why = lib, None
+            return lib
+        _why = f"{cc} could not build {SOURCE.name}"
+        return None
+
+
+def _declare(lib) -> None:
+    P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_ssize_t
+    lib.nm_conv.argtypes = [P, I, I, P, P, I, I, I]
+    lib.nm_conv.restype = I
+    lib.nm_decode.argtypes = [P, I, P, I, I, F, P, I]
+    lib.nm_decode.restype = None
+    lib.nm_u0.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L]
+    lib.nm_u0.restype = I
+    lib.nm_pool.argtypes = [P, L, L, L, I, I, I, I, P, I, I, I, P]
+    lib.nm_pool.restype = None
+    lib.nm_down.argtypes = [P, I, I, I, I, P, I]
+    lib.nm_down.restype = None
+    lib.nm_run.argtypes = [P, I]
+    lib.nm_run.restype = I
+
+
+class _Map:
+    """A channels-last feature map with a zero border: buffer (h + 2 b, w + 2 b, c) float32."""
+
+    def __init__(self, h: int, w: int, c: int, border: int):
+        self.h, self.w, self.c, self.b = h, w, c, border
+        self.buf = np.zeros((h + 2 * border, w + 2 * border, c), np.float32)
+        self.row = w + 2 * border                    # padded row length, pixels
+        self.base = self.buf.ctypes.data
+
+    def at(self, y: int, x: int) -> int:
+        """Address of padded pixel (y, x) (the border counts: (b, b) is the interior's corner)."""
+        return self.base + ((y * self.row + x) * self.c) * 4
+
+    @property
+    def interior(self) -> int:
+        return self.at(self.b, self.b)
+
+
+def _pack(weight: torch.Tensor, shuffled_channels: int = 0) -> np.ndarray:
+    """conv2d weight (out, in, k, k) -> [ky][kx][in][out], float32, contiguous. With
+    shuffled_channels = c (a convolution before a pixel shuffle by 2 into a channels-last map),
+    the outputs c f^2 + i f + j are reordered to (i f + j) c + c, so that each fine pixel's c
+    channels lie together."""
+    w = weight.detach().float().cpu()
+    if shuffled_channels:
+        c = shuffled_channels
+        f2 = w.shape[0] // c
+        w = w[[ch * f2 + ij for ij in range(f2) for ch in range(c)]]
+    return np.ascontiguousarray(w.permute(2, 3, 1, 0).numpy())
+
+
+class CompiledFar:
+    """net.combine(near, net.far(x)) for one (1, 3 nz, ny, nx) float32 CPU sample on this grid,
+    by far.c. Build with `build()` (None where the library or this network's shape is not
+    served). features(x) runs every level but the last; finish(near) adds the last level's
+    prolongation to the near field, so the near field may be computed meanwhile elsewhere."""
+
+    def __init__(self, lib, net, ny: int, nx: int):
+        self.lib, self.ny, self.nx = lib, int(ny), int(nx)
+        c, C, stem = net.c, net.cio, net.stem
+        if c != CHANNELS or C not in INPUTS or stem != STEM or net.u0_kernel not in (1, 3):
+            raise ValueError(f"no compiled loops for channels {c}, inputs {C}, stem {stem}")
+        self.C, self.stem, self.scale = C, stem, float(net.far_scale)
+        self.w = {n: _pack(getattr(net, n).weight) for n in ("E1", "E", "U0")}
+        self.w.update({n: _pack(getattr(net, n).weight, c) for n in ("U1", "U")})
+        self.wB = [_pack(b.weight) for b in net.B]
+        h, w = self.ny, self.nx
+        if max(h, w) < MIN_SIDE:                     # LeanFilmNet._deep_enough
+            h, w = (h, MIN_SIDE) if w >= h else (MIN_SIDE, w)
+        for _ in range(2 if stem == 4 else 1):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.pooled = _Map(h, w, C, 2)
+        self.pool_row = np.zeros(w, np.float32)
+        # a_1, a_2, ... down to the coarsest grid (the decoder writes d_l over a_l in place), and
+        # the pooled input of each deeper level. The fold NeuralDemag precomputes for torch is not
+        # used: here the coarse levels cost less than its matrix product (100 x 25: 28 against 20 us)
+        self.levels = [_Map(h + 2, w + 2, c, 1)]
+        self.pools = []
+        while max(self.levels[-1].h, self.levels[-1].w) > net.coarsest:
+            a = self.levels[-1]
+            q = _Map((a.h + 1) // 2, (a.w + 1) // 2, c, 2)
+            self.pools.append(q)
+            self.levels.append(_Map(q.h + 2, q.w + 2, c, 1))
+        last = self.levels[-1]
+        self.spare = _Map(last.h, last.w, c, 1)
+        self.ops = self._plan(net)
+        self._busy = threading.Lock()   # one evaluation at a time: the level buffers are shared
+
+    @classmethod
+    def build(cls, net, ny: int, nx: int):
+        """The compiled learned part for this grid, or None (no library, a shape far.c has no
+        loops for, a network other than LeanFilmNet)."""
+        if not all(hasattr(net, a) for a in ("stem", "u0_kernel", "coarsest", "far_scale")):
+            return None
+        lib = library()
+        if lib is None:
+            return None
+        try:
+            return cls(lib, net, ny, nx)
+        except ValueError:
+            return None
+
+    def _plan(self, net) -> np.ndarray:
+        """Every level's operations for nm_run, fixed for this grid (the buffers never move)."""
+        c, ops = net.c, []
+        p, a1 = self.pooled, self.levels[0]
+        ops.append((OP_CONV, p.at(0, 0), p.row, self.C, self.w["E1"].ctypes.data, a1.interior, a1.h, a1.w, a1.row))
+        for q, prev, a in zip(self.pools, self.levels, self.levels[1:]):
+            ops.append((OP_DOWN, prev.interior, prev.row, c, prev.h, prev.w, q.interior, q.row))
+            ops.append((OP_CONV, q.at(0, 0), q.row, c, self.w["E"].ctypes.data, a.interior, a.h, a.w, a.row))
+        src, dst = self.levels[-1], self.spare
+        for wb in self.wB:
+            ops.append((OP_CONV, src.at(0, 0), src.row, c, wb.ctypes.data, dst.interior, dst.h, dst.w, dst.row))
+            src, dst = dst, src
+        self.levels[-1], self.spare = src, dst     # an odd number of bottom convolutions ends in the spare
+        for l in range(len(self.levels) - 2, -1, -1):
+            a, d = self.levels[l], self.levels[l + 1]
+            W = self.w["U1"] if l == 0 else self.w["U"]
+            ops.append((OP_DECODE, d.at(0, 0), d.row, W.ctypes.data, a.h, a.w, 500, a.interior, a.row))   # alpha 1/2
+        table = np.zeros((len(ops), OP_FIELDS), np.int64)
+        for k, op in enumerate(ops):
+            table[k, :len(op)] = op
+        return table
+
+    def features(self, x: torch.Tensor) -> None:
+        """Every level of the learned part for x (1, 3 nz, ny, nx) float32 on the CPU, into the
+        level buffers; finish() then gives the field."""
+        p = self.pooled
+        sc, sy, sx = x.stride()[1:]
+        self.lib.nm_pool(x.data_ptr(), sc, sy, sx, self.C, self.ny, self.nx, self.stem, p.interior, p.h, p.w, p.row,
+                         self.pool_row.ctypes.data)
+        if self.lib.nm_run(self.ops.ctypes.data, len(self.ops)):
+            raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+
+    def finish(self, near: torch.Tensor) -> torch.Tensor:
+        """near + far_scale x the learned part's last prolongation, (1, 3 nz, ny, nx): written
+        into near when it is contiguous (as LeanFilmNet._add_up does), else a new tensor."""
+        out = near if near.is_contiguous() else torch.empty(near.shape, dtype=torch.float32)
+        self._u0(out, near)
+        return out
+
+    def prolonged(self) -> torch.Tensor:
+        """far_scale x the learned part's last prolongation alone, a new (1, 3 nz, ny, nx)
+        tensor: what finish() adds to the near field, for a caller that adds it itself."""
+        out = torch.empty((1, self.C, self.ny, self.nx), dtype=torch.float32)
+        self._u0(out, None)
+        return out
+
+    def _u0(self, out: torch.Tensor, near: torch.Tensor | None) -> None:
+        a, K = self.levels[0], self.w["U0"].shape[0]
+        start = a.at(0, 0) if K == 3 else a.at(1, 1)
+        src, (nc, ny_, nx_) = (None, (0, 0, 0)) if near is None else (near.data_ptr(), near.stride()[1:])
+        if self.lib.nm_u0(start, a.row, self.w["U0"].ctypes.data, K, self.stem ** 2 * self.C, self.ny, self.nx,
+                          self.scale, out.data_ptr(), *out.stride()[1:], src, nc, ny_, nx_):
+            raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+
+    def __call__(self, x: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
+        """The field: near + the learned part of x (see finish)."""
+        with self._busy:
+            self.features(x)
+            return self.finish(near)
+
+    def alone(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned part of x alone, prolonged to the grid (a new tensor; add the near field)."""
+        with self._busy:
+            self.features(x)
+            return self.prolonged()

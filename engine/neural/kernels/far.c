@@ -1,0 +1,290 @@
+/* The lean network's learned part (engine/neural/lean.py, LeanFilmNet.far and combine) for one
+ * float32 sample on one CPU thread: what engine/neural/compiled.py compiles and calls.
+ *
+ * Why: at 256^2 torch ran the ~45 small operations of the coarse levels at 5-7 GFLOP/s (per
+ * operation overhead, layout reorders, separate pooling and skip additions), while one pass over
+ * channels-last buffers keeps eight channels in one vector register and fuses pooling, pixel
+ * shuffle, crop and skip addition into the loops that produce them.
+ *
+ * Layout: feature maps are channels-last (row, column, channel), each in a buffer with a zero
+ * border (the convolutions' padding) that Python allocates once per grid and this code never
+ * writes. A pointer to a map's interior and its padded row length (pixels) describe it.
+ * Weights are packed [ky][kx][in][out], so the innermost loop runs over output channels.
+ * Every function is plain C99, single threaded, without allocation; the GIL is released
+ * around each call by ctypes.
+ */
+#include <stddef.h>
+
+#define RESTRICT __restrict__
+
+/* Eight floats as one vector (GCC and clang vector extensions: AVX on x86-64, two NEON or SSE
+ * registers elsewhere); the unaligned type reads and writes packed weights and feature maps. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+#define LD(p) (*(const v8u *)(p))
+#define ST(p, v) (*(v8u *)(p) = (v))
+
+/* acc[p][v] (NP pixels along a row, VC vectors of output channels from o0) of a K x K
+ * convolution whose window for pixel p starts at s + p CI: every input value is broadcast once
+ * and every weight vector loaded once per tile. */
+#define TILE(NP, VC, CO)                                                                        \
+    v8 acc[NP][VC];                                                                             \
+    for (int p = 0; p < NP; p++)                                                                \
+        for (int v = 0; v < VC; v++) acc[p][v] = (v8){0};                                       \
+    for (int ky = 0; ky < K; ky++)                                                              \
+        for (int kx = 0; kx < K; kx++) {                                                        \
+            const float *s = win + ((ptrdiff_t)ky * irow + kx) * CI;                            \
+            const float *wk = w + (ptrdiff_t)(ky * K + kx) * CI * CO + o0;                      \
+            for (int i = 0; i < CI; i++) {                                                      \
+                v8 b[NP];                                                                       \
+                for (int p = 0; p < NP; p++) b[p] = (v8){0} + s[p * CI + i];                    \
+                const float *wi = wk + i * CO;                                                  \
+                for (int v = 0; v < VC; v++) {                                                  \
+                    v8 wv = LD(wi + 8 * v);                                                     \
+                    for (int p = 0; p < NP; p++) acc[p][v] += b[p] * wv;                        \
+                }                                                                               \
+            }                                                                                   \
+        }
+
+/* out = conv(in), 3 x 3, CI inputs and 8 outputs, over an (oh, ow) output; `in` points where
+ * output (0, 0)'s window starts, out at the output's (0, 0), rows of orow pixels. */
+#define DEF_CONV8(CI_)                                                                          \
+static void conv8_##CI_(const float *RESTRICT in, int irow, const float *RESTRICT w,            \
+                        float *RESTRICT out, int oh, int ow, int orow)                           \
+{                                                                                               \
+    enum { CI = CI_, K = 3, o0 = 0 };                                                           \
+    for (int y = 0; y < oh; y++) {                                                              \
+        int x = 0;                                                                              \
+        for (; x + 4 <= ow; x += 4) {                                                           \
+            const float *win = in + ((ptrdiff_t)y * irow + x) * CI;                             \
+            TILE(4, 1, 8)                                                                       \
+            for (int p = 0; p < 4; p++) ST(out + ((ptrdiff_t)y * orow + x + p) * 8, acc[p][0]); \
+        }                                                                                       \
+        for (; x < ow; x++) {                                                                   \
+            const float *win = in + ((ptrdiff_t)y * irow + x) * CI;                             \
+            TILE(1, 1, 8)                                                                       \
+            ST(out + ((ptrdiff_t)y * orow + x) * 8, acc[0][0]);                                 \
+        }                                                                                       \
+    }                                                                                           \
+}
+DEF_CONV8(3)
+DEF_CONV8(6)
+DEF_CONV8(8)
+DEF_CONV8(9)
+DEF_CONV8(12)
+
+/* One coarse pixel's outputs t to its F x F fine pixels, dst = src + alpha t, at fine
+ * (F (Y - 1) + i, F (X - 1) + j) (the crop drops one coarse cell of halo).
+ * Channels-last (CL): t in (i, j, c) order (the weights' outputs were permuted when packed), dst
+ * and src with unit channel stride. Channels-first: t in torch's pixel_shuffle order
+ * o = c F^2 + i F + j, dst and src with unit column stride where `unit`. */
+#define SCATTER_CL(C, F)                                                                        \
+    for (int i = 0; i < F; i++) {                                                               \
+        int yy = F * (Y - 1) + i;                                                               \
+        if (yy >= h) break;                                                                     \
+        for (int j = 0; j < F; j++) {                                                           \
+            int xx = F * (X - 1) + j;                                                           \
+            if (xx >= wd) break;                                                                \
+            float *d = dst + yy * dy + xx * dx;                                                 \
+            const float *s = src + yy * sy + xx * sx;                                           \
+            const float *tt = t + (i * F + j) * C;                                              \
+            for (int c = 0; c < C; c++) d[c] = s[c] + alpha * tt[c];                            \
+        }                                                                                       \
+    }
+
+#define SCATTER_CF(C, F)                                                                        \
+    if (unit && F * X <= wd && F * Y <= h) {                                                    \
+        for (int c = 0; c < C; c++)                                                             \
+            for (int i = 0; i < F; i++) {                                                       \
+                ptrdiff_t yy = F * (Y - 1) + i, xx = F * (X - 1);                               \
+                float *d = dst + c * dc + yy * dy + xx;                                         \
+                const float *tt = t + c * F * F + i * F;                                        \
+                if (src) {                                                                      \
+                    const float *s = src + c * sc + yy * sy + xx;                               \
+                    for (int j = 0; j < F; j++) d[j] = s[j] + alpha * tt[j];                    \
+                } else                                                                          \
+                    for (int j = 0; j < F; j++) d[j] = alpha * tt[j];                           \
+            }                                                                                   \
+    } else {                                                                                    \
+        for (int i = 0; i < F; i++) {                                                           \
+            int yy = F * (Y - 1) + i;                                                           \
+            if (yy >= h) break;                                                                 \
+            for (int j = 0; j < F; j++) {                                                       \
+                int xx = F * (X - 1) + j;                                                       \
+                if (xx >= wd) break;                                                            \
+                for (int c = 0; c < C; c++)                                                     \
+                    dst[c * dc + yy * dy + xx * dx] = (src ? src[c * sc + yy * sy + xx * sx] : 0.0f) \
+                                                      + alpha * t[c * F * F + i * F + j];       \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+/* dst = src + alpha crop(pixel_shuffle(conv(in), F)) over an (h, wd) fine grid: a K x K
+ * convolution with 8 inputs and CO = C F^2 outputs in chunks of VC vectors, two coarse pixels at
+ * a time, scattered by SCATTER (CL: into a channels-last skip, in place; CF: into the
+ * channels-first near field). `in` points where coarse output (0, 0)'s window starts. */
+#define DEF_CONV_SHUFFLE(NAME, CO, VC, K_, F, SCATTER)                                          \
+static void NAME(const float *RESTRICT in, int irow, const float *RESTRICT w, int h, int wd,    \
+                 float alpha, float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,             \
+                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx)                    \
+{                                                                                               \
+    enum { CI = 8, K = K_, C = CO / (F * F) };                                                  \
+    const int HY = (h + F - 1) / F, WX = (wd + F - 1) / F, unit = dx == 1 && sx == 1;           \
+    (void)dc; (void)sc; (void)unit;                                                             \
+    float tb[2][CO];                                                                            \
+    for (int Y = 1; Y <= HY; Y++) {                                                             \
+        int X0 = 1;                                                                             \
+        for (; X0 + 1 <= WX; X0 += 2) {                                                         \
+            const float *win = in + ((ptrdiff_t)Y * irow + X0) * CI;                            \
+            for (int o0 = 0; o0 < CO; o0 += 8 * VC) {                                           \
+                TILE(2, VC, CO)                                                                 \
+                for (int p = 0; p < 2; p++)                                                     \
+                    for (int v = 0; v < VC; v++) ST(tb[p] + o0 + 8 * v, acc[p][v]);             \
+            }                                                                                   \
+            for (int p = 0; p < 2; p++) {                                                       \
+                const int X = X0 + p;                                                           \
+                const float *t = tb[p];                                                         \
+                SCATTER(C, F)                                                                   \
+            }                                                                                   \
+        }                                                                                       \
+        for (; X0 <= WX; X0++) {                                                                \
+            const float *win = in + ((ptrdiff_t)Y * irow + X0) * CI;                            \
+            for (int o0 = 0; o0 < CO; o0 += 8 * VC) {                                           \
+                TILE(1, VC, CO)                                                                 \
+                for (int v = 0; v < VC; v++) ST(tb[0] + o0 + 8 * v, acc[0][v]);                 \
+            }                                                                                   \
+            const int X = X0;                                                                   \
+            const float *t = tb[0];                                                             \
+            SCATTER(C, F)                                                                       \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+DEF_CONV_SHUFFLE(decode_up, 32, 4, 3, 2, SCATTER_CL)
+DEF_CONV_SHUFFLE(u0_48_k3, 48, 6, 3, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_96_k3, 96, 6, 3, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_144_k3, 144, 6, 3, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_192_k3, 192, 6, 3, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_48_k1, 48, 6, 1, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_96_k1, 96, 6, 1, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_144_k1, 144, 6, 1, 4, SCATTER_CF)
+DEF_CONV_SHUFFLE(u0_192_k1, 192, 6, 1, 4, SCATTER_CF)
+
+/* E_1, E and the bottom convolutions: 3 x 3, CI inputs, 8 outputs. Returns 0, or -1 for an
+ * input width without a compiled loop. */
+int nm_conv(const float *in, int irow, int CI, const float *w, float *out, int oh, int ow, int orow)
+{
+    switch (CI) {
+    case 3: conv8_3(in, irow, w, out, oh, ow, orow); return 0;
+    case 6: conv8_6(in, irow, w, out, oh, ow, orow); return 0;
+    case 8: conv8_8(in, irow, w, out, oh, ow, orow); return 0;
+    case 9: conv8_9(in, irow, w, out, oh, ow, orow); return 0;
+    case 12: conv8_12(in, irow, w, out, oh, ow, orow); return 0;
+    default: return -1;
+    }
+}
+
+/* A decoder level: U (3 x 3, 8 -> 32, weights packed with outputs in (i, j, c) order), pixel
+ * shuffle by 2, crop, times alpha, added in place to the channels-last skip `a` (h, wd, 8). */
+void nm_decode(const float *in, int irow, const float *w, int h, int wd, float alpha, float *a, int arow)
+{
+    ptrdiff_t dy = (ptrdiff_t)arow * 8;
+    decode_up(in, irow, w, h, wd, alpha, a, 1, dy, 8, a, 1, dy, 8);
+}
+
+/* U_0 (K x K, 8 -> CO = 16 x 3 nz), pixel shuffle by 4 and crop, times alpha, added to the
+ * channels-first near field src into dst (strides in floats; src NULL: alpha times it alone).
+ * Returns -1 for an unknown shape. */
+int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int wd, float alpha,
+          float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,
+          const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx)
+{
+#define CASE(N) case N: if (K == 3) u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx); \
+                        else u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx); return 0;
+    if (K != 1 && K != 3)
+        return -1;
+    switch (CO) {
+    CASE(48) CASE(96) CASE(144) CASE(192)
+    default: return -1;
+    }
+#undef CASE
+}
+
+/* Channels-first x (strides in floats) averaged over f x f blocks (cells past h, w count as
+ * vacuum) into the channels-last interior `out` of (oh, ow) pixels, row length orow; `row`
+ * holds ow floats. */
+void nm_pool(const float *x, ptrdiff_t xc, ptrdiff_t xy, ptrdiff_t xx, int C, int h, int w, int f,
+             float *out, int oh, int ow, int orow, float *row)
+{
+    const float scale = 1.0f / (float)(f * f);
+    const int whole = w / f;          /* blocks with all f columns inside */
+    for (int c = 0; c < C; c++)
+        for (int Y = 0; Y < oh; Y++) {
+            for (int X = 0; X < ow; X++) row[X] = 0.0f;
+            for (int i = 0; i < f && f * Y + i < h; i++) {
+                const float *r = x + c * xc + (ptrdiff_t)(f * Y + i) * xy;
+                if (xx == 1 && f == 4)
+                    for (int X = 0; X < whole; X++) row[X] += (r[4 * X] + r[4 * X + 1]) + (r[4 * X + 2] + r[4 * X + 3]);
+                else if (xx == 1 && f == 2)
+                    for (int X = 0; X < whole; X++) row[X] += r[2 * X] + r[2 * X + 1];
+                else
+                    for (int X = 0; X < whole; X++)
+                        for (int j = 0; j < f; j++) row[X] += r[(f * X + j) * xx];
+                for (int xi = whole * f; xi < w; xi++) row[xi / f] += r[xi * xx];
+            }
+            float *dst = out + (ptrdiff_t)Y * orow * C + c;
+            for (int X = 0; X < ow; X++) dst[X * C] = row[X] * scale;
+        }
+}
+
+/* 2 x 2 average pooling of a channels-last interior (h, w, C; row length irow) into the
+ * interior `out` (ceil(h / 2), ceil(w / 2); row length orow); an odd side's last block has one
+ * vacuum row or column. */
+void nm_down(const float *in, int irow, int C, int h, int w, float *out, int orow)
+{
+    const int oh = (h + 1) / 2, ow = (w + 1) / 2;
+    for (int Y = 0; Y < oh; Y++)
+        for (int X = 0; X < ow; X++) {
+            float *dst = out + ((ptrdiff_t)Y * orow + X) * C;
+            const float *a = in + ((ptrdiff_t)(2 * Y) * irow + 2 * X) * C;
+            int dy = (2 * Y + 1 < h) ? irow * C : -1, dx = (2 * X + 1 < w) ? C : -1;
+            for (int c = 0; c < C; c++) {
+                float s = a[c];
+                if (dx > 0) s += a[dx + c];
+                if (dy > 0) { s += a[dy + c]; if (dx > 0) s += a[dy + dx + c]; }
+                dst[c] = 0.25f * s;
+            }
+        }
+}
+
+/* The levels of one evaluation in one call (a call from Python costs about a microsecond, as
+ * much as a whole level on a small grid): n records of OP_FIELDS 64-bit fields, the first the
+ * operation, the rest its arguments in the order of nm_conv, nm_down and nm_decode (pointers as
+ * integers; nm_decode's alpha in thousandths). Returns 0, or the 1-based index of the record that
+ * failed. */
+enum { OP_FIELDS = 10, OP_CONV = 1, OP_DOWN = 2, OP_DECODE = 3 };
+
+int nm_run(const long long *ops, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const long long *a = ops + (ptrdiff_t)k * OP_FIELDS;
+        switch (a[0]) {
+        case OP_CONV:
+            if (nm_conv((const float *)(size_t)a[1], (int)a[2], (int)a[3], (const float *)(size_t)a[4],
+                        (float *)(size_t)a[5], (int)a[6], (int)a[7], (int)a[8]))
+                return k + 1;
+            break;
+        case OP_DOWN:
+            nm_down((const float *)(size_t)a[1], (int)a[2], (int)a[3], (int)a[4], (int)a[5],
+                    (float *)(size_t)a[6], (int)a[7]);
+            break;
+        case OP_DECODE:
+            nm_decode((const float *)(size_t)a[1], (int)a[2], (const float *)(size_t)a[3], (int)a[4],
+                      (int)a[5], (float)a[6] / 1000.0f, (float *)(size_t)a[7], (int)a[8]);
+            break;
+        default:
+            return k + 1;
+        }
+    }
+    return 0;
+}

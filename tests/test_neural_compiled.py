@@ -1,0 +1,129 @@
+"""The learned part compiled from C (engine.neural.compiled, kernels/far.c): the same operator as
+the torch network for every member of the model card, on odd, small and folded grids; what
+NeuralDemag runs where it is built; the torch path where it cannot be (no compiler, turned off);
+and a cache folder that others could write is never loaded from."""
+import os
+import stat
+
+import pytest
+import torch
+
+from engine.neural import compiled
+from engine.neural.card import ModelCard
+from engine.neural.compiled import CompiledFar
+from engine.neural.demag import NeuralDemag
+from engine.neural.weights import load_weights
+from engine.resources import resource_path
+
+needs_library = pytest.mark.skipif(compiled.library() is None, reason=f"no compiled kernel: {compiled.why_not()}")
+
+
+def _members():
+    return [m["file"] for m in ModelCard.load().members]
+
+
+def _net(file):
+    net = load_weights(str(resource_path("neural/" + file)))[0].eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+@needs_library
+@pytest.mark.parametrize("file", _members())
+@pytest.mark.parametrize("ny, nx", [(25, 100), (47, 13), (64, 64), (101, 77)])
+def test_the_compiled_learned_part_is_the_networks_operator(file, ny, nx, one_torch_thread):
+    net = _net(file)
+    net.fold(ny, nx)                              # torch's path folds the coarse levels, the compiled does not
+    cf = CompiledFar.build(net, ny, nx)
+    assert cf is not None
+    x = torch.randn(1, net.cio, ny, nx, generator=torch.Generator().manual_seed(ny * nx))
+    x[..., : ny // 3, : nx // 4] = 0          # a magnet that does not fill the grid
+    with torch.no_grad():
+        near = net.near(x)
+        ref = net(x)
+        out = cf(x, near.clone())
+        alone = cf.prolonged()
+    scale = float(ref.abs().max())
+    learned = float((ref - near).abs().max())
+    assert learned > 1e-3 * scale                 # the learned part is a real share of the field
+    assert float((out - ref).abs().max()) < 1e-5 * scale
+    assert float((near + alone - ref).abs().max()) < 1e-5 * scale
+
+
+@needs_library
+def test_a_strided_input_and_a_strided_near_field_are_read_as_such(one_torch_thread):
+    net = _net(_members()[0])
+    ny, nx = 40, 60
+    cf = CompiledFar.build(net, ny, nx)
+    big = torch.randn(1, 3, ny, 2 * nx, generator=torch.Generator().manual_seed(2))
+    x = big[..., ::2]                            # every other column: a view, not a copy
+    assert not x.is_contiguous()
+    with torch.no_grad():
+        near = torch.randn(1, 3, ny + 5, nx + 7)[..., :ny, :nx]
+        ref = net.combine(near, net.far(x.contiguous()))
+        out = cf(x, near)
+    assert out.data_ptr() != near.data_ptr()     # not written into a view of a larger buffer
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+@needs_library
+def test_neural_demag_runs_the_compiled_part_and_gives_the_networks_field(one_torch_thread):
+    nd = NeuralDemag((64, 48, 1), (3e-9, 3e-9, 3e-9))
+    assert nd.compiled is not None
+    M = torch.randn(3, 1, 48, 64, generator=torch.Generator().manual_seed(4)) * 8e5
+    with torch.no_grad():
+        ref = nd.net(M[:, 0][None].float())[0][:, None]
+    y = nd.h_from_M(M)
+    assert torch.allclose(y, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_turned_off_it_is_the_torch_path_and_says_why(monkeypatch, one_torch_thread):
+    monkeypatch.setenv("NMAG_NEURAL_KERNEL", "0")
+    nd = NeuralDemag((64, 48, 1), (3e-9, 3e-9, 3e-9))
+    assert nd.compiled is None and "NMAG_NEURAL_KERNEL" in compiled.why_not()
+    M = torch.randn(3, 1, 48, 64, generator=torch.Generator().manual_seed(4)) * 8e5
+    with torch.no_grad():
+        ref = nd.net(M[:, 0][None].float())[0][:, None]
+    assert torch.allclose(nd.h_from_M(M), ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+@pytest.fixture
+def fresh_library(monkeypatch, tmp_path):
+    """The library built again into a cache folder of this test's own, then forgotten."""
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
+    compiled.forget()
+    yield tmp_path / "cache" / "kernels"
+    compiled.forget()
+
+
+def test_without_a_compiler_the_torch_path_runs(monkeypatch, fresh_library, one_torch_thread):
+    monkeypatch.setenv("CC", str(fresh_library.parent / "no-such-compiler"))
+    assert compiled.library() is None
+    assert "could not build" in compiled.why_not()
+    nd = NeuralDemag((64, 48, 1), (3e-9, 3e-9, 3e-9))
+    assert nd.compiled is None and nd.fallback is None   # the network, run by torch
+
+
+@needs_library
+def test_the_library_is_built_into_a_private_folder_and_reused(fresh_library):
+    lib = compiled.library()
+    assert lib is not None
+    built = list(fresh_library.glob("far-*.so"))
+    assert len(built) == 1
+    assert stat.S_IMODE(os.stat(fresh_library).st_mode) & 0o077 == 0
+    mtime = built[0].stat().st_mtime_ns
+    compiled.forget()
+    assert compiled.library() is not None
+    assert built[0].stat().st_mtime_ns == mtime        # loaded, not built again
+
+
+@needs_library
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_cache_folder_others_may_write_is_not_loaded_from(fresh_library):
+    fresh_library.mkdir(parents=True)
+    os.chmod(fresh_library, 0o777)                 # anyone could put a library here
+    planted = fresh_library / "far-planted.so"
+    planted.write_bytes(b"not a library")
+    assert compiled.library() is not None
+    assert not [p for p in fresh_library.iterdir() if p.name != "far-planted.so"]   # built elsewhere
