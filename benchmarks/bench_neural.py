@@ -97,7 +97,7 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
         for p in net.parameters():
             p.requires_grad_(False)
         run = lambda M: net(M[:, 0][None])   # noqa: E731
-        split = False
+        split, learned = False, "eager"
     else:
         from engine.neural.demag import NeuralDemag
         nd = NeuralDemag((n, n, nz), d, torch.float32, device)
@@ -105,6 +105,7 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
         run = nd.h_from_M
         net = nd.net
         split = nd.split
+        learned = nd.learned_part
     if str(device).startswith("cuda"):
         cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
         run = lambda M: cr(M[:, 0][None])   # noqa: E731
@@ -113,7 +114,9 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
     t = _timer(device)
     out = {"n": n, "nz": nz, "dz_dx": dz_dx, "model": model or "shipped", "times": {},
            # on 2+ threads: near field and learned part side by side (engine.neural.overlap)
-           "neural_split": split}
+           "neural_split": split,
+           # how the learned part ran: "compiled" (engine.neural.compiled), "traced" or "eager" (torch)
+           "learned_part": learned}
     for th in threads:
         torch.set_num_threads(th)
         if not str(device).startswith("cuda"):

@@ -215,7 +215,13 @@ def _demag_said(sim) -> str:
     """The demag that ran, and what was asked where they differ (a neural problem outside the
     model card runs the exact FFT)."""
     asked = sim.problem.solver.demag
-    return asked if sim.demag_in_use == asked else f"{sim.demag_in_use} (asked: {asked}, outside the model card)"
+    if sim.demag_in_use != asked:
+        return f"{sim.demag_in_use} (asked: {asked}, outside the model card)"
+    learned = getattr(sim.demag, "learned_part", None)
+    if learned not in (None, "compiled"):   # the slower torch path: say why, so it can be mended
+        from .neural.compiled import why_not
+        return f"{asked} (learned part on torch: {why_not() or 'not compiled for this network'})"
+    return asked
 
 
 def _warn_output_size(problem, folder: Path) -> None:

@@ -90,6 +90,19 @@ def test_a_neural_run_outside_the_card_warns_once_and_says_fft_ran(tmp_path, cap
     assert read_results(tmp_path / "tiny.h5")["demag_in_use"] == "fft"
 
 
+@pytest.mark.parametrize("kernel", ["", "0"])
+def test_a_neural_run_says_when_its_learned_part_runs_on_torch_and_why(tmp_path, capsys, monkeypatch, kernel):
+    from engine.neural import compiled
+    monkeypatch.setenv("NMAG_NEURAL_KERNEL", kernel)
+    text = TINY.replace('method = "rk45"', 'method = "rk45"\ndemag = "neural"').replace("duration_ns = 0.02", "duration_ns = 0.002")
+    assert main(["run", str(_tiny(tmp_path, text)), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    if kernel == "0":
+        assert "demag neural (learned part on torch: turned off by NMAG_NEURAL_KERNEL=0)" in out
+    elif compiled.library() is not None:
+        assert "demag neural ->" in out
+
+
 @pytest.mark.parametrize("make", ["missing", "results", "text"])
 def test_train_refuses_what_is_not_a_data_set_before_making_its_folder(tmp_path, make):
     data = tmp_path / "d.h5"

@@ -127,3 +127,17 @@ def test_a_cache_folder_others_may_write_is_not_loaded_from(fresh_library):
     planted.write_bytes(b"not a library")
     assert compiled.library() is not None
     assert not [p for p in fresh_library.iterdir() if p.name != "far-planted.so"]   # built elsewhere
+
+
+@needs_library
+@pytest.mark.parametrize("ny, nx", [(1, 60), (60, 1), (3, 3), (2, 203), (5, 48), (49, 6)])
+def test_slivers_and_specks_match_the_network(ny, nx, one_torch_thread):
+    """Grids narrower than a pooled cell, shorter than MIN_SIDE, or one cell wide: the vacuum
+    padding and the crops must agree with torch's to the cell."""
+    net = _net(_members()[0])
+    cf = CompiledFar.build(net, ny, nx)
+    x = torch.randn(1, 3, ny, nx, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = net(x)
+        out = cf(x, net.near(x))
+    assert float((out - ref).abs().max()) < 1e-5 * float(ref.abs().max())

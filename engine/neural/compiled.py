@@ -117,7 +117,10 @@ def library():
             return _lib
         _tried = True
         cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not cc or not SOURCE.exists():
+        if not SOURCE.exists():
+            _why = f"{SOURCE} is missing from the installation"
+            return None
+        if not cc:
             _why = "no C compiler found (cc, gcc, clang or $CC)"
             return None
         src = SOURCE.read_bytes()
@@ -270,9 +273,10 @@ class CompiledFar:
             raise RuntimeError("far.c: no loop for this shape")   # excluded when built
 
     def finish(self, near: torch.Tensor) -> torch.Tensor:
-        """near + far_scale x the learned part's last prolongation, (1, 3 nz, ny, nx): written
-        into near when it is contiguous (as LeanFilmNet._add_up does), else a new tensor."""
-        out = near if near.is_contiguous() else torch.empty(near.shape, dtype=torch.float32)
+        """near + far_scale x the learned part's last prolongation, a new (1, 3 nz, ny, nx)
+        tensor; near (any strides) is only read, so it may be a view of the near field's FFT
+        buffer."""
+        out = torch.empty(near.shape, dtype=torch.float32)
         self._u0(out, near)
         return out
 

@@ -166,8 +166,18 @@ class NeuralDemag(Demag):
             y0, y1 = net(x), cf(x, net.near(x))
         return cf if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())) else None
 
+    @property
+    def learned_part(self) -> str | None:
+        """How the learned part runs: "compiled" (engine.neural.compiled), "traced", "eager", or
+        None where the exact FFT runs instead (outside the card)."""
+        if self.net is None:
+            return None
+        if self.compiled is not None:
+            return "compiled"
+        return "traced" if isinstance(self._far, torch.jit.ScriptModule) or hasattr(self._far, "graph") else "eager"
+
     def _run_compiled(self, x):
-        return self.compiled(x, self.net.near(x))
+        return self.compiled(x, self.net.near(x, fresh=False))   # finish() only reads the near field
 
     def _traced_far(self, net):
         """The network's learned part traced for this grid (torch.jit: fewer Python-level

@@ -282,17 +282,18 @@ class LeanFilmNet(nn.Module):
         self._folds[(ny, nx)] = (k, out.reshape(N, N).contiguous())
         return k
 
-    def near(self, x):
+    def near(self, x, fresh: bool = True):
         """The exact near field at full resolution. Without autograd, for one float32 CPU
         sample, by FFT over the grid padded by R (engine.neural.near_fft: measured here 2.5x
         faster than the direct convolution at 256^2 and 1024^2, and its cost does not grow
-        with R); batches on the CPU (training) by a batched torch.fft; else (a GPU, R <= 2)
-        the direct convolution."""
+        with R; fresh=False may return a view of its buffer, overwritten by the next call);
+        batches on the CPU (training) by a batched torch.fft; else (a GPU, R <= 2) the direct
+        convolution."""
         from . import near_fft
         ny, nx = x.shape[-2:]
         if not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[0] == 1 and x.dtype == torch.float32:
             key = (ny, nx, torch.get_num_threads())   # the pipelines take their thread count when built
-            return self._near_fft_for(key, near_fft.NearFieldFFT, ny, nx)(x)
+            return self._near_fft_for(key, near_fft.NearFieldFFT, ny, nx)(x, fresh)
         if self.R >= 3 and x.device.type == "cpu":
             # batches (training, held-out measurement): by torch.fft; the near kernel is fixed and
             # x is data, so no gradient flows through this part

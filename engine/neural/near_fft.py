@@ -76,13 +76,16 @@ class NearFieldFFT(FFTDemag):
         padded = fastest_padding(self.n, near_paddings(nz, int(ny), int(nx), R), dtype, "cpu", fft)
         self._set_kernel(periodic_kernel(w, padded), padded, dtype, "cpu", fft)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x (1, 3 nz, ny, nx), layer-major channels -> the near field, same shape (a new tensor)."""
+    def __call__(self, x: torch.Tensor, fresh: bool = True) -> torch.Tensor:
+        """x (1, 3 nz, ny, nx), layer-major channels -> the near field, same shape: a new tensor,
+        or with fresh=False possibly a view of a buffer that the next call overwrites (for a
+        caller that only reads it at once: the compiled learned part adds it, and a copy of it
+        cost 60 us at 256^2)."""
         nx, ny, nz = self.n
         # (3, nz, ny, nx), components first; the pipeline copies it into its padded input buffer
         H = self._convolve(x[0].view(nz, 3, ny, nx).transpose(0, 1))
         out = H.transpose(0, 1).reshape(1, 3 * nz, ny, nx)
-        if out.data_ptr() == H.data_ptr() and getattr(self._pipe, "reuses_output", False):
+        if fresh and out.data_ptr() == H.data_ptr() and getattr(self._pipe, "reuses_output", False):
             out = out.clone()   # a view of a buffer the next call overwrites
         return out
 
