@@ -141,3 +141,19 @@ def test_slivers_and_specks_match_the_network(ny, nx, one_torch_thread):
         ref = net(x)
         out = cf(x, net.near(x))
     assert float((out - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+
+
+@needs_library
+def test_u0_shared_with_a_helper_thread_gives_the_same_numbers(one_torch_thread):
+    from engine.neural.overlap import near_worker
+    net = _net(_members()[0])
+    ny, nx = 517, 40                               # 130 coarse rows: shared, with an odd remainder
+    cf = CompiledFar.build(net, ny, nx)
+    x = torch.randn(1, 3, ny, nx, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        near = net.near(x)
+        alone = cf(x, near)
+        shared = cf(x, near, near_worker())
+        ref = net(x)
+    assert torch.equal(shared, alone)
+    assert float((shared - ref).abs().max()) < 1e-5 * float(ref.abs().max())

@@ -40,6 +40,9 @@ FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fPIC", "-shared")
 # the shapes far.c has loops for: c = 8 channels; E_1's inputs 3 nz; stem 4 (U_0: 16 x 3 nz outputs)
 CHANNELS, INPUTS, STEM = 8, (3, 6, 9, 12), 4
 OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE = 10, 1, 2, 3     # nm_run's records (far.c)
+# the fewest coarse rows per thread for which finish() shares U_0 with a helper thread (a hand-off
+# costs tens of microseconds: 256^2 has 64 rows)
+MIN_ROWS_TO_SHARE = 64
 
 _lock = threading.Lock()
 _lib = None
@@ -148,7 +151,7 @@ def _declare(lib) -> None:
     lib.nm_conv.restype = I
     lib.nm_decode.argtypes = [P, I, P, I, I, F, P, I]
     lib.nm_decode.restype = None
-    lib.nm_u0.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L]
+    lib.nm_u0.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, I, I]
     lib.nm_u0.restype = I
     lib.nm_pool.argtypes = [P, L, L, L, I, I, I, I, P, I, I, I, P]
     lib.nm_pool.restype = None
@@ -272,12 +275,23 @@ class CompiledFar:
         if self.lib.nm_run(self.ops.ctypes.data, len(self.ops)):
             raise RuntimeError("far.c: no loop for this shape")   # excluded when built
 
-    def finish(self, near: torch.Tensor) -> torch.Tensor:
+    def finish(self, near: torch.Tensor, helper=None) -> torch.Tensor:
         """near + far_scale x the learned part's last prolongation, a new (1, 3 nz, ny, nx)
         tensor; near (any strides) is only read, so it may be a view of the near field's FFT
-        buffer."""
+        buffer. With `helper` (an executor with a thread of its own, such as
+        engine.neural.overlap.near_worker()) it computes the lower half of the rows meanwhile
+        (1024^2, two threads: 10 -> 5 ms)."""
         out = torch.empty(near.shape, dtype=torch.float32)
-        self._u0(out, near)
+        rows = (self.ny + self.stem - 1) // self.stem
+        if helper is None or rows < 2 * MIN_ROWS_TO_SHARE:
+            self._u0(out, near)
+            return out
+        half = rows // 2
+        job = helper.submit(self._u0, out, near, (half + 1, rows))
+        try:
+            self._u0(out, near, (1, half))
+        finally:
+            job.result()
         return out
 
     def prolonged(self) -> torch.Tensor:
@@ -287,19 +301,19 @@ class CompiledFar:
         self._u0(out, None)
         return out
 
-    def _u0(self, out: torch.Tensor, near: torch.Tensor | None) -> None:
+    def _u0(self, out: torch.Tensor, near: torch.Tensor | None, rows: tuple = (1, 1 << 30)) -> None:
         a, K = self.levels[0], self.w["U0"].shape[0]
         start = a.at(0, 0) if K == 3 else a.at(1, 1)
         src, (nc, ny_, nx_) = (None, (0, 0, 0)) if near is None else (near.data_ptr(), near.stride()[1:])
         if self.lib.nm_u0(start, a.row, self.w["U0"].ctypes.data, K, self.stem ** 2 * self.C, self.ny, self.nx,
-                          self.scale, out.data_ptr(), *out.stride()[1:], src, nc, ny_, nx_):
+                          self.scale, out.data_ptr(), *out.stride()[1:], src, nc, ny_, nx_, *rows):
             raise RuntimeError("far.c: no loop for this shape")   # excluded when built
 
-    def __call__(self, x: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, near: torch.Tensor, helper=None) -> torch.Tensor:
         """The field: near + the learned part of x (see finish)."""
         with self._busy:
             self.features(x)
-            return self.finish(near)
+            return self.finish(near, helper)
 
     def alone(self, x: torch.Tensor) -> torch.Tensor:
         """The learned part of x alone, prolonged to the grid (a new tensor; add the near field)."""

@@ -30,7 +30,7 @@ import torch
 from ..demag import Demag, FFTDemag
 from ..errors import warn_at_caller
 from ..resources import resource_path
-from .overlap import split_compiled, split_forward
+from .overlap import near_worker, split_compiled, split_forward
 from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
 from .weights import load_weights
 
@@ -177,7 +177,10 @@ class NeuralDemag(Demag):
         return "traced" if isinstance(self._far, torch.jit.ScriptModule) or hasattr(self._far, "graph") else "eager"
 
     def _run_compiled(self, x):
-        return self.compiled(x, self.net.near(x, fresh=False))   # finish() only reads the near field
+        """One way, the compiled learned part after the near field (on the process's threads);
+        on two or more threads U_0 shares its rows with the near-field worker."""
+        helper = near_worker() if torch.get_num_threads() > 1 else None
+        return self.compiled(x, self.net.near(x, fresh=False), helper)   # finish() only reads the near field
 
     def _traced_far(self, net):
         """The network's learned part traced for this grid (torch.jit: fewer Python-level

@@ -126,13 +126,13 @@ DEF_CONV8(12)
 #define DEF_CONV_SHUFFLE(NAME, CO, VC, K_, F, SCATTER)                                          \
 static void NAME(const float *RESTRICT in, int irow, const float *RESTRICT w, int h, int wd,    \
                  float alpha, float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,             \
-                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx)                    \
+                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx, int y0, int y1)    \
 {                                                                                               \
     enum { CI = 8, K = K_, C = CO / (F * F) };                                                  \
     const int HY = (h + F - 1) / F, WX = (wd + F - 1) / F, unit = dx == 1 && sx == 1;           \
     (void)dc; (void)sc; (void)unit;                                                             \
     float tb[2][CO];                                                                            \
-    for (int Y = 1; Y <= HY; Y++) {                                                             \
+    for (int Y = y0 > 1 ? y0 : 1; Y <= (y1 < HY ? y1 : HY); Y++) {                              \
         int X0 = 1;                                                                             \
         for (; X0 + 1 <= WX; X0 += 2) {                                                         \
             const float *win = in + ((ptrdiff_t)Y * irow + X0) * CI;                            \
@@ -189,18 +189,19 @@ int nm_conv(const float *in, int irow, int CI, const float *w, float *out, int o
 void nm_decode(const float *in, int irow, const float *w, int h, int wd, float alpha, float *a, int arow)
 {
     ptrdiff_t dy = (ptrdiff_t)arow * 8;
-    decode_up(in, irow, w, h, wd, alpha, a, 1, dy, 8, a, 1, dy, 8);
+    decode_up(in, irow, w, h, wd, alpha, a, 1, dy, 8, a, 1, dy, 8, 1, h);
 }
 
 /* U_0 (K x K, 8 -> CO = 16 x 3 nz), pixel shuffle by 4 and crop, times alpha, added to the
- * channels-first near field src into dst (strides in floats; src NULL: alpha times it alone).
- * Returns -1 for an unknown shape. */
+ * channels-first near field src into dst (strides in floats; src NULL: alpha times it alone),
+ * for the coarse rows y0 .. y1 (1-based, inclusive; fine rows 4 (y0 - 1) .. 4 y1 - 1), so that
+ * two threads can each take a part. Returns -1 for an unknown shape. */
 int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int wd, float alpha,
           float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,
-          const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx)
+          const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx, int y0, int y1)
 {
-#define CASE(N) case N: if (K == 3) u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx); \
-                        else u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx); return 0;
+#define CASE(N) case N: if (K == 3) u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1); \
+                        else u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1); return 0;
     if (K != 1 && K != 3)
         return -1;
     switch (CO) {
