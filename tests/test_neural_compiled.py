@@ -4,6 +4,8 @@ NeuralDemag runs where it is built; the torch path where it cannot be (no compil
 and a cache folder that others could write is never loaded from."""
 import os
 import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -125,8 +127,15 @@ def test_a_cache_folder_others_may_write_is_not_loaded_from(fresh_library):
     os.chmod(fresh_library, 0o777)                 # anyone could put a library here
     planted = fresh_library / "far-planted.so"
     planted.write_bytes(b"not a library")
+    before = set(Path(tempfile.gettempdir()).glob("nmag-kernels-*"))
     assert compiled.library() is not None
     assert not [p for p in fresh_library.iterdir() if p.name != "far-planted.so"]   # built elsewhere
+    assert set(Path(tempfile.gettempdir()).glob("nmag-kernels-*")) == before        # and cleaned up
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    net = _net(_members()[0])
+    with torch.no_grad():                                                             # and still runs
+        ref = net(x)
+        assert torch.allclose(CompiledFar.build(net, 8, 8)(x, net.near(x)), ref, atol=1e-5 * float(ref.abs().max()))
 
 
 @needs_library

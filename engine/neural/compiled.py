@@ -84,16 +84,18 @@ def _private_dir(path: Path) -> bool:
     return path.is_dir() and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not st.st_mode & 0o022
 
 
-def _kernel_dir() -> Path:
+def _kernel_dir() -> tuple[Path, bool]:
+    """The folder to build into and load from, and whether it is a temporary one of this process
+    (the user's cache folder is missing, not writable, or writable by others)."""
     from ..fft_backends import cache_dir
     d = cache_dir() / "kernels"
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError:
         pass
-    if not _private_dir(d):
-        d = Path(tempfile.mkdtemp(prefix="nmag-kernels-"))   # private (0700), this process only
-    return d
+    if _private_dir(d):
+        return d, False
+    return Path(tempfile.mkdtemp(prefix="nmag-kernels-")), True   # private (0700), this process only
 
 
 def _compile(cc: str, out: Path, flags: tuple) -> bool:
@@ -127,20 +129,24 @@ def library():
             _why = "no C compiler found (cc, gcc, clang or $CC)"
             return None
         src = SOURCE.read_bytes()
-        for flags in (FLAGS + ("-march=native",), FLAGS):
-            key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_id().encode()]))
-            folder = _kernel_dir()
-            path = folder / f"far-{key.hexdigest()[:20]}.so"
-            if not path.exists() and not _compile(cc, path, flags):
-                continue
-            try:
-                lib = ctypes.CDLL(str(path))
-            except OSError:
-                path.unlink(missing_ok=True)   # a broken file: built again next time
-                continue
-            _declare(lib)
-            _lib, _why = lib, None
-            return lib
+        folder, temporary = _kernel_dir()
+        try:
+            for flags in (FLAGS + ("-march=native",), FLAGS):
+                key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_id().encode()]))
+                path = folder / f"far-{key.hexdigest()[:20]}.so"
+                if not path.exists() and not _compile(cc, path, flags):
+                    continue
+                try:
+                    lib = ctypes.CDLL(str(path))
+                except OSError:
+                    path.unlink(missing_ok=True)   # a broken file: built again next time
+                    continue
+                _declare(lib)
+                _lib, _why = lib, None
+                return lib
+        finally:
+            if temporary:   # a loaded library stays mapped after its file is gone
+                shutil.rmtree(folder, ignore_errors=True)
         _why = f"{cc} could not build {SOURCE.name}"
         return None
 
