@@ -78,19 +78,25 @@ DEF_CONV8(12)
  * Channels-last (CL): t in (i, j, c) order (the weights' outputs were permuted when packed), dst
  * and src with unit channel stride. Channels-first: t in torch's pixel_shuffle order
  * o = c F^2 + i F + j, dst and src with unit column stride where `unit`. */
-#define SCATTER_CL(C, F)                                                                        \
+/* The fine pixels (yy, xx) of coarse pixel (Y, X) that lie inside the (h, wd) grid, with their
+ * offsets (i, j) in the coarse pixel; the statements run once for each. */
+#define FOR_FINE_PIXELS(F, ...)                                                                 \
     for (int i = 0; i < F; i++) {                                                               \
         int yy = F * (Y - 1) + i;                                                               \
         if (yy >= h) break;                                                                     \
         for (int j = 0; j < F; j++) {                                                           \
             int xx = F * (X - 1) + j;                                                           \
             if (xx >= wd) break;                                                                \
-            float *d = dst + yy * dy + xx * dx;                                                 \
-            const float *s = src + yy * sy + xx * sx;                                           \
-            const float *tt = t + (i * F + j) * C;                                              \
-            for (int c = 0; c < C; c++) d[c] = s[c] + alpha * tt[c];                            \
+            __VA_ARGS__                                                                         \
         }                                                                                       \
     }
+
+#define SCATTER_CL(C, F)                                                                        \
+    FOR_FINE_PIXELS(F,                                                                          \
+        float *d = dst + yy * dy + xx * dx;                                                     \
+        const float *s = src + yy * sy + xx * sx;                                               \
+        const float *tt = t + (i * F + j) * C;                                                  \
+        for (int c = 0; c < C; c++) d[c] = s[c] + alpha * tt[c];)
 
 #define SCATTER_CF(C, F)                                                                        \
     if (unit && F * X <= wd && F * Y <= h) {                                                    \
@@ -106,17 +112,10 @@ DEF_CONV8(12)
                     for (int j = 0; j < F; j++) d[j] = alpha * tt[j];                           \
             }                                                                                   \
     } else {                                                                                    \
-        for (int i = 0; i < F; i++) {                                                           \
-            int yy = F * (Y - 1) + i;                                                           \
-            if (yy >= h) break;                                                                 \
-            for (int j = 0; j < F; j++) {                                                       \
-                int xx = F * (X - 1) + j;                                                       \
-                if (xx >= wd) break;                                                            \
-                for (int c = 0; c < C; c++)                                                     \
-                    dst[c * dc + yy * dy + xx * dx] = (src ? src[c * sc + yy * sy + xx * sx] : 0.0f) \
-                                                      + alpha * t[c * F * F + i * F + j];       \
-            }                                                                                   \
-        }                                                                                       \
+        FOR_FINE_PIXELS(F,                                                                      \
+            for (int c = 0; c < C; c++)                                                         \
+                dst[c * dc + yy * dy + xx * dx] = (src ? src[c * sc + yy * sy + xx * sx] : 0.0f) \
+                                                  + alpha * t[c * F * F + i * F + j];)          \
     }
 
 /* dst = src + alpha crop(pixel_shuffle(conv(in), F)) over an (h, wd) fine grid: a K x K
@@ -200,8 +199,12 @@ int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int w
           float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,
           const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx, int y0, int y1)
 {
-#define CASE(N) case N: if (K == 3) u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1); \
-                        else u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1); return 0;
+#define CASE(N) case N:                                                                         \
+        if (K == 3)                                                                             \
+            u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1);  \
+        else                                                                                    \
+            u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1);  \
+        return 0;
     if (K != 1 && K != 3)
         return -1;
     switch (CO) {
