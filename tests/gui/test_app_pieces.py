@@ -463,3 +463,15 @@ def test_the_error_overlay_of_an_fft_frame_says_no_network_runs():
     frame = SimpleNamespace(m=m, error_map=None, demag_method="fft", probe=None, energy_density=None)
     with pytest.raises(ValueError, match="exact FFT runs"):
         overlay_scalars(frame, "error")
+
+
+def test_the_app_runs_the_eager_kernels_unless_told_otherwise(monkeypatch):
+    # torch.compile's background compile held the GIL for up to a second: the window froze
+    from engine import fused
+    from nmag_gui.app import app_environment
+    monkeypatch.delenv("NMAG_COMPILE", raising=False)
+    app_environment()
+    assert fused.mode() == "off"
+    monkeypatch.setenv("NMAG_COMPILE", "auto")
+    app_environment()
+    assert fused.mode() == "auto"
