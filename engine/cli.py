@@ -105,9 +105,14 @@ def _check(args) -> int:
     _warn_output_size(p, src.parent)
     if p.solver.demag.startswith("neural"):
         from .neural.card import ModelCard
-        for reason in ModelCard.load().outside(tuple(p.mesh.n), tuple(p.mesh.cell_nm)):
+        from .neural.compiled import library, why_not
+        outside = ModelCard.load().outside(tuple(p.mesh.n), tuple(p.mesh.cell_nm))
+        for reason in outside:
             print(f"nmag: warning: neural demag outside the model card ({reason}): the run would use "
                   f"the exact FFT demag instead", file=sys.stderr)
+        if not outside and library() is None:
+            print(f"nmag: note: the neural demag's learned part would run on torch, 1.5-2x slower per "
+                  f"evaluation: {why_not()}", file=sys.stderr)
     if not p.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
     return 0

@@ -95,11 +95,15 @@ def test_a_neural_run_says_when_its_learned_part_runs_on_torch_and_why(tmp_path,
     from engine.neural import compiled
     monkeypatch.setenv("NMAG_NEURAL_KERNEL", kernel)
     text = TINY.replace('method = "rk45"', 'method = "rk45"\ndemag = "neural"').replace("duration_ns = 0.02", "duration_ns = 0.002")
+    assert main(["check", str(_tiny(tmp_path, text))]) == 0
+    err = capsys.readouterr().err
     assert main(["run", str(_tiny(tmp_path, text)), "--quiet"]) == 0
     out = capsys.readouterr().out
     if kernel == "0":
+        assert "learned part would run on torch" in err and "NMAG_NEURAL_KERNEL=0" in err
         assert "demag neural (learned part on torch: turned off by NMAG_NEURAL_KERNEL=0)" in out
     elif compiled.library() is not None:
+        assert "learned part" not in err
         assert "demag neural ->" in out
 
 
