@@ -225,7 +225,8 @@ def _demag_said(sim) -> str:
     learned = getattr(sim.demag, "learned_part", None)
     if learned not in (None, "compiled"):   # the slower torch path: say why, so it can be mended
         from .neural.compiled import why_not
-        return f"{asked} (learned part on torch: {why_not() or 'not compiled for this network'})"
+        why = getattr(sim.demag, "compiled_why", None) or why_not() or "not compiled for this network"
+        return f"{asked} (learned part on torch: {why})"
     return asked
 
 

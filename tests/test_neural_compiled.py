@@ -49,8 +49,9 @@ def test_the_compiled_learned_part_is_the_networks_operator(file, ny, nx, one_to
     scale = float(ref.abs().max())
     learned = float((ref - near).abs().max())
     assert learned > 1e-3 * scale                 # the learned part is a real share of the field
-    assert float((out - ref).abs().max()) < 1e-5 * scale
-    assert float((near + alone - ref).abs().max()) < 1e-5 * scale
+    # against the learned part's own size, so that a 0.1 % error in it fails
+    assert float((out - ref).abs().max()) < 1e-4 * learned
+    assert float((near + alone - ref).abs().max()) < 1e-4 * learned
 
 
 @needs_library
@@ -122,20 +123,28 @@ def test_the_library_is_built_into_a_private_folder_and_reused(fresh_library):
 
 @needs_library
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
-def test_a_cache_folder_others_may_write_is_not_loaded_from(fresh_library):
-    fresh_library.mkdir(parents=True)
-    os.chmod(fresh_library, 0o777)                 # anyone could put a library here
-    planted = fresh_library / "far-planted.so"
-    planted.write_bytes(b"not a library")
-    before = set(Path(tempfile.gettempdir()).glob("nmag-kernels-*"))
+def test_a_cache_others_could_write_is_made_private_and_its_library_built_again(fresh_library):
     assert compiled.library() is not None
-    assert not [p for p in fresh_library.iterdir() if p.name != "far-planted.so"]   # built elsewhere
-    assert set(Path(tempfile.gettempdir()).glob("nmag-kernels-*")) == before        # and cleaned up
-    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
-    net = _net(_members()[0])
-    with torch.no_grad():                                                             # and still runs
-        ref = net(x)
-        assert torch.allclose(CompiledFar.build(net, 8, 8)(x, net.near(x)), ref, atol=1e-5 * float(ref.abs().max()))
+    built = next(fresh_library.glob("far-*.so"))
+    os.chmod(fresh_library, 0o777)                 # anyone could have put a library here
+    os.chmod(built, 0o666)                         # or changed this one
+    compiled.forget()
+    assert compiled.library() is not None
+    assert stat.S_IMODE(os.stat(fresh_library).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(built).st_mode) & 0o022 == 0   # a new file, not the writable one
+
+
+@needs_library
+def test_without_a_usable_cache_folder_it_builds_in_a_temporary_one(monkeypatch, tmp_path):
+    (tmp_path / "kernels").write_text("a file where the folder should be")
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))
+    compiled.forget()
+    before = set(Path(tempfile.gettempdir()).glob("nmag-kernels-*"))
+    try:
+        assert compiled.library() is not None     # built in a private temporary folder
+    finally:
+        compiled.forget()
+    assert set(Path(tempfile.gettempdir()).glob("nmag-kernels-*")) == before   # and that removed
 
 
 @needs_library
@@ -166,3 +175,76 @@ def test_u0_shared_with_a_helper_thread_gives_the_same_numbers(one_torch_thread)
         ref = net(x)
     assert torch.equal(shared, alone)
     assert float((shared - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+
+
+@needs_library
+@pytest.mark.parametrize("config", [dict(u0_kernel=1), dict(bottom=3), dict(bottom=0, coarsest=5),
+                                    dict(coarsest=14, nz=3), dict(nz=4, aspect=2.0)])
+def test_other_shapes_of_the_network_match_torch(config, one_torch_thread):
+    """Configurations no shipped member has: U_0 1 x 1, odd or no bottom convolutions, other
+    coarsest grids, served aspects (far_scale != 1)."""
+    from engine.neural.lean import LeanFilmNet
+    torch.manual_seed(11)
+    net = LeanFilmNet(stem=4, near_radius=3, **config).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+        p.normal_(0.0, 0.3)                        # a learned part as large as the near field
+    net.serve(net.config["aspect"] * 0.7)
+    for ny, nx in [(37, 90), (130, 61)]:
+        cf = CompiledFar.build(net, ny, nx)
+        assert cf is not None
+        x = torch.randn(1, net.cio, ny, nx, generator=torch.Generator().manual_seed(ny))
+        with torch.no_grad():
+            near, ref = net.near(x), net(x)
+            out = cf(x, near)
+        assert float((out - ref).abs().max()) < 1e-4 * float((ref - near).abs().max())
+
+
+@needs_library
+def test_inputs_it_cannot_read_are_refused(one_torch_thread):
+    net = _net(_members()[0])
+    cf = CompiledFar.build(net, 40, 50)
+    good = torch.zeros(1, 3, 40, 50)
+    for bad in (good.double(), torch.zeros(1, 3, 39, 50), torch.zeros(2, 3, 40, 50)):
+        with pytest.raises(ValueError, match="float32 on the CPU of shape"):
+            cf(bad, good)
+        with pytest.raises(ValueError, match="float32 on the CPU of shape"):
+            cf(good, bad)
+
+
+@needs_library
+def test_one_demag_called_from_two_threads_gives_each_its_own_field(one_torch_thread):
+    import threading
+    nd = NeuralDemag((96, 80, 1), (3e-9, 3e-9, 3e-9))
+    Ms = [torch.randn(3, 1, 80, 96, generator=torch.Generator().manual_seed(k)) * 8e5 for k in range(2)]
+    refs = [nd.h_from_M(M) for M in Ms]
+    wrong = []
+
+    def hammer(k):
+        for _ in range(15):
+            if not torch.equal(nd.h_from_M(Ms[k]), refs[k]):
+                wrong.append(k)
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+
+
+def test_a_compiler_given_with_arguments_is_used(monkeypatch, fresh_library):
+    import shutil
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("CC", f"{gcc} -pipe")
+    assert compiled.library() is not None, compiled.why_not()
+
+
+def test_a_library_that_does_not_load_leaves_the_torch_path(monkeypatch, fresh_library, one_torch_thread):
+    def broken(lib):
+        raise AttributeError("undefined symbol: nm_run")
+    monkeypatch.setattr(compiled, "_declare", broken)
+    assert compiled.library() is None
+    nd = NeuralDemag((64, 48, 1), (3e-9, 3e-9, 3e-9))
+    assert nd.compiled is None and nd.learned_part in ("traced", "eager") and nd.compiled_why

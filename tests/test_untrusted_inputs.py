@@ -59,6 +59,7 @@ def test_deeply_nested_toml_is_a_one_line_refusal(tmp_path, capsys):
     ({"arch": "lean", "aspect": 1e308}, "aspect"),
     ({"arch": "lean", "nz": "3"}, "nz"),
     ({"arch": "unet", "channels": [12, 10 ** 9]}, "channels"),
+    ({"arch": "lean", "coarsest": 4}, "coarsest"),   # the encoder would never reach a grid that small
 ])
 def test_a_weights_config_out_of_bounds_is_refused_before_allocating(tmp_path, config, word):
     path = tmp_path / "w.pt"

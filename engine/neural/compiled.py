@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -74,14 +75,26 @@ def _cpu_id() -> str:
         return platform.machine() + platform.processor()
 
 
-def _private_dir(path: Path) -> bool:
-    """Whether path is a folder of this user that no one else may write (a library loaded from it
-    runs as our code)."""
+def _ours_and_private(path: Path, folder: bool) -> bool:
+    """Whether path is a folder (or file) of this user that no one else may write (a library
+    loaded from it runs as our code)."""
     try:
-        st = path.stat()
+        st = path.lstat()
     except OSError:
         return False
-    return path.is_dir() and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not st.st_mode & 0o022
+    kind_ok = path.is_dir() if folder else path.is_file() and not path.is_symlink()
+    return kind_ok and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not st.st_mode & 0o022
+
+
+def _private_dir(path: Path) -> bool:
+    """The same for a folder; a folder of ours that others may write is made private first
+    (mkdir's mode can only take bits away, so such bits were set by hand or by the file system)."""
+    try:
+        if path.is_dir() and not path.is_symlink() and hasattr(os, "getuid") and path.stat().st_uid == os.getuid():
+            os.chmod(path, 0o700)
+    except OSError:
+        pass
+    return _ours_and_private(path, folder=True)
 
 
 def _kernel_dir() -> tuple[Path, bool]:
@@ -98,10 +111,10 @@ def _kernel_dir() -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix="nmag-kernels-")), True   # private (0700), this process only
 
 
-def _compile(cc: str, out: Path, flags: tuple) -> bool:
+def _compile(cc: list, out: Path, flags: tuple) -> bool:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        r = subprocess.run([cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
+        r = subprocess.run([*cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
         if r.returncode != 0 or not tmp.exists():
             return False
         os.replace(tmp, out)
@@ -110,6 +123,19 @@ def _compile(cc: str, out: Path, flags: tuple) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _compiler() -> list | None:
+    """The C compiler's command: $CC (split as a shell would: "ccache gcc" works), else cc, gcc
+    or clang on the PATH."""
+    env = os.environ.get("CC", "").strip()
+    if env:
+        try:
+            return shlex.split(env) or None
+        except ValueError:
+            return None
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
 
 
 def library():
@@ -121,34 +147,41 @@ def library():
         if _tried:
             return _lib
         _tried = True
-        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not SOURCE.exists():
-            _why = f"{SOURCE} is missing from the installation"
-            return None
-        if not cc:
-            _why = "no C compiler found (cc, gcc, clang or $CC)"
-            return None
-        src = SOURCE.read_bytes()
-        folder, temporary = _kernel_dir()
         try:
-            for flags in (FLAGS + ("-march=native",), FLAGS):
-                key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_id().encode()]))
-                path = folder / f"far-{key.hexdigest()[:20]}.so"
-                if not path.exists() and not _compile(cc, path, flags):
-                    continue
-                try:
-                    lib = ctypes.CDLL(str(path))
-                except OSError:
-                    path.unlink(missing_ok=True)   # a broken file: built again next time
-                    continue
+            _lib, _why = _build_and_load()
+        except (OSError, AttributeError, ValueError) as e:   # anything else: the torch path, saying why
+            _lib, _why = None, f"the compiled learned part could not be loaded ({type(e).__name__}: {e})"
+        return _lib
+
+
+def _build_and_load():
+    """(library, None), or (None, why)."""
+    if not SOURCE.exists():
+        return None, f"{SOURCE} is missing from the installation"
+    cc = _compiler()
+    if not cc:
+        return None, "no C compiler found (cc, gcc, clang or $CC)"
+    src = SOURCE.read_bytes()
+    folder, temporary = _kernel_dir()
+    try:
+        for flags in (FLAGS + ("-march=native",), FLAGS):
+            key = hashlib.sha256(b"\0".join([src, " ".join(cc).encode(), " ".join(flags).encode(), _cpu_id().encode()]))
+            path = folder / f"far-{key.hexdigest()[:20]}.so"
+            if path.exists() and not _ours_and_private(path, folder=False):
+                path.unlink()    # not a file we built, or writable by others: never loaded
+            if not path.exists() and not _compile(cc, path, flags):
+                continue
+            try:
+                lib = ctypes.CDLL(str(path))
                 _declare(lib)
-                _lib, _why = lib, None
-                return lib
-        finally:
-            if temporary:   # a loaded library stays mapped after its file is gone
-                shutil.rmtree(folder, ignore_errors=True)
-        _why = f"{cc} could not build {SOURCE.name}"
-        return None
+            except (OSError, AttributeError):
+                path.unlink(missing_ok=True)   # broken or from an older source: built again next time
+                continue
+            return lib, None
+    finally:
+        if temporary:   # a loaded library stays mapped after its file is gone
+            shutil.rmtree(folder, ignore_errors=True)
+    return None, f"{' '.join(cc)} could not build {SOURCE.name}"
 
 
 def _declare(lib) -> None:
@@ -207,7 +240,7 @@ class CompiledFar:
     def __init__(self, lib, net, ny: int, nx: int):
         self.lib, self.ny, self.nx = lib, int(ny), int(nx)
         c, C, stem = net.c, net.cio, net.stem
-        if c != CHANNELS or C not in INPUTS or stem != STEM or net.u0_kernel not in (1, 3):
+        if c != CHANNELS or C not in INPUTS or stem != STEM or net.u0_kernel not in (1, 3) or net.coarsest < 5:
             raise ValueError(f"no compiled loops for channels {c}, inputs {C}, stem {stem}")
         self.C, self.stem, self.scale = C, stem, float(net.far_scale)
         self.w = {n: _pack(getattr(net, n).weight) for n in ("E1", "E", "U0")}
@@ -271,9 +304,18 @@ class CompiledFar:
             table[k, :len(op)] = op
         return table
 
+    def _check(self, name: str, t: torch.Tensor) -> None:
+        """far.c reads raw memory: anything but a (1, 3 nz, ny, nx) float32 CPU tensor of this
+        grid would be read as garbage or past its end."""
+        want = (1, self.C, self.ny, self.nx)
+        if t.dtype != torch.float32 or t.device.type != "cpu" or tuple(t.shape) != want:
+            raise ValueError(f"CompiledFar: {name} must be float32 on the CPU of shape {want}, "
+                             f"got {t.dtype} on {t.device} of shape {tuple(t.shape)}")
+
     def features(self, x: torch.Tensor) -> None:
         """Every level of the learned part for x (1, 3 nz, ny, nx) float32 on the CPU, into the
         level buffers; finish() then gives the field."""
+        self._check("x", x)
         p = self.pooled
         sc, sy, sx = x.stride()[1:]
         self.lib.nm_pool(x.data_ptr(), sc, sy, sx, self.C, self.ny, self.nx, self.stem, p.interior, p.h, p.w, p.row,
@@ -287,6 +329,7 @@ class CompiledFar:
         buffer. With `helper` (an executor with a thread of its own, such as
         engine.neural.overlap.near_worker()) it computes the lower half of the rows meanwhile
         (1024^2, two threads: 10 -> 5 ms)."""
+        self._check("near", near)
         out = torch.empty(near.shape, dtype=torch.float32)
         rows = (self.ny + self.stem - 1) // self.stem
         if helper is None or rows < 2 * MIN_ROWS_TO_SHARE:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 
 import torch
 
@@ -85,6 +86,10 @@ class NeuralDemag(Demag):
         self.net, self.meta, self.member = None, {}, None
         self.split, self.split_times_s = False, None   # see _choose_split
         self.compiled = None   # the learned part as compiled C, see _compiled_far
+        self.compiled_why = None   # why it is not, where it is not
+        # one evaluation at a time: the near field's FFT buffers and the compiled part's level
+        # buffers belong to this instance (two threads calling at once got wrong fields)
+        self._evaluating = threading.Lock()
         nx, ny, nz = self.n
         dx, dy, dz = self.d
         self.aspect = dz / dx
@@ -158,13 +163,18 @@ class NeuralDemag(Demag):
             return None
         from .compiled import CompiledFar
         nx, ny, nz = self.n
+        from .compiled import why_not
         cf = CompiledFar.build(net, ny, nx)
         if cf is None:
+            self.compiled_why = why_not() or "no compiled loops for this network's shape"
             return None
         x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             y0, y1 = net(x), cf(x, net.near(x))
-        return cf if torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())) else None
+        if not torch.allclose(y0, y1, rtol=1e-5, atol=1e-6 * float(y0.abs().max())):
+            self.compiled_why = "its field differed from torch's network on a test input"
+            return None
+        return cf
 
     @property
     def learned_part(self) -> str | None:
@@ -260,7 +270,7 @@ class NeuralDemag(Demag):
         if self.fallback is not None:
             return self.fallback.h_from_M(M.to(self.fallback.dtype)).to(M.dtype)
         nz, ny, nx = M.shape[1:]
-        with torch.no_grad():
+        with torch.no_grad(), self._evaluating:
             x = M.to(self.net_dtype)
             # layers as channels, layer-major: (3, nz, ny, nx) -> (1, 3 nz, ny, nx)
             x = x[:, 0][None] if nz == 1 else x.transpose(0, 1).reshape(1, 3 * nz, ny, nx)

@@ -58,9 +58,11 @@ def save_weights(net, path, meta: dict | None = None) -> Path:
 
 
 # what a config may ask for (a file is data, and data may be crafted: 100,000 channels asked
-# torch for 360 GB): integers (lo, hi), or ("number", lo, hi)
+# torch for 360 GB): integers (lo, hi), or ("number", lo, hi). coarsest >= 5: a level of side s
+# has a coarser one of side ceil(s / 2) + 2, which stays at 5 from 5 or 6, so a smaller bound
+# never ends the encoder's loop
 CONFIG_BOUNDS = {
-    "nz": (1, 8), "channels": (1, 64), "near_radius": (0, 64), "bottom": (0, 8), "coarsest": (2, 64),
+    "nz": (1, 8), "channels": (1, 64), "near_radius": (0, 64), "bottom": (0, 8), "coarsest": (5, 64),
     "stem": (2, 4), "u0_kernel": (1, 3), "near_full": ("number", 0.0, 64.0), "aspect": ("number", 0.01, 100.0),
     "local_radius": (0, 64), "min_coarse": (1, 64), "min_levels": (1, 16), "margin": (0, 64),
 }
