@@ -111,7 +111,7 @@ def _check(args) -> int:
             print(f"nmag: warning: neural demag outside the model card ({reason}): the run would use "
                   f"the exact FFT demag instead", file=sys.stderr)
         if not outside and library() is None:
-            print(f"nmag: note: the neural demag's learned part would run on torch, 1.5-2x slower per "
+            print(f"nmag: note: the neural demag's learned part would run on torch, up to 2x slower per "
                   f"evaluation: {why_not()}", file=sys.stderr)
     if not p.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
