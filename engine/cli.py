@@ -222,11 +222,8 @@ def _demag_said(sim) -> str:
     asked = sim.problem.solver.demag
     if sim.demag_in_use != asked:
         return f"{sim.demag_in_use} (asked: {asked}, outside the model card)"
-    learned = getattr(sim.demag, "learned_part", None)
-    if learned not in (None, "compiled"):   # the slower torch path: say why, so it can be mended
-        from .neural.compiled import why_not
-        why = getattr(sim.demag, "compiled_why", None) or why_not() or "not compiled for this network"
-        return f"{asked} (learned part on torch: {why})"
+    if getattr(sim.demag, "learned_part", None) not in (None, "compiled"):   # the slower torch path: say why
+        return f"{asked} (learned part on torch: {sim.demag.compiled_why})"
     return asked
 
 

@@ -11,9 +11,12 @@ How it is built: the first use compiles far.c with the system's C compiler (`cc`
 this CPU (-O3 -march=native) into the user's cache folder (engine.fft_backends.cache_dir(),
 folder `kernels`, private to the user), under a name that hashes the source, the compiler, the
 flags and the CPU, so a home shared by different machines never loads a library built for
-another. No compiler, a failed build, a folder that others could write, or a result that differs
-from torch's network on a test input: the torch path runs instead, silently (`why_not()` says
-why). NMAG_NEURAL_KERNEL=0 turns it off.
+another. A cache folder of ours that others could write is made private first; a library file
+that others could write, or that is not ours, is built again, never loaded; without a usable
+folder the build goes to a private temporary one, removed once the library is loaded. No
+compiler, a failed build, or a result that differs from torch's network on a test input
+(NeuralDemag checks): the torch path runs instead (`why_not()`, NeuralDemag.compiled_why and
+`nmag run` say why). NMAG_NEURAL_KERNEL=0 turns it off.
 
 Threads: each call runs on the calling thread only and releases the GIL (ctypes), so the near
 field's FFT can run at the same time on the one-thread worker (engine.neural.overlap).
@@ -33,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from .lean import MIN_SIDE
 
 SOURCE = Path(__file__).with_name("kernels") / "far.c"
 FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fPIC", "-shared")
@@ -161,11 +162,11 @@ def _build_and_load():
     cc = _compiler()
     if not cc:
         return None, "no C compiler found (cc, gcc, clang or $CC)"
-    src = SOURCE.read_bytes()
+    src, cpu = SOURCE.read_bytes(), _cpu_id().encode()
     folder, temporary = _kernel_dir()
     try:
         for flags in (FLAGS + ("-march=native",), FLAGS):
-            key = hashlib.sha256(b"\0".join([src, " ".join(cc).encode(), " ".join(flags).encode(), _cpu_id().encode()]))
+            key = hashlib.sha256(b"\0".join([src, " ".join(cc).encode(), " ".join(flags).encode(), cpu]))
             path = folder / f"far-{key.hexdigest()[:20]}.so"
             if path.exists() and not _ours_and_private(path, folder=False):
                 path.unlink()    # not a file we built, or writable by others: never loaded
@@ -246,9 +247,7 @@ class CompiledFar:
         self.w = {n: _pack(getattr(net, n).weight) for n in ("E1", "E", "U0")}
         self.w.update({n: _pack(getattr(net, n).weight, c) for n in ("U1", "U")})
         self.wB = [_pack(b.weight) for b in net.B]
-        h, w = self.ny, self.nx
-        if max(h, w) < MIN_SIDE:                     # LeanFilmNet._deep_enough
-            h, w = (h, MIN_SIDE) if w >= h else (MIN_SIDE, w)
+        h, w = net.deep_enough_shape(self.ny, self.nx)   # vacuum up to MIN_SIDE, as torch's path pads
         for _ in range(2 if stem == 4 else 1):
             h, w = (h + 1) // 2, (w + 1) // 2
         self.pooled = _Map(h, w, C, 2)
@@ -272,7 +271,7 @@ class CompiledFar:
     def build(cls, net, ny: int, nx: int):
         """The compiled learned part for this grid, or None (no library, a shape far.c has no
         loops for, a network other than LeanFilmNet)."""
-        if not all(hasattr(net, a) for a in ("stem", "u0_kernel", "coarsest", "far_scale")):
+        if not all(hasattr(net, a) for a in ("stem", "u0_kernel", "coarsest", "far_scale", "deep_enough_shape")):
             return None
         lib = library()
         if lib is None:

@@ -87,6 +87,9 @@ class NeuralDemag(Demag):
         self.split, self.split_times_s = False, None   # see _choose_split
         self.compiled = None   # the learned part as compiled C, see _compiled_far
         self.compiled_why = None   # why it is not, where it is not
+        # how the learned part runs: "compiled", "traced" or "eager" (torch); None where the
+        # exact FFT runs instead (outside the card)
+        self.learned_part = None
         # one evaluation at a time: the near field's FFT buffers and the compiled part's level
         # buffers belong to this instance (two threads calling at once got wrong fields)
         self._evaluating = threading.Lock()
@@ -144,6 +147,7 @@ class NeuralDemag(Demag):
                     self.net.fold(ny, nx)   # the coarse levels as one matrix product (exact)
                 traced = self._traced_far(self.net)
             self._far = traced if traced is not None else getattr(self.net, "far", None)
+            self.learned_part = "compiled" if self.compiled is not None else "traced" if traced is not None else "eager"
             if self.compiled is not None:
                 self._run = self._run_compiled
                 self._run_split = functools.partial(split_compiled, self.net, self.compiled)
@@ -160,10 +164,10 @@ class NeuralDemag(Demag):
         against the eager network on a random input; None where it is not built (no compiler, a
         shape it has no loops for, NMAG_NEURAL_KERNEL=0, not float32 on the CPU) or differs."""
         if str(self.device) != "cpu" or self.net_dtype != torch.float32:
+            self.compiled_why = f"it serves float32 on the CPU, this network runs {self.net_dtype} on {self.device}"
             return None
-        from .compiled import CompiledFar
+        from .compiled import CompiledFar, why_not
         nx, ny, nz = self.n
-        from .compiled import why_not
         cf = CompiledFar.build(net, ny, nx)
         if cf is None:
             self.compiled_why = why_not() or "no compiled loops for this network's shape"
@@ -175,16 +179,6 @@ class NeuralDemag(Demag):
             self.compiled_why = "its field differed from torch's network on a test input"
             return None
         return cf
-
-    @property
-    def learned_part(self) -> str | None:
-        """How the learned part runs: "compiled" (engine.neural.compiled), "traced", "eager", or
-        None where the exact FFT runs instead (outside the card)."""
-        if self.net is None:
-            return None
-        if self.compiled is not None:
-            return "compiled"
-        return "traced" if isinstance(self._far, torch.jit.ScriptModule) or hasattr(self._far, "graph") else "eager"
 
     def _run_compiled(self, x):
         """One way, the compiled learned part after the near field (on the process's threads);

@@ -208,9 +208,15 @@ class LeanFilmNet(nn.Module):
         so this is the same network on a grid it knows, not a correction; the prolongation's
         crop (_up, _add_up) brings the output back to the grid."""
         h, w = x.shape[-2:]
+        H, W = LeanFilmNet.deep_enough_shape(h, w)
+        return x if (H, W) == (h, w) else F.pad(x, (0, W - w, 0, H - h))
+
+    @staticmethod
+    def deep_enough_shape(h: int, w: int) -> tuple:
+        """The grid (rows, columns) that _deep_enough pads an (h, w) grid to."""
         if max(h, w) >= MIN_SIDE:
-            return x
-        return F.pad(x, (0, MIN_SIDE - w, 0, 0)) if w >= h else F.pad(x, (0, 0, 0, MIN_SIDE - h))
+            return h, w
+        return (h, MIN_SIDE) if w >= h else (MIN_SIDE, w)
 
     def _stem(self, x):
         """The first learned level: x pooled to 1/stem of its side, then E_1."""
