@@ -394,4 +394,6 @@ def _saved_state(src: Path):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    __import__("gc").freeze()   # no last collection over torch's objects at exit (nmag_cli.console_main)
+    sys.exit(code)

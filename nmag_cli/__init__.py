@@ -9,6 +9,7 @@ and the app never owns the command line.
 """
 from __future__ import annotations
 
+import gc
 import sys
 
 GUI_HELP = """
@@ -22,7 +23,10 @@ def console_main() -> int:
     """The installed `nmag` command: main(), then the process ends at once if a compile is still
     running in the background (engine.fused.exit_now_if_compiling: shutting down beside it could
     abort with status 134 after the work was done). main() itself never ends the process, so
-    tests and scripts can call it."""
+    tests and scripts can call it. Before returning, the objects alive by then are frozen out of
+    the garbage collector (gc.freeze): the interpreter's last collection at exit would otherwise
+    walk the ~170,000 objects that torch and the engine leave, 0.3 s of every command (measured
+    here, import and exit paired: 1.98 against 2.27 s)."""
     try:
         code = main()
     except KeyboardInterrupt:      # Ctrl+C before a command's own handler is in place (imports)
@@ -30,6 +34,7 @@ def console_main() -> int:
         return 130
     if "engine.fused" in sys.modules:
         sys.modules["engine.fused"].exit_now_if_compiling(code)
+    gc.freeze()
     return code
 
 
