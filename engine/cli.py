@@ -124,6 +124,7 @@ def _run(args) -> int:
     from .stages import run_stages
     from .threads import apply_thread_policy
     from .preflight import check_runnable
+    from .notes import notes_to
 
     src = Path(args.problem)
     out = Path(args.out) if args.out else src.with_name(src.stem + ("_result.h5" if src.suffix == ".h5" else ".h5"))
@@ -147,7 +148,9 @@ def _run(args) -> int:
     with _signals_as_interrupt() as signals:
         try:
             import warnings
-            with warnings.catch_warnings():      # said once, as nmag's own line, below
+            with warnings.catch_warnings(), notes_to(lambda text: print(f"nmag: note: {text}", file=sys.stderr),
+                                                     shown=not args.quiet):
+                # the model card's warning is said once, as nmag's own line, below
                 warnings.filterwarnings("ignore", message="neural demag: outside the model card")
                 sim = Simulation(problem, m0=m0)
             for w in getattr(sim.demag, "warnings", []):

@@ -460,9 +460,11 @@ class SimulationWorker(QObject):
         count the steps run with."""
         from engine.threads import threads_for_grid
         nx, ny, nz = problem.mesh.n
+        from engine.notes import notes_to
         self.threads = threads_for_grid(int(nx) * int(ny) * int(nz), self.max_threads)
         torch.set_num_threads(self.threads)
-        return Simulation(problem, m0=m0)
+        with notes_to(lambda text: self.message.emit(text[:1].upper() + text[1:] + "...")):
+            return Simulation(problem, m0=m0)   # a first build of the compiled network says so
 
     def _report_demag(self, sim) -> None:
         """Say in the Messages tab what the demag's constructor warned (the neural demag outside

@@ -113,3 +113,22 @@ def test_the_nmag_command_freezes_its_objects_before_exit():
             "print(before, gc.get_freeze_count() > 1000, code)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.split() == ["0", "True", "3"], r.stdout + r.stderr
+
+
+def test_run_says_when_it_builds_the_compiled_network(tmp_path, capsys, monkeypatch):
+    from engine.neural import compiled
+    if compiled.library() is None:
+        pytest.skip(f"no compiled kernel: {compiled.why_not()}")
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))   # nothing built yet
+    compiled.forget()
+    try:
+        prob = tmp_path / "tiny.toml"
+        prob.write_text(TINY.replace('method = "rk45"', 'method = "rk45"\ndemag = "neural"')
+                        .replace("n = [16, 8, 1]", "n = [32, 32, 1]").replace("cell_nm = [5.0, 5.0, 3.0]", "cell_nm = [3.0, 3.0, 3.0]"))
+        assert main(["run", str(prob), "--out", str(tmp_path / "a.h5")]) == 0
+        assert "nmag: note: building the network's learned part" in capsys.readouterr().err
+        assert main(["run", str(prob), "--out", str(tmp_path / "b.h5")]) == 0   # built: no note
+        assert "building" not in capsys.readouterr().err
+        assert main(["run", str(prob), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 0
+    finally:
+        compiled.forget()

@@ -5,6 +5,7 @@ and a cache folder that others could write is never loaded from."""
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,31 @@ def test_a_library_that_does_not_load_leaves_the_torch_path(monkeypatch, fresh_l
     assert compiled.library() is None
     nd = NeuralDemag((64, 48, 1), (3e-9, 3e-9, 3e-9))
     assert nd.compiled is None and nd.learned_part in ("traced", "eager") and nd.compiled_why
+
+
+@needs_library
+def test_a_build_says_so_and_removes_what_killed_builds_left(fresh_library, caplog):
+    fresh_library.mkdir(parents=True, mode=0o700)
+    old, recent = fresh_library / ".far-0.so.11.tmp", fresh_library / ".far-0.so.12.tmp"
+    old.write_bytes(b"half a library")
+    recent.write_bytes(b"a build running now")
+    os.utime(old, (time.time() - 2 * compiled.STALE_BUILD_S,) * 2)
+    with caplog.at_level("INFO", logger="engine.neural.compiled"):
+        assert compiled.library() is not None
+    assert any("building the network's learned part" in r.getMessage() for r in caplog.records)
+    assert not old.exists() and recent.exists()     # another process's build may still be going
+
+
+@needs_library
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_cache_below_a_folder_others_could_change_is_not_used(monkeypatch, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)          # anyone could swap the cache folder for one of theirs
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(shared / "cache"))
+    compiled.forget()
+    try:
+        assert compiled.library() is not None     # built in a private temporary folder instead
+    finally:
+        compiled.forget()
+    assert not list((shared / "cache").rglob("far-*.so"))

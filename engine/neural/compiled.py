@@ -13,7 +13,9 @@ folder `kernels`, private to the user), under a name that hashes the source, the
 flags and the CPU, so a home shared by different machines never loads a library built for
 another. A cache folder of ours that others could write is made private first; a library file
 that others could write, or that is not ours, is built again, never loaded; without a usable
-folder the build goes to a private temporary one, removed once the library is loaded. No
+folder (or one whose parent folders others could change) the build goes to a private temporary
+one, removed once the library is loaded. A build says so on the `engine.neural.compiled` logger
+(INFO: `nmag run` prints it, the app shows it), as it takes 2-9 s. No
 compiler, a failed build, or a result that differs from torch's network on a test input
 (NeuralDemag checks): the torch path runs instead (`why_not()`, NeuralDemag.compiled_why and
 `nmag run` say why). NMAG_NEURAL_KERNEL=0 turns it off.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shlex
@@ -32,6 +35,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,11 @@ OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE = 10, 1, 2, 3     # nm_run's records (far
 # the fewest coarse rows per thread for which finish() shares U_0 with a helper thread (a hand-off
 # costs tens of microseconds: 256^2 has 64 rows)
 MIN_ROWS_TO_SHARE = 64
+# a build's temporary file older than this is left from a build that was killed (the compiler's
+# own limit is 120 s): removed when the next build starts
+STALE_BUILD_S = 600
+
+_log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _lib = None
@@ -98,22 +107,55 @@ def _private_dir(path: Path) -> bool:
     return _ours_and_private(path, folder=True)
 
 
+def _safe_ancestors(path: Path) -> bool:
+    """Whether no one else could rename or replace `path` through a folder above it: each one is
+    root's or ours, writable by others only with the sticky bit (/tmp), and by its group only
+    where that is our own group (a private user group, as umask 002 systems give)."""
+    if not hasattr(os, "getuid"):
+        return True
+    for p in path.absolute().parents:
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        if st.st_uid not in (0, os.getuid()):
+            return False
+        if st.st_mode & 0o002 and not st.st_mode & 0o1000:
+            return False
+        if st.st_mode & 0o020 and not st.st_mode & 0o1000 and st.st_gid != os.getgid():
+            return False
+    return True
+
+
 def _kernel_dir() -> tuple[Path, bool]:
     """The folder to build into and load from, and whether it is a temporary one of this process
-    (the user's cache folder is missing, not writable, or writable by others)."""
+    (the user's cache folder is missing, not writable, writable by others, or below a folder
+    others could change)."""
     from ..fft_backends import cache_dir
     d = cache_dir() / "kernels"
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError:
         pass
-    if _private_dir(d):
+    if _private_dir(d) and _safe_ancestors(d):
         return d, False
     return Path(tempfile.mkdtemp(prefix="nmag-kernels-")), True   # private (0700), this process only
 
 
+def _remove_stale_builds(folder: Path) -> None:
+    """Temporary files of builds that were killed (older than STALE_BUILD_S)."""
+    for f in folder.glob(".far-*.tmp"):
+        try:
+            if time.time() - f.lstat().st_mtime > STALE_BUILD_S:
+                f.unlink()
+        except OSError:
+            pass
+
+
 def _compile(cc: list, out: Path, flags: tuple) -> bool:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    _remove_stale_builds(out.parent)
+    _log.info("building the network's learned part for this CPU (%s, once: a few seconds)", " ".join(cc))
     try:
         r = subprocess.run([*cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
         if r.returncode != 0 or not tmp.exists():
