@@ -190,12 +190,21 @@ class FFTDemag(Demag):
         H = self._convolve(M)
         return H.clone() if self._pipe.reuses_output else H
 
-    def h(self, state) -> torch.Tensor:
+    def input_view(self):
+        """The pipeline's own (3, nz, ny, nx) input buffer where it has one (CPU): write M there,
+        then convolve_input(); None otherwise."""
+        return self._pipe.input_view()
+
+    def convolve_input(self) -> torch.Tensor:
+        """-N * (what was written into input_view()): a view of a buffer the next call overwrites."""
         pipe = self._pipe
-        buf = pipe.input_view()
+        return pipe.inverse(self._multiply(pipe.forward(None), self._kneg))
+
+    def h(self, state) -> torch.Tensor:
+        buf = self.input_view()
         if buf is not None and state.m.device.type == "cpu" and state.m.dtype == self.dtype:
             torch.mul(state.Ms, state.m, out=buf)   # M straight into FFTW's input buffer
-            return pipe.inverse(self._multiply(pipe.forward(None), self._kneg)) * state.mask
+            return self.convolve_input() * state.mask
         return self._convolve(state.Ms * state.m) * state.mask
 
 

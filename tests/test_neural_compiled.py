@@ -277,3 +277,43 @@ def test_a_cache_below_a_folder_others_could_change_is_not_used(monkeypatch, tmp
     finally:
         compiled.forget()
     assert not list((shared / "cache").rglob("far-*.so"))
+
+
+def _film_state(n, dtype, seed=5):
+    """A one-layer State (a disk, so the mask matters) with a random m."""
+    from types import SimpleNamespace
+    nx, ny, nz = n
+    yy, xx = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
+    mask = (((xx - nx / 2) / (nx / 2)) ** 2 + ((yy - ny / 2) / (ny / 2)) ** 2 < 1)[None]
+    m = torch.randn(3, nz, ny, nx, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+    m = m / m.norm(dim=0, keepdim=True) * mask
+    return SimpleNamespace(m=m, mask=mask, Ms=8e5 * mask.to(dtype))
+
+
+@needs_library
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_field(threads, dtype):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=dtype)
+        nd.split = False                      # one way, as standard problem 4 runs
+        st = _film_state((100, 25, 1), dtype)
+        assert nd._near_with_input(st) is not None   # the path under test is taken
+        h = nd.h(st)
+        ref = nd.h_from_M(st.Ms * st.m) * st.mask
+        assert h.dtype == dtype and h.shape == st.m.shape
+        assert torch.equal(h, ref)            # the same operations on the same float32 numbers
+        assert torch.equal(nd.h(st), ref)     # and again: nothing left over in the buffers
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_library
+def test_films_it_cannot_write_into_take_the_general_path(one_torch_thread):
+    nd = NeuralDemag((32, 32, 2), (3e-9, 3e-9, 3e-9))
+    assert nd.fallback is None and nd._near_with_input(_film_state((32, 32, 2), torch.float64)) is None
+    nd = NeuralDemag((32, 32, 1), (3e-9, 3e-9, 3e-9))
+    nd.split = True                           # side by side: the near field runs on the worker
+    assert nd._near_with_input(_film_state((32, 32, 1), torch.float64)) is None

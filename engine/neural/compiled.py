@@ -405,6 +405,14 @@ class CompiledFar:
             self.features(x)
             return self.finish(near, helper)
 
+    def with_near(self, x: torch.Tensor, near_field, helper=None) -> torch.Tensor:
+        """The field as __call__ gives it, the near field computed by near_field() between the
+        learned part's levels and its last prolongation (so x may be a view of the near field's
+        FFT input buffer, which near_field() reads before finish() needs its result)."""
+        with self._busy:
+            self.features(x)
+            return self.finish(near_field(), helper)
+
     def alone(self, x: torch.Tensor) -> torch.Tensor:
         """The learned part of x alone, prolonged to the grid (a new tensor; add the near field)."""
         with self._busy:
