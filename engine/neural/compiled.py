@@ -308,6 +308,11 @@ class CompiledFar:
         self.spare = _Map(last.h, last.w, c, 1)
         self.ops = self._plan(net)
         self._busy = threading.Lock()   # one evaluation at a time: the level buffers are shared
+        # the fixed addresses each call passes (numpy's .ctypes builds an object per reading)
+        K = self.w["U0"].shape[0]
+        a = self.levels[0]
+        self._ptr = {"ops": self.ops.ctypes.data, "pool_row": self.pool_row.ctypes.data,
+                     "U0": self.w["U0"].ctypes.data, "u0_start": a.at(0, 0) if K == 3 else a.at(1, 1)}
 
     @classmethod
     def build(cls, net, ny: int, nx: int):
@@ -360,8 +365,8 @@ class CompiledFar:
         p = self.pooled
         sc, sy, sx = x.stride()[1:]
         self.lib.nm_pool(x.data_ptr(), sc, sy, sx, self.C, self.ny, self.nx, self.stem, p.interior, p.h, p.w, p.row,
-                         self.pool_row.ctypes.data)
-        if self.lib.nm_run(self.ops.ctypes.data, len(self.ops)):
+                         self._ptr["pool_row"])
+        if self.lib.nm_run(self._ptr["ops"], len(self.ops)):
             raise RuntimeError("far.c: no loop for this shape")   # excluded when built
 
     def finish(self, near: torch.Tensor, helper=None) -> torch.Tensor:
@@ -392,11 +397,10 @@ class CompiledFar:
         return out
 
     def _u0(self, out: torch.Tensor, near: torch.Tensor | None, rows: tuple = (1, 1 << 30)) -> None:
-        a, K = self.levels[0], self.w["U0"].shape[0]
-        start = a.at(0, 0) if K == 3 else a.at(1, 1)
         src, (nc, ny_, nx_) = (None, (0, 0, 0)) if near is None else (near.data_ptr(), near.stride()[1:])
-        if self.lib.nm_u0(start, a.row, self.w["U0"].ctypes.data, K, self.stem ** 2 * self.C, self.ny, self.nx,
-                          self.scale, out.data_ptr(), *out.stride()[1:], src, nc, ny_, nx_, *rows):
+        if self.lib.nm_u0(self._ptr["u0_start"], self.levels[0].row, self._ptr["U0"], self.w["U0"].shape[0],
+                          self.stem ** 2 * self.C, self.ny, self.nx, self.scale, out.data_ptr(), *out.stride()[1:],
+                          src, nc, ny_, nx_, *rows):
             raise RuntimeError("far.c: no loop for this shape")   # excluded when built
 
     def __call__(self, x: torch.Tensor, near: torch.Tensor, helper=None) -> torch.Tensor:

@@ -93,6 +93,7 @@ class NeuralDemag(Demag):
         # one evaluation at a time: the near field's FFT buffers and the compiled part's level
         # buffers belong to this instance (two threads calling at once got wrong fields)
         self._evaluating = threading.Lock()
+        self._buffer_near = {}   # torch threads -> the near field's FFT that h writes M into, or None
         nx, ny, nz = self.n
         dx, dy, dz = self.d
         self.aspect = dz / dx
@@ -292,9 +293,12 @@ class NeuralDemag(Demag):
         if (self.compiled is None or nz != 1 or self.split or state.m.device.type != "cpu"
                 or tuple(state.m.shape[1:]) != (nz, ny, nx)):
             return None
-        from .near_fft import NearFieldFFT
-        near = self.net._near_fft_for((ny, nx, torch.get_num_threads()), NearFieldFFT, ny, nx)
-        return near if near.input_view() is not None else None
+        threads = torch.get_num_threads()
+        if threads not in self._buffer_near:   # the same NearFieldFFT the network's near() uses
+            from .near_fft import NearFieldFFT
+            near = self.net._near_fft_for((ny, nx, threads), NearFieldFFT, ny, nx)
+            self._buffer_near[threads] = near if near.input_view() is not None else None
+        return self._buffer_near[threads]
 
     def _h_through_buffer(self, state, near) -> torch.Tensor:
         """h for one layer without h_from_M's copies: M goes into the near field's FFT input
