@@ -463,7 +463,7 @@ class SimulationWorker(QObject):
         from engine.notes import notes_to
         self.threads = threads_for_grid(int(nx) * int(ny) * int(nz), self.max_threads)
         torch.set_num_threads(self.threads)
-        with notes_to(lambda text: self.message.emit(text[:1].upper() + text[1:] + "...")):
+        with notes_to(lambda text: self.message.emit(text[:1].upper() + text[1:])):
             return Simulation(problem, m0=m0)   # a first build of the compiled network says so
 
     def _report_demag(self, sim) -> None:

@@ -129,6 +129,8 @@ def test_run_says_when_it_builds_the_compiled_network(tmp_path, capsys, monkeypa
         assert "nmag: note: building the network's learned part" in capsys.readouterr().err
         assert main(["run", str(prob), "--out", str(tmp_path / "b.h5")]) == 0   # built: no note
         assert "building" not in capsys.readouterr().err
+        compiled.forget()                    # built again (its cache is gone from the process), quietly
         assert main(["run", str(prob), "--out", str(tmp_path / "c.h5"), "--quiet"]) == 0
+        assert "nmag: note" not in capsys.readouterr().err
     finally:
         compiled.forget()

@@ -290,16 +290,25 @@ def _film_state(n, dtype, seed=5):
     return SimpleNamespace(m=m, mask=mask, Ms=8e5 * mask.to(dtype))
 
 
+def _buffered_backends():
+    from engine.fft_backends import available_backends
+    return [b for b in ("torch", "fftw") if b in available_backends()]
+
+
 @needs_library
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", _buffered_backends())
+@pytest.mark.parametrize("threads, n", [(1, (100, 25, 1)), (2, (100, 25, 1)), (2, (40, 520, 1))])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_field(threads, dtype):
+def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_field(threads, n, dtype, backend,
+                                                                                  monkeypatch):
+    # (40, 520): 130 coarse rows, so on two threads U_0 shares its rows with the helper
+    monkeypatch.setenv("NMAG_FFT", backend)   # the pipelines with an input buffer of their own
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=dtype)
+        nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=dtype)
         nd.split = False                      # one way, as standard problem 4 runs
-        st = _film_state((100, 25, 1), dtype)
+        st = _film_state(n, dtype)
         assert nd._near_with_input(st) is not None   # the path under test is taken
         h = nd.h(st)
         ref = nd.h_from_M(st.Ms * st.m) * st.mask
@@ -311,9 +320,53 @@ def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_fie
 
 
 @needs_library
+def test_a_pipeline_without_a_buffer_of_its_own_takes_the_general_path(monkeypatch, one_torch_thread):
+    from engine.fft_backends import available_backends
+    if "scipy" not in available_backends():
+        pytest.skip("scipy's FFT is not installed")
+    monkeypatch.setenv("NMAG_FFT", "scipy")
+    nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=torch.float64)
+    nd.split = False
+    st = _film_state((100, 25, 1), torch.float64)
+    assert nd._near_with_input(st) is None
+    assert torch.equal(nd.h(st), nd.h_from_M(st.Ms * st.m) * st.mask)
+
+
+@needs_library
 def test_films_it_cannot_write_into_take_the_general_path(one_torch_thread):
     nd = NeuralDemag((32, 32, 2), (3e-9, 3e-9, 3e-9))
     assert nd.fallback is None and nd._near_with_input(_film_state((32, 32, 2), torch.float64)) is None
     nd = NeuralDemag((32, 32, 1), (3e-9, 3e-9, 3e-9))
     nd.split = True                           # side by side: the near field runs on the worker
     assert nd._near_with_input(_film_state((32, 32, 1), torch.float64)) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_folders_others_could_change_are_named_and_sticky_ones_are_not(tmp_path):
+    shared, sticky = tmp_path / "shared", tmp_path / "sticky"
+    for d, mode in ((shared, 0o777), (sticky, 0o1777)):
+        (d / "mine").mkdir(parents=True)
+        os.chmod(d, mode)
+    assert str(shared) in compiled._unsafe_ancestor(shared / "mine" / "kernels")
+    assert compiled._unsafe_ancestor(sticky / "mine" / "kernels") is None       # as /tmp
+    link = tmp_path / "link"
+    link.symlink_to(shared / "mine")                 # the path as written looks safe, the real one is not
+    assert str(shared) in compiled._unsafe_ancestor(link / "kernels")
+
+
+@needs_library
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_cache_reached_through_a_link_below_a_shared_folder_is_not_used(monkeypatch, tmp_path, caplog):
+    shared = tmp_path / "shared"
+    (shared / "mine").mkdir(parents=True)
+    os.chmod(shared, 0o777)
+    (tmp_path / "link").symlink_to(shared / "mine")
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "link" / "cache"))
+    compiled.forget()
+    try:
+        with caplog.at_level("INFO", logger="engine.neural.compiled"):
+            assert compiled.library() is not None     # built in a private temporary folder instead
+    finally:
+        compiled.forget()
+    assert not list((shared / "mine").rglob("far-*.so"))
+    assert any("not cached" in r.getMessage() and str(shared) in r.getMessage() for r in caplog.records)

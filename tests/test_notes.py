@@ -31,3 +31,41 @@ def test_not_shown_routes_nothing_and_a_failing_callback_breaks_nothing():
             logging.getLogger("engine.x").info("still fine")   # no exception reaches the caller
     finally:
         logging.raiseExceptions = was
+
+
+def test_a_block_hears_its_own_thread_only_and_blocks_on_two_threads_close_in_any_order():
+    import threading
+    logger = logging.getLogger("engine")
+    level, propagate = logger.level, logger.propagate
+    mine, theirs = [], []
+    opened, release = threading.Event(), threading.Event()
+
+    def other():
+        with notes_to(theirs.append):
+            opened.set()
+            logging.getLogger("engine.y").info("from the other thread")
+            release.wait(10)
+    t = threading.Thread(target=other)
+    with notes_to(mine.append):
+        t.start()
+        opened.wait(10)
+        logging.getLogger("engine.y").info("from this thread")
+    # this block closed first, the other is still open: the engine's notes are still routed
+    assert logger.getEffectiveLevel() <= logging.INFO
+    release.set()
+    t.join()
+    assert mine == ["from this thread"] and theirs == ["from the other thread"]
+    assert (logger.level, logger.propagate) == (level, propagate)
+
+
+def test_a_script_with_its_own_logging_sees_a_note_once(capsys):
+    root = logging.getLogger()
+    handler = logging.StreamHandler()        # what logging.basicConfig() adds
+    root.addHandler(handler)
+    try:
+        got = []
+        with notes_to(got.append):
+            logging.getLogger("engine.z").warning("one note")
+    finally:
+        root.removeHandler(handler)
+    assert got == ["one note"] and "one note" not in capsys.readouterr().err

@@ -107,39 +107,77 @@ def _private_dir(path: Path) -> bool:
     return _ours_and_private(path, folder=True)
 
 
-def _safe_ancestors(path: Path) -> bool:
-    """Whether no one else could rename or replace `path` through a folder above it: each one is
-    root's or ours, writable by others only with the sticky bit (/tmp), and by its group only
-    where that is our own group (a private user group, as umask 002 systems give)."""
+def _trusted_owners() -> set:
+    """root, this user and the kernel's overflow user ("nobody": how a rootless container shows
+    the host's root-owned folders)."""
+    owners = {0, os.getuid()}
+    try:
+        owners.add(int(Path("/proc/sys/kernel/overflowuid").read_text()))
+    except (OSError, ValueError):
+        owners.add(65534)
+    return owners
+
+
+def _private_group(gid: int) -> bool:
+    """Whether gid is this user's own group (a user private group, as umask 002 systems give:
+    named as the user, no other members)."""
+    try:
+        import grp
+        import pwd
+        g = grp.getgrgid(gid)
+        return g.gr_name == pwd.getpwuid(os.getuid()).pw_name and not g.gr_mem
+    except (ImportError, KeyError):
+        return False
+
+
+def _unsafe_ancestor(path: Path) -> str | None:
+    """The first folder above `path` (symbolic links followed: the folders the path really goes
+    through) through which someone else could rename or replace it, with why; None where there
+    is none. Safe: owned by root or us, writable by others only with the sticky bit (/tmp), and
+    by its group only where that is our private group."""
     if not hasattr(os, "getuid"):
-        return True
-    for p in path.absolute().parents:
+        return None
+    owners = _trusted_owners()
+    for p in path.resolve().parents:
         try:
             st = p.stat()
-        except OSError:
-            return False
-        if st.st_uid not in (0, os.getuid()):
-            return False
-        if st.st_mode & 0o002 and not st.st_mode & 0o1000:
-            return False
-        if st.st_mode & 0o020 and not st.st_mode & 0o1000 and st.st_gid != os.getgid():
-            return False
-    return True
+        except OSError as e:
+            return f"{p} ({e.strerror})"
+        sticky = st.st_mode & 0o1000
+        if st.st_uid not in owners:
+            return f"{p} (owned by user {st.st_uid})"
+        if st.st_mode & 0o002 and not sticky:
+            return f"{p} (anyone may write to it)"
+        if st.st_mode & 0o020 and not sticky and not _private_group(st.st_gid):
+            return f"{p} (group {st.st_gid} may write to it)"
+    return None
 
 
-def _kernel_dir() -> tuple[Path, bool]:
+def _kernel_dir() -> tuple[Path | None, bool]:
     """The folder to build into and load from, and whether it is a temporary one of this process
     (the user's cache folder is missing, not writable, writable by others, or below a folder
-    others could change)."""
+    others could change: said on the log, as every process then builds again); None where no
+    folder is safe."""
     from ..fft_backends import cache_dir
     d = cache_dir() / "kernels"
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError:
         pass
-    if _private_dir(d) and _safe_ancestors(d):
-        return d, False
-    return Path(tempfile.mkdtemp(prefix="nmag-kernels-")), True   # private (0700), this process only
+    if not _private_dir(d):
+        why = f"{d} is not a private folder of this user"
+    else:
+        above = _unsafe_ancestor(d)
+        if above is None:
+            return d, False
+        why = f"{d} lies below {above}"
+    _log.info("the compiled learned part is not cached: %s; it is built in a temporary folder in every "
+              "process (set NMAG_CACHE_DIR to a private folder)", why)
+    tmp = Path(tempfile.mkdtemp(prefix="nmag-kernels-"))   # private (0700), this process only
+    if _unsafe_ancestor(tmp) is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None, True
+    return tmp, True
 
 
 def _remove_stale_builds(folder: Path) -> None:
@@ -155,7 +193,7 @@ def _remove_stale_builds(folder: Path) -> None:
 def _compile(cc: list, out: Path, flags: tuple) -> bool:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     _remove_stale_builds(out.parent)
-    _log.info("building the network's learned part for this CPU (%s, once: a few seconds)", " ".join(cc))
+    _log.info("building the network's learned part for this CPU with %s (a few seconds)", " ".join(cc))
     try:
         r = subprocess.run([*cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
         if r.returncode != 0 or not tmp.exists():
@@ -206,6 +244,8 @@ def _build_and_load():
         return None, "no C compiler found (cc, gcc, clang or $CC)"
     src, cpu = SOURCE.read_bytes(), _cpu_id().encode()
     folder, temporary = _kernel_dir()
+    if folder is None:
+        return None, "no folder to build it in that only this user can change (see the log)"
     try:
         for flags in (FLAGS + ("-march=native",), FLAGS):
             key = hashlib.sha256(b"\0".join([src, " ".join(cc).encode(), " ".join(flags).encode(), cpu]))

@@ -311,7 +311,7 @@ class NeuralDemag(Demag):
             torch.mul(state.Ms, state.m, out=buf)
             helper = near_worker() if torch.get_num_threads() > 1 else None
             H = self.compiled.with_near(buf.transpose(0, 1), lambda: near.convolve_input().transpose(0, 1), helper)
-            out = torch.empty(state.m.shape, dtype=state.m.dtype)
+            out = torch.empty(state.m.shape, dtype=torch.promote_types(state.Ms.dtype, state.m.dtype))
             return torch.mul(H.transpose(0, 1), state.mask, out=out)
 
     # ------------------------------------------------------------------ probe hook
