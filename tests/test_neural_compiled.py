@@ -309,7 +309,7 @@ def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_fie
         nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=dtype)
         nd.split = False                      # one way, as standard problem 4 runs
         st = _film_state(n, dtype)
-        assert nd._near_with_input(st) is not None   # the path under test is taken
+        assert nd._buffer_plan(st) is not None   # the path under test is taken
         h = nd.h(st)
         ref = nd.h_from_M(st.Ms * st.m) * st.mask
         assert h.dtype == dtype and h.shape == st.m.shape
@@ -328,17 +328,17 @@ def test_a_pipeline_without_a_buffer_of_its_own_takes_the_general_path(monkeypat
     nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=torch.float64)
     nd.split = False
     st = _film_state((100, 25, 1), torch.float64)
-    assert nd._near_with_input(st) is None
+    assert nd._buffer_plan(st) is None
     assert torch.equal(nd.h(st), nd.h_from_M(st.Ms * st.m) * st.mask)
 
 
 @needs_library
 def test_films_it_cannot_write_into_take_the_general_path(one_torch_thread):
     nd = NeuralDemag((32, 32, 2), (3e-9, 3e-9, 3e-9))
-    assert nd.fallback is None and nd._near_with_input(_film_state((32, 32, 2), torch.float64)) is None
+    assert nd.fallback is None and nd._buffer_plan(_film_state((32, 32, 2), torch.float64)) is None
     nd = NeuralDemag((32, 32, 1), (3e-9, 3e-9, 3e-9))
     nd.split = True                           # side by side: the near field runs on the worker
-    assert nd._near_with_input(_film_state((32, 32, 1), torch.float64)) is None
+    assert nd._buffer_plan(_film_state((32, 32, 1), torch.float64)) is None
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
@@ -370,3 +370,22 @@ def test_a_cache_reached_through_a_link_below_a_shared_folder_is_not_used(monkey
         compiled.forget()
     assert not list((shared / "mine").rglob("far-*.so"))
     assert any("not cached" in r.getMessage() and str(shared) in r.getMessage() for r in caplog.records)
+
+
+@needs_library
+def test_the_state_path_reads_strided_m_and_refuses_what_it_cannot_read(monkeypatch, one_torch_thread):
+    monkeypatch.setenv("NMAG_FFT", "torch")
+    nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=torch.float64)
+    nd.split = False
+    st = _film_state((100, 25, 1), torch.float64)
+    plan = nd._buffer_plan(st)
+    bound = plan.bound
+    ref = nd.h_from_M(st.Ms * st.m) * st.mask
+    strided = st.m.transpose(2, 3).contiguous().transpose(2, 3)     # the same m, columns outermost
+    assert bound.takes_state(strided, st.Ms, st.mask)
+    assert torch.equal(bound.field_of_state(strided, st.Ms, st.mask, plan.near_field), ref)
+    assert not bound.takes_state(st.m.float(), st.Ms, st.mask)        # float32 states: the torch mask
+    assert not bound.takes_state(st.m, st.Ms, st.mask.double())
+    assert not bound.takes_state(st.m[:, :, :, :50], st.Ms, st.mask)
+    with pytest.raises(ValueError, match="float64"):
+        bound.field_of_state(st.m.float(), st.Ms, st.mask, plan.near_field)

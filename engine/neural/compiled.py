@@ -279,6 +279,10 @@ def _declare(lib) -> None:
     lib.nm_pool.restype = None
     lib.nm_down.argtypes = [P, I, I, I, I, P, I]
     lib.nm_down.restype = None
+    lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L]
+    lib.nm_u0_masked.restype = I
+    lib.nm_load.argtypes = [P, I, L, L, L, P, L, L, P, L, L, L, I, I, I]
+    lib.nm_load.restype = None
     lib.nm_run.argtypes = [P, I]
     lib.nm_run.restype = I
 
@@ -457,8 +461,86 @@ class CompiledFar:
             self.features(x)
             return self.finish(near_field(), helper)
 
+    def bind(self, x: torch.Tensor) -> "BoundFar":
+        """This learned part bound to one input buffer x that never moves (see BoundFar)."""
+        return BoundFar(self, x)
+
     def alone(self, x: torch.Tensor) -> torch.Tensor:
         """The learned part of x alone, prolonged to the grid (a new tensor; add the near field)."""
         with self._busy:
             self.features(x)
             return self.prolonged()
+
+
+class BoundFar:
+    """A CompiledFar bound to one input buffer x (1, 3 nz, ny, nx) float32 that never moves (the
+    near field's FFT input, engine.neural.demag) and to an output buffer of its own, each checked
+    once here: a call passes addresses and strides worked out in advance. On standard problem
+    4's 100 x 25 grid the checks and tensor queries of features() and finish() cost as much as
+    the compiled work itself. One thread (finish() shares U_0's rows with a helper)."""
+
+    def __init__(self, cf: CompiledFar, x: torch.Tensor):
+        cf._check("x", x)
+        self.cf, self.x = cf, x          # x is kept referenced: its address stays valid
+        self.out = torch.empty((1, cf.C, cf.ny, cf.nx), dtype=torch.float32)
+        p = cf.pooled
+        self._pool = (x.data_ptr(), *x.stride()[1:], cf.C, cf.ny, cf.nx, cf.stem, p.interior, p.h, p.w, p.row,
+                      cf._ptr["pool_row"])
+        self._run = (cf._ptr["ops"], len(cf.ops))
+        self._u0 = (cf._ptr["u0_start"], cf.levels[0].row, cf._ptr["U0"], cf.w["U0"].shape[0], cf.stem ** 2 * cf.C,
+                    cf.ny, cf.nx, cf.scale, self.out.data_ptr(), *self.out.stride()[1:])
+        self._near = (None, None)        # the last near field tensor seen, and its address and strides
+        self._load = (*x.stride()[1:], cf.C, cf.ny, cf.nx)
+        self._field_shape = (cf.C, 1, cf.ny, cf.nx)
+
+    def __call__(self, near_field) -> torch.Tensor:
+        """The field of what x holds into self.out (1, 3 nz, ny, nx), overwritten by the next
+        call: the learned part's levels, then near_field() (a (1, 3 nz, ny, nx) float32 tensor,
+        any strides; computed here so that it may read x's buffer first), then U_0 plus it."""
+        cf, lib = self.cf, self.cf.lib
+        with cf._busy:
+            lib.nm_pool(*self._pool)
+            if lib.nm_run(*self._run):
+                raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+            near = near_field()
+            if near is not self._near[0]:    # an FFT pipeline that returns its own buffer: once
+                cf._check("near", near)
+                self._near = (near, (near.data_ptr(), *near.stride()[1:]))
+            if lib.nm_u0(*self._u0, *self._near[1], 1, 1 << 30):
+                raise RuntimeError("far.c: no loop for this shape")
+        return self.out
+
+    def takes_state(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor) -> bool:
+        """Whether field_of_state can read these: a one-layer film's float64 m (3, 1, ny, nx), Ms
+        of its dtype and mask (bool), both (1, ny, nx), on the CPU."""
+        shape = self._field_shape
+        return (self.cf.C == 3 and m.dtype == torch.float64 and Ms.dtype == torch.float64 and mask.dtype == torch.bool
+                and m.shape == shape and Ms.shape == shape[1:] and mask.shape == shape[1:]
+                and m.device.type == Ms.device.type == mask.device.type == "cpu")
+
+    def field_of_state(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor, near_field) -> torch.Tensor:
+        """H = mask (near + learned part) of M = Ms m as a new float64 (3, 1, ny, nx) tensor, with
+        M's float32 copy written into x (the near field's FFT input) and the mask and float64
+        written by U_0's pass (nm_load, nm_u0_masked): on standard problem 4's grid the two torch
+        operations these replace cost 20 us each. The inputs as takes_state says (checked)."""
+        if not self.takes_state(m, Ms, mask):
+            raise ValueError("BoundFar.field_of_state: m, Ms and mask must be a one-layer film's float64 m "
+                             f"{self._field_shape}, Ms and a bool mask {self._field_shape[1:]} on the CPU")
+        cf, lib = self.cf, self.cf.lib
+        H = torch.empty(self._field_shape, dtype=torch.float64)
+        ms, ss, ks = m.stride(), Ms.stride(), mask.stride()
+        with cf._busy:
+            lib.nm_load(m.data_ptr(), 8, ms[0], ms[2], ms[3], Ms.data_ptr(), ss[1], ss[2], self.x.data_ptr(),
+                        *self._load)
+            lib.nm_pool(*self._pool)
+            if lib.nm_run(*self._run):
+                raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+            near = near_field()
+            if near is not self._near[0]:
+                cf._check("near", near)
+                self._near = (near, (near.data_ptr(), *near.stride()[1:]))
+            hs = H.stride()
+            if lib.nm_u0_masked(*self._u0[:8], H.data_ptr(), hs[0], hs[2], hs[3], *self._near[1],
+                                mask.data_ptr(), ks[1], ks[2]):
+                raise RuntimeError("far.c: no loop for this shape")
+        return H

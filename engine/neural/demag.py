@@ -69,6 +69,30 @@ def _sizes_as_constants(graph) -> None:
         pass
 
 
+class _BufferPlan:
+    """For one grid and thread count: the near field's FFT (engine.neural.near_fft) whose input
+    buffer h writes M into, that buffer as the network's (1, 3, ny, nx) input, and the compiled
+    learned part bound to it (engine.neural.compiled.BoundFar), or on two or more threads where
+    U_0 shares its rows with a helper, the general finish()."""
+
+    def __init__(self, near, compiled, threads: int):
+        from .compiled import MIN_ROWS_TO_SHARE
+        self.near, self.buf = near, near.input_view()        # (3, 1, ny, nx) float32, padded rows
+        self.x = self.buf.transpose(0, 1)
+        rows = (compiled.ny + compiled.stem - 1) // compiled.stem
+        self.shares_u0 = threads > 1 and rows >= 2 * MIN_ROWS_TO_SHARE
+        self.bound = None if self.shares_u0 else compiled.bind(self.x)
+        self._H = self._view = None
+
+    def near_field(self) -> torch.Tensor:
+        """The near field of what the buffer holds, as a (1, 3, ny, nx) view; the same view object
+        while the pipeline returns the same buffer (FFTW), so BoundFar checks it once."""
+        H = self.near.convolve_input()
+        if H is not self._H:
+            self._H, self._view = H, H.transpose(0, 1)
+        return self._view
+
+
 class NeuralDemag(Demag):
     """Demag field of a film by the lean network. See the module docstring."""
     name = "demag"
@@ -93,7 +117,7 @@ class NeuralDemag(Demag):
         # one evaluation at a time: the near field's FFT buffers and the compiled part's level
         # buffers belong to this instance (two threads calling at once got wrong fields)
         self._evaluating = threading.Lock()
-        self._buffer_near = {}   # torch threads -> the near field's FFT that h writes M into, or None
+        self._buffer_plans = {}   # torch threads -> the _BufferPlan h writes M through, or None
         nx, ny, nz = self.n
         dx, dy, dz = self.d
         self.aspect = dz / dx
@@ -280,37 +304,44 @@ class NeuralDemag(Demag):
             return y.to(M.dtype)
 
     def h(self, state) -> torch.Tensor:
-        near = self._near_with_input(state)
-        if near is not None:
-            return self._h_through_buffer(state, near)
+        plan = self._buffer_plan(state)
+        if plan is not None:
+            return self._h_through_buffer(state, plan)
         return self.h_from_M(state.Ms * state.m) * state.mask
 
-    def _near_with_input(self, state):
-        """The near field's FFT for this grid where h may write M straight into its input buffer:
-        one layer, the compiled learned part, one way (not side by side), a CPU state of this
-        grid and an FFT pipeline with a buffer of its own (FFTW, torch); else None."""
+    def _buffer_plan(self, state):
+        """What h needs to write M straight into the near field's FFT input buffer, for this
+        thread count (_BufferPlan): one layer, the compiled learned part, one way (not side by
+        side), a CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW,
+        torch); else None."""
         nx, ny, nz = self.n
         if (self.compiled is None or nz != 1 or self.split or state.m.device.type != "cpu"
-                or tuple(state.m.shape[1:]) != (nz, ny, nx)):
+                or state.m.shape[1:] != (nz, ny, nx)):
             return None
         threads = torch.get_num_threads()
-        if threads not in self._buffer_near:   # the same NearFieldFFT the network's near() uses
+        plan = self._buffer_plans.get(threads, False)
+        if plan is False:   # the same NearFieldFFT the network's near() uses
             from .near_fft import NearFieldFFT
             near = self.net._near_fft_for((ny, nx, threads), NearFieldFFT, ny, nx)
-            self._buffer_near[threads] = near if near.input_view() is not None else None
-        return self._buffer_near[threads]
+            plan = self._buffer_plans[threads] = _BufferPlan(near, self.compiled, threads) \
+                if near.input_view() is not None else None
+        return plan
 
-    def _h_through_buffer(self, state, near) -> torch.Tensor:
+    def _h_through_buffer(self, state, plan) -> torch.Tensor:
         """h for one layer without h_from_M's copies: M goes into the near field's FFT input
         buffer as float32 in one pass; the compiled learned part reads it there, the near field
         is transformed in place, and the last prolongation adds it and the mask gives the state's
-        dtype. The same numbers as h_from_M (a test checks); on standard problem 4's 100 x 25
-        the copies and calls it saves were a third of the network's time per call."""
+        dtype. The same numbers as h_from_M (a test checks). On standard problem 4's 100 x 25
+        (one thread, interleaved in one process): 240 -> N us per call, against 195 us for the
+        exact FFT's h; h_from_M's copies and the per-call checks were a third of it."""
         with torch.no_grad(), self._evaluating:
-            buf = near.input_view()                       # (3, 1, ny, nx) float32, padded rows
-            torch.mul(state.Ms, state.m, out=buf)
-            helper = near_worker() if torch.get_num_threads() > 1 else None
-            H = self.compiled.with_near(buf.transpose(0, 1), lambda: near.convolve_input().transpose(0, 1), helper)
+            if plan.bound is not None and plan.bound.takes_state(state.m, state.Ms, state.mask):
+                return plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field)
+            torch.mul(state.Ms, state.m, out=plan.buf)
+            if plan.shares_u0:
+                H = self.compiled.with_near(plan.x, lambda: plan.near.convolve_input().transpose(0, 1), near_worker())
+            else:
+                H = plan.bound(plan.near_field)
             out = torch.empty(state.m.shape, dtype=torch.promote_types(state.Ms.dtype, state.m.dtype))
             return torch.mul(H.transpose(0, 1), state.mask, out=out)
 

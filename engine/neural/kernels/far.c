@@ -122,14 +122,15 @@ DEF_CONV8(12)
  * convolution with 8 inputs and CO = C F^2 outputs in chunks of VC vectors, two coarse pixels at
  * a time, scattered by SCATTER (CL: into a channels-last skip, in place; CF: into the
  * channels-first near field). `in` points where coarse output (0, 0)'s window starts. */
-#define DEF_CONV_SHUFFLE(NAME, CO, VC, K_, F, SCATTER)                                          \
+#define DEF_CONV_SHUFFLE(NAME, CO, VC, K_, F, SCATTER, DT)                                      \
 static void NAME(const float *RESTRICT in, int irow, const float *RESTRICT w, int h, int wd,    \
-                 float alpha, float *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,             \
-                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx, int y0, int y1)    \
+                 float alpha, DT *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,                \
+                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx,                    \
+                 const unsigned char *mask, ptrdiff_t my, ptrdiff_t mx, int y0, int y1)         \
 {                                                                                               \
     enum { CI = 8, K = K_, C = CO / (F * F) };                                                  \
     const int HY = (h + F - 1) / F, WX = (wd + F - 1) / F, unit = dx == 1 && sx == 1;           \
-    (void)dc; (void)sc; (void)unit;                                                             \
+    (void)dc; (void)sc; (void)unit; (void)mask; (void)my; (void)mx;                             \
     float tb[2][CO];                                                                            \
     for (int Y = y0 > 1 ? y0 : 1; Y <= (y1 < HY ? y1 : HY); Y++) {                              \
         int X0 = 1;                                                                             \
@@ -159,15 +160,27 @@ static void NAME(const float *RESTRICT in, int irow, const float *RESTRICT w, in
     }                                                                                           \
 }
 
-DEF_CONV_SHUFFLE(decode_up, 32, 4, 3, 2, SCATTER_CL)
-DEF_CONV_SHUFFLE(u0_48_k3, 48, 6, 3, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_96_k3, 96, 6, 3, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_144_k3, 144, 6, 3, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_192_k3, 192, 6, 3, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_48_k1, 48, 6, 1, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_96_k1, 96, 6, 1, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_144_k1, 144, 6, 1, 4, SCATTER_CF)
-DEF_CONV_SHUFFLE(u0_192_k1, 192, 6, 1, 4, SCATTER_CF)
+/* Channels-first into a double field times a cell mask (bytes, 0 or 1; strides my, mx), the
+ * engine's H of a one-layer film: what torch.mul(near + alpha t, mask, out=double) gives. */
+#define SCATTER_CF_MASKED(C, F)                                                                 \
+    FOR_FINE_PIXELS(F,                                                                          \
+        const int on = mask[yy * my + xx * mx] != 0;                                            \
+        for (int c = 0; c < C; c++) {                                                           \
+            const float v = src[c * sc + yy * sy + xx * sx] + alpha * t[c * F * F + i * F + j]; \
+            dst[c * dc + yy * dy + xx * dx] = on ? (double)v : 0.0;                             \
+        })
+
+DEF_CONV_SHUFFLE(decode_up, 32, 4, 3, 2, SCATTER_CL, float)
+DEF_CONV_SHUFFLE(u0_48_k3, 48, 6, 3, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_96_k3, 96, 6, 3, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_144_k3, 144, 6, 3, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_192_k3, 192, 6, 3, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_48_k1, 48, 6, 1, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_96_k1, 96, 6, 1, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_144_k1, 144, 6, 1, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_192_k1, 192, 6, 1, 4, SCATTER_CF, float)
+DEF_CONV_SHUFFLE(u0_masked_48_k3, 48, 6, 3, 4, SCATTER_CF_MASKED, double)
+DEF_CONV_SHUFFLE(u0_masked_48_k1, 48, 6, 1, 4, SCATTER_CF_MASKED, double)
 
 /* E_1, E and the bottom convolutions: 3 x 3, CI inputs, 8 outputs. Returns 0, or -1 for an
  * input width without a compiled loop. */
@@ -188,7 +201,7 @@ int nm_conv(const float *in, int irow, int CI, const float *w, float *out, int o
 void nm_decode(const float *in, int irow, const float *w, int h, int wd, float alpha, float *a, int arow)
 {
     ptrdiff_t dy = (ptrdiff_t)arow * 8;
-    decode_up(in, irow, w, h, wd, alpha, a, 1, dy, 8, a, 1, dy, 8, 1, h);
+    decode_up(in, irow, w, h, wd, alpha, a, 1, dy, 8, a, 1, dy, 8, NULL, 0, 0, 1, h);
 }
 
 /* U_0 (K x K, 8 -> CO = 16 x 3 nz), pixel shuffle by 4 and crop, times alpha, added to the
@@ -201,9 +214,9 @@ int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int w
 {
 #define CASE(N) case N:                                                                         \
         if (K == 3)                                                                             \
-            u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1);  \
+            u0_##N##_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, NULL, 0, 0, y0, y1); \
         else                                                                                    \
-            u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, y0, y1);  \
+            u0_##N##_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, NULL, 0, 0, y0, y1); \
         return 0;
     if (K != 1 && K != 3)
         return -1;
@@ -212,6 +225,42 @@ int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int w
     default: return -1;
     }
 #undef CASE
+}
+
+/* nm_u0 for one layer (CO = 48) into the engine's double field: near field src (float, never
+ * NULL) plus alpha times U_0's prolongation, times the cell mask (bytes; strides in elements),
+ * over the whole grid. Returns -1 for an unknown shape. */
+int nm_u0_masked(const float *in, int irow, const float *w, int K, int CO, int h, int wd, float alpha,
+                 double *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,
+                 const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx,
+                 const unsigned char *mask, ptrdiff_t my, ptrdiff_t mx)
+{
+    if (CO != 48 || (K != 1 && K != 3) || !src || !mask)
+        return -1;
+    if (K == 3)
+        u0_masked_48_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, 1, 1 << 30);
+    else
+        u0_masked_48_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, 1, 1 << 30);
+    return 0;
+}
+
+/* buf = Ms m, rounded once to float (what torch.mul(Ms, m, out=buf) gives): m (C, h, w) and Ms
+ * (h, w) both double (kind 8) or both float (kind 4), strides in elements; buf float. */
+void nm_load(const void *m, int kind, ptrdiff_t mc, ptrdiff_t my, ptrdiff_t mx, const void *Ms,
+             ptrdiff_t sy, ptrdiff_t sx, float *buf, ptrdiff_t bc, ptrdiff_t by, ptrdiff_t bx,
+             int C, int h, int w)
+{
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < h; y++) {
+            float *b = buf + c * bc + y * by;
+            if (kind == 8) {
+                const double *a = (const double *)m + c * mc + y * my, *s = (const double *)Ms + y * sy;
+                for (int x = 0; x < w; x++) b[x * bx] = (float)(s[x * sx] * a[x * mx]);
+            } else {
+                const float *a = (const float *)m + c * mc + y * my, *s = (const float *)Ms + y * sy;
+                for (int x = 0; x < w; x++) b[x * bx] = s[x * sx] * a[x * mx];
+            }
+        }
 }
 
 /* Channels-first x (strides in floats) averaged over f x f blocks (cells past h, w count as
