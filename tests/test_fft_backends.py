@@ -246,3 +246,30 @@ def test_fastest_padding_follows_the_measured_times(private_cache):
         (private_cache / "fft_backends.json").write_text(json.dumps(data))
         assert fb.fastest_padding(n, paddings, dt, threads=1) == paddings[1 - slow]
     assert fb.fastest_padding(n, paddings, dt, force="torch", threads=1) == paddings[0]
+
+
+@pytest.mark.skipif("fftw" not in HERE, reason="pyFFTW not installed")
+def test_fftw_wisdom_is_written_only_when_planning_added_to_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fb, "_WISDOM_LOADED", False)
+    monkeypatch.setattr(fb, "_WISDOM_ON_DISK", None)
+    writes = []
+    real = fb.write_atomic
+    monkeypatch.setattr(fb, "write_atomic", lambda path, text: (writes.append(path.name), real(path, text)))
+    n = (36, 20, 1)
+    fb.make_pipeline("fftw", n, fb.padded_shape(n), torch.float64)
+    assert writes.count("fftw_wisdom.json") == 1            # a new shape: planned and saved
+    fb.make_pipeline("fftw", n, fb.padded_shape(n), torch.float64)
+    assert writes.count("fftw_wisdom.json") == 1            # planned from wisdom: nothing new to save
+    assert json.loads((tmp_path / "fftw_wisdom.json").read_text())
+
+
+@pytest.mark.skipif("scipy" not in HERE, reason="scipy not installed")
+def test_a_padding_already_measured_is_chosen_without_building_its_pipelines(monkeypatch, tmp_path):
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NMAG_FFT", raising=False)
+    n, pads = (30, 20, 1), [(1, 30, 40), (1, 32, 48)]
+    first = fb.fastest_padding(n, pads, torch.float32, threads=1)      # measures both
+    built = []
+    monkeypatch.setattr(fb, "make_pipeline", lambda *a, **k: built.append(a) or (_ for _ in ()).throw(AssertionError))
+    assert fb.fastest_padding(n, pads, torch.float32, threads=1) == first and built == []
