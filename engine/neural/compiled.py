@@ -279,9 +279,9 @@ def _declare(lib) -> None:
     lib.nm_pool.restype = None
     lib.nm_down.argtypes = [P, I, I, I, I, P, I]
     lib.nm_down.restype = None
-    lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L]
+    lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L, I, I]
     lib.nm_u0_masked.restype = I
-    lib.nm_load.argtypes = [P, I, L, L, L, P, L, L, P, L, L, L, I, I, I]
+    lib.nm_load.argtypes = [P, I, L, L, L, P, L, L, P, L, L, L, I, I, I, I, I]
     lib.nm_load.restype = None
     lib.nm_run.argtypes = [P, I]
     lib.nm_run.restype = I
@@ -518,20 +518,37 @@ class BoundFar:
                 and m.shape == shape and Ms.shape == shape[1:] and mask.shape == shape[1:]
                 and m.device.type == Ms.device.type == mask.device.type == "cpu")
 
-    def field_of_state(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor, near_field) -> torch.Tensor:
+    def field_of_state(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor, near_field,
+                       helper=None) -> torch.Tensor | None:
         """H = mask (near + learned part) of M = Ms m as a new float64 (3, 1, ny, nx) tensor, with
         M's float32 copy written into x (the near field's FFT input) and the mask and float64
         written by U_0's pass (nm_load, nm_u0_masked): on standard problem 4's grid the two torch
-        operations these replace cost 20 us each. None (nothing computed) where takes_state says
-        it cannot read these inputs."""
+        operations these replace cost 20 us each, at 1024^2 on two threads 8 of 40 ms. With
+        `helper` (as finish()) the lower half of the rows is loaded and prolonged on its thread.
+        None (nothing computed) where takes_state says it cannot read these inputs."""
         if not self.takes_state(m, Ms, mask):
             return None
         cf, lib = self.cf, self.cf.lib
         H = torch.empty(self._field_shape, dtype=torch.float64)
-        ms, ss, ks = m.stride(), Ms.stride(), mask.stride()
+        ms, ss, ks, hs = m.stride(), Ms.stride(), mask.stride(), H.stride()
+        load = (m.data_ptr(), 8, ms[0], ms[2], ms[3], Ms.data_ptr(), ss[1], ss[2], self.x.data_ptr(), *self._load)
+        rows = (cf.ny + cf.stem - 1) // cf.stem
+        split = helper is not None and rows >= 2 * MIN_ROWS_TO_SHARE
+        half = rows // 2
+
+        def shared(fn, whole, first, second):
+            """fn(*whole) here, or fn(*first) here and fn(*second) on the helper meanwhile."""
+            if not split:
+                return fn(*whole)
+            job = helper.submit(fn, *second)
+            try:
+                fn(*first)
+            finally:
+                job.result()
+
         with cf._busy:
-            lib.nm_load(m.data_ptr(), 8, ms[0], ms[2], ms[3], Ms.data_ptr(), ss[1], ss[2], self.x.data_ptr(),
-                        *self._load)
+            cut = cf.stem * half    # fine rows 0 .. cut - 1 here, the rest on the helper
+            shared(lambda a, b: lib.nm_load(*load, a, b), (0, cf.ny), (0, cut), (cut, cf.ny))
             lib.nm_pool(*self._pool)
             if lib.nm_run(*self._run):
                 raise RuntimeError("far.c: no loop for this shape")   # excluded when built
@@ -539,8 +556,9 @@ class BoundFar:
             if near is not self._near[0]:
                 cf._check("near", near)
                 self._near = (near, (near.data_ptr(), *near.stride()[1:]))
-            hs = H.stride()
-            if lib.nm_u0_masked(*self._u0[:8], H.data_ptr(), hs[0], hs[2], hs[3], *self._near[1],
-                                mask.data_ptr(), ks[1], ks[2]):
+            u0 = (*self._u0[:8], H.data_ptr(), hs[0], hs[2], hs[3], *self._near[1], mask.data_ptr(), ks[1], ks[2])
+            failed = []
+            shared(lambda a, b: failed.append(lib.nm_u0_masked(*u0, a, b)), (1, 1 << 30), (1, half), (half + 1, 1 << 30))
+            if any(failed):
                 raise RuntimeError("far.c: no loop for this shape")
         return H

@@ -72,8 +72,9 @@ def _sizes_as_constants(graph) -> None:
 class _BufferPlan:
     """For one grid and thread count: the near field's FFT (engine.neural.near_fft) whose input
     buffer h writes M into, that buffer as the network's (1, 3, ny, nx) input, and the compiled
-    learned part bound to it (engine.neural.compiled.BoundFar), or on two or more threads where
-    U_0 shares its rows with a helper, the general finish()."""
+    learned part bound to it (engine.neural.compiled.BoundFar); `shares_u0`: on two or more
+    threads a grid with enough rows shares U_0's (and for float64 states M's loading) with the
+    near-field worker (engine.neural.overlap.near_worker)."""
 
     def __init__(self, near, compiled, threads: int):
         from .compiled import MIN_ROWS_TO_SHARE
@@ -81,7 +82,7 @@ class _BufferPlan:
         self.x = self.buf.transpose(0, 1)
         rows = (compiled.ny + compiled.stem - 1) // compiled.stem
         self.shares_u0 = threads > 1 and rows >= 2 * MIN_ROWS_TO_SHARE
-        self.bound = None if self.shares_u0 else compiled.bind(self.x)
+        self.bound = compiled.bind(self.x)
         self._H = self._view = None
 
     def near_field(self) -> torch.Tensor:
@@ -337,10 +338,10 @@ class NeuralDemag(Demag):
         FFT's h took 195 us. A float64 state is read and written by the compiled passes
         (BoundFar.field_of_state), others through the buffer by torch."""
         with self._evaluating:
-            if plan.bound is not None:
-                H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field)
-                if H is not None:
-                    return H
+            H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field,
+                                          near_worker() if plan.shares_u0 else None)
+            if H is not None:
+                return H
         with torch.no_grad(), self._evaluating:
             torch.mul(state.Ms, state.m, out=plan.buf)
             if plan.shares_u0:

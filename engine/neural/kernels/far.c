@@ -229,29 +229,31 @@ int nm_u0(const float *in, int irow, const float *w, int K, int CO, int h, int w
 
 /* nm_u0 for one layer (CO = 48) into the engine's double field: near field src (float, never
  * NULL) plus alpha times U_0's prolongation, times the cell mask (bytes; strides in elements),
- * over the whole grid. Returns -1 for an unknown shape. */
+ * for the coarse rows y0 .. y1 as nm_u0. Returns -1 for an unknown shape. */
 int nm_u0_masked(const float *in, int irow, const float *w, int K, int CO, int h, int wd, float alpha,
                  double *dst, ptrdiff_t dc, ptrdiff_t dy, ptrdiff_t dx,
                  const float *src, ptrdiff_t sc, ptrdiff_t sy, ptrdiff_t sx,
-                 const unsigned char *mask, ptrdiff_t my, ptrdiff_t mx)
+                 const unsigned char *mask, ptrdiff_t my, ptrdiff_t mx, int y0, int y1)
 {
     if (CO != 48 || (K != 1 && K != 3) || !src || !mask)
         return -1;
     if (K == 3)
-        u0_masked_48_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, 1, 1 << 30);
+        u0_masked_48_k3(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, y0, y1);
     else
-        u0_masked_48_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, 1, 1 << 30);
+        u0_masked_48_k1(in, irow, w, h, wd, alpha, dst, dc, dy, dx, src, sc, sy, sx, mask, my, mx, y0, y1);
     return 0;
 }
 
 /* buf = Ms m, rounded once to float (what torch.mul(Ms, m, out=buf) gives): m (C, h, w) and Ms
- * (h, w) both double (kind 8) or both float (kind 4), strides in elements; buf float. */
+ * (h, w) both double (kind 8) or both float (kind 4), strides in elements; buf float. Rows
+ * y0 .. y1 - 1 only (0-based), so that two threads can each take a part. */
 void nm_load(const void *m, int kind, ptrdiff_t mc, ptrdiff_t my, ptrdiff_t mx, const void *Ms,
              ptrdiff_t sy, ptrdiff_t sx, float *buf, ptrdiff_t bc, ptrdiff_t by, ptrdiff_t bx,
-             int C, int h, int w)
+             int C, int h, int w, int y0, int y1)
 {
+    if (y1 > h) y1 = h;
     for (int c = 0; c < C; c++)
-        for (int y = 0; y < h; y++) {
+        for (int y = y0 < 0 ? 0 : y0; y < y1; y++) {
             float *b = buf + c * bc + y * by;
             if (kind == 8) {
                 const double *a = (const double *)m + c * mc + y * my, *s = (const double *)Ms + y * sy;
