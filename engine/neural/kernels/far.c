@@ -163,27 +163,12 @@ static void NAME(const float *RESTRICT in, int irow, const float *RESTRICT w, in
 /* Channels-first into a double field times a cell mask (bytes, 0 or 1; strides my, mx), the
  * engine's H of a one-layer film: what torch.mul(near + alpha t, mask, out=double) gives. */
 #define SCATTER_CF_MASKED(C, F)                                                                 \
-    if (unit && mx == 1 && F * X <= wd && F * Y <= h) {   /* whole pixel, unit strides */        \
-        for (int i = 0; i < F; i++) {                                                           \
-            ptrdiff_t yy = F * (Y - 1) + i, xx = F * (X - 1);                                   \
-            float on[F];                                                                        \
-            for (int j = 0; j < F; j++) on[j] = mask[yy * my + xx + j] ? 1.0f : 0.0f;           \
-            for (int c = 0; c < C; c++) {                                                       \
-                double *RESTRICT d = dst + c * dc + yy * dy + xx;                               \
-                const float *s = src + c * sc + yy * sy + xx;                                   \
-                const float *tt = t + c * F * F + i * F;                                        \
-                for (int j = 0; j < F; j++)                                                     \
-                    d[j] = (double)((s[j] + alpha * tt[j]) * on[j]);                            \
-            }                                                                                   \
-        }                                                                                       \
-    } else {                                                                                    \
-        FOR_FINE_PIXELS(F,                                                                      \
-            const int on = mask[yy * my + xx * mx] != 0;                                        \
-            for (int c = 0; c < C; c++) {                                                       \
-                const float v = src[c * sc + yy * sy + xx * sx] + alpha * t[c * F * F + i * F + j]; \
-                dst[c * dc + yy * dy + xx * dx] = on ? (double)v : 0.0;                         \
-            })                                                                                  \
-    }
+    FOR_FINE_PIXELS(F,                                                                          \
+        const int on = mask[yy * my + xx * mx] != 0;                                            \
+        for (int c = 0; c < C; c++) {                                                           \
+            const float v = src[c * sc + yy * sy + xx * sx] + alpha * t[c * F * F + i * F + j]; \
+            dst[c * dc + yy * dy + xx * dx] = on ? (double)v : 0.0;                             \
+        })
 
 DEF_CONV_SHUFFLE(decode_up, 32, 4, 3, 2, SCATTER_CL, float)
 DEF_CONV_SHUFFLE(u0_48_k3, 48, 6, 3, 4, SCATTER_CF, float)
