@@ -543,6 +543,11 @@ def _warn_once(message: str) -> None:
         warn_at_caller(message)
 
 
+def _usable(record: dict, names) -> bool:
+    """Whether a cached choice names a forward and an inverse of backends available here."""
+    return all(split_name(record.get(d))[0] in names for d in ("forward", "inverse"))
+
+
 def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     """The pipeline to use for this grid: the forced backend, or the fastest available forward
     and the fastest inverse as measured on this shape (cached on disk; they may come from two
@@ -567,7 +572,7 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     key = shape_key(n, dtype, threads, padded)
     choices = _read_choices()
     known = choices.get(key, {})
-    if all(split_name(known.get(d))[0] in names for d in ("forward", "inverse")):
+    if _usable(known, names):
         return _pair(known["forward"], known["inverse"], {}, n, padded, dtype, device, threads), "cached"
     pipes = {}
     for name in candidates(names, padded, device):
@@ -601,7 +606,7 @@ def fastest_padding(n, paddings, dtype, device="cpu", force="auto", threads=None
     names = available_backends(device)
     for p in paddings:
         rec = _read_choices().get(shape_key(n, dtype, threads, p), {})
-        if not all(split_name(rec.get(d))[0] in names for d in ("forward", "inverse")):
+        if not _usable(rec, names):
             choose_backend(n, p, dtype, device, force, threads)   # measures and caches once per padding
             rec = _read_choices().get(shape_key(n, dtype, threads, p), {})
         try:

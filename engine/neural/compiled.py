@@ -55,6 +55,31 @@ STALE_BUILD_S = 600
 
 _log = logging.getLogger(__name__)
 
+
+def _ok(code: int) -> None:
+    """far.c's status: 0, or a shape it has no loops for (excluded when built)."""
+    if code:
+        raise RuntimeError("far.c: no loop for this shape")
+
+
+def _u0_rows(half) -> tuple:
+    """nm_u0's coarse row ranges (1-based, inclusive): all of them, and the two halves split
+    after row `half` (see CompiledFar.shared_half)."""
+    return (1, 1 << 30), (1, half), (None if half is None else half + 1, 1 << 30)
+
+
+def _by_rows(fn, helper, half, whole: tuple, first: tuple, second: tuple) -> None:
+    """fn(*whole) on this thread; where rows are shared (half is not None), fn(*first) here and
+    fn(*second) on `helper`'s thread meanwhile (each call releases the GIL)."""
+    if half is None:
+        fn(*whole)
+        return
+    job = helper.submit(fn, *second)
+    try:
+        fn(*first)
+    finally:
+        job.result()
+
 _lock = threading.Lock()
 _lib = None
 _why = None
@@ -355,8 +380,10 @@ class CompiledFar:
         # the fixed addresses each call passes (numpy's .ctypes builds an object per reading)
         K = self.w["U0"].shape[0]
         a = self.levels[0]
-        self._ptr = {"ops": self.ops.ctypes.data, "pool_row": self.pool_row.ctypes.data,
-                     "U0": self.w["U0"].ctypes.data, "u0_start": a.at(0, 0) if K == 3 else a.at(1, 1)}
+        self._ptr = {"ops": self.ops.ctypes.data, "pool_row": self.pool_row.ctypes.data}
+        # nm_u0's arguments before its output: U_0's input window, weights and shape
+        self._u0_head = (a.at(0, 0) if K == 3 else a.at(1, 1), a.row, self.w["U0"].ctypes.data, K,
+                         self.stem ** 2 * self.C, self.ny, self.nx, self.scale)
 
     @classmethod
     def build(cls, net, ny: int, nx: int):
@@ -410,8 +437,14 @@ class CompiledFar:
         sc, sy, sx = x.stride()[1:]
         self.lib.nm_pool(x.data_ptr(), sc, sy, sx, self.C, self.ny, self.nx, self.stem, p.interior, p.h, p.w, p.row,
                          self._ptr["pool_row"])
-        if self.lib.nm_run(self._ptr["ops"], len(self.ops)):
-            raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+        _ok(self.lib.nm_run(self._ptr["ops"], len(self.ops)))
+
+    def shared_half(self, sharing: bool) -> int | None:
+        """Where U_0's coarse rows are shared with a helper thread (`sharing`, and a grid of at
+        least 2 MIN_ROWS_TO_SHARE coarse rows: a hand-off costs tens of microseconds), the last
+        row of the calling thread's half; else None."""
+        rows = (self.ny + self.stem - 1) // self.stem
+        return rows // 2 if sharing and rows >= 2 * MIN_ROWS_TO_SHARE else None
 
     def finish(self, near: torch.Tensor, helper=None) -> torch.Tensor:
         """near + far_scale x the learned part's last prolongation, a new (1, 3 nz, ny, nx)
@@ -421,16 +454,8 @@ class CompiledFar:
         (1024^2, two threads: 10 -> 5 ms)."""
         self._check("near", near)
         out = torch.empty(near.shape, dtype=torch.float32)
-        rows = (self.ny + self.stem - 1) // self.stem
-        if helper is None or rows < 2 * MIN_ROWS_TO_SHARE:
-            self._u0(out, near)
-            return out
-        half = rows // 2
-        job = helper.submit(self._u0, out, near, (half + 1, rows))
-        try:
-            self._u0(out, near, (1, half))
-        finally:
-            job.result()
+        half = self.shared_half(helper is not None)
+        _by_rows(lambda a, b: self._u0(out, near, (a, b)), helper, half, *_u0_rows(half))
         return out
 
     def prolonged(self) -> torch.Tensor:
@@ -442,24 +467,13 @@ class CompiledFar:
 
     def _u0(self, out: torch.Tensor, near: torch.Tensor | None, rows: tuple = (1, 1 << 30)) -> None:
         src, (nc, ny_, nx_) = (None, (0, 0, 0)) if near is None else (near.data_ptr(), near.stride()[1:])
-        if self.lib.nm_u0(self._ptr["u0_start"], self.levels[0].row, self._ptr["U0"], self.w["U0"].shape[0],
-                          self.stem ** 2 * self.C, self.ny, self.nx, self.scale, out.data_ptr(), *out.stride()[1:],
-                          src, nc, ny_, nx_, *rows):
-            raise RuntimeError("far.c: no loop for this shape")   # excluded when built
+        _ok(self.lib.nm_u0(*self._u0_head, out.data_ptr(), *out.stride()[1:], src, nc, ny_, nx_, *rows))
 
     def __call__(self, x: torch.Tensor, near: torch.Tensor, helper=None) -> torch.Tensor:
         """The field: near + the learned part of x (see finish)."""
         with self._busy:
             self.features(x)
             return self.finish(near, helper)
-
-    def with_near(self, x: torch.Tensor, near_field, helper=None) -> torch.Tensor:
-        """The field as __call__ gives it, the near field computed by near_field() between the
-        learned part's levels and its last prolongation (so x may be a view of the near field's
-        FFT input buffer, which near_field() reads before finish() needs its result)."""
-        with self._busy:
-            self.features(x)
-            return self.finish(near_field(), helper)
 
     def bind(self, x: torch.Tensor) -> "BoundFar":
         """This learned part bound to one input buffer x that never moves (see BoundFar)."""
@@ -477,7 +491,7 @@ class BoundFar:
     near field's FFT input, engine.neural.demag) and to an output buffer of its own, each checked
     once here: a call passes addresses and strides worked out in advance. On standard problem
     4's 100 x 25 grid the checks and tensor queries of features() and finish() cost as much as
-    the compiled work itself. One thread (finish() shares U_0's rows with a helper)."""
+    the compiled work itself. With a helper thread, rows are shared as finish() shares them."""
 
     def __init__(self, cf: CompiledFar, x: torch.Tensor):
         cf._check("x", x)
@@ -487,27 +501,33 @@ class BoundFar:
         self._pool = (x.data_ptr(), *x.stride()[1:], cf.C, cf.ny, cf.nx, cf.stem, p.interior, p.h, p.w, p.row,
                       cf._ptr["pool_row"])
         self._run = (cf._ptr["ops"], len(cf.ops))
-        self._u0 = (cf._ptr["u0_start"], cf.levels[0].row, cf._ptr["U0"], cf.w["U0"].shape[0], cf.stem ** 2 * cf.C,
-                    cf.ny, cf.nx, cf.scale, self.out.data_ptr(), *self.out.stride()[1:])
+        self._u0 = (*cf._u0_head, self.out.data_ptr(), *self.out.stride()[1:])
         self._near = (None, None)        # the last near field tensor seen, and its address and strides
         self._load = (*x.stride()[1:], cf.C, cf.ny, cf.nx)
         self._field_shape = (cf.C, 1, cf.ny, cf.nx)
 
-    def __call__(self, near_field) -> torch.Tensor:
+    def _levels_then_near(self, near_field) -> tuple:
+        """The learned part's levels of what x holds, then near_field() (a (1, 3 nz, ny, nx)
+        float32 tensor, any strides; computed here so that it may read x's buffer first): its
+        address and strides, checked once per tensor (an FFT pipeline that returns its own
+        buffer: once)."""
+        cf, lib = self.cf, self.cf.lib
+        lib.nm_pool(*self._pool)
+        _ok(lib.nm_run(*self._run))
+        near = near_field()
+        if near is not self._near[0]:
+            cf._check("near", near)
+            self._near = (near, (near.data_ptr(), *near.stride()[1:]))
+        return self._near[1]
+
+    def __call__(self, near_field, helper=None) -> torch.Tensor:
         """The field of what x holds into self.out (1, 3 nz, ny, nx), overwritten by the next
-        call: the learned part's levels, then near_field() (a (1, 3 nz, ny, nx) float32 tensor,
-        any strides; computed here so that it may read x's buffer first), then U_0 plus it."""
+        call: the levels, near_field(), then U_0 plus it (with `helper` as finish())."""
         cf, lib = self.cf, self.cf.lib
         with cf._busy:
-            lib.nm_pool(*self._pool)
-            if lib.nm_run(*self._run):
-                raise RuntimeError("far.c: no loop for this shape")   # excluded when built
-            near = near_field()
-            if near is not self._near[0]:    # an FFT pipeline that returns its own buffer: once
-                cf._check("near", near)
-                self._near = (near, (near.data_ptr(), *near.stride()[1:]))
-            if lib.nm_u0(*self._u0, *self._near[1], 1, 1 << 30):
-                raise RuntimeError("far.c: no loop for this shape")
+            near = self._levels_then_near(near_field)
+            half = cf.shared_half(helper is not None)
+            _by_rows(lambda a, b: _ok(lib.nm_u0(*self._u0, *near, a, b)), helper, half, *_u0_rows(half))
         return self.out
 
     def takes_state(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor) -> bool:
@@ -522,8 +542,9 @@ class BoundFar:
                        helper=None) -> torch.Tensor | None:
         """H = mask (near + learned part) of M = Ms m as a new float64 (3, 1, ny, nx) tensor, with
         M's float32 copy written into x (the near field's FFT input) and the mask and float64
-        written by U_0's pass (nm_load, nm_u0_masked): on standard problem 4's grid the two torch
-        operations these replace cost 20 us each, at 1024^2 on two threads 8 of 40 ms. With
+        written by U_0's pass (nm_load, nm_u0_masked): the two torch operations these replace took
+        8 of 40 ms at 1024^2 on two threads (at 100 x 25, on a quiet machine, the two ways tied:
+        177 against 178 us per evaluation). With
         `helper` (as finish()) the lower half of the rows is loaded and prolonged on its thread.
         None (nothing computed) where takes_state says it cannot read these inputs."""
         if not self.takes_state(m, Ms, mask):
@@ -532,33 +553,11 @@ class BoundFar:
         H = torch.empty(self._field_shape, dtype=torch.float64)
         ms, ss, ks, hs = m.stride(), Ms.stride(), mask.stride(), H.stride()
         load = (m.data_ptr(), 8, ms[0], ms[2], ms[3], Ms.data_ptr(), ss[1], ss[2], self.x.data_ptr(), *self._load)
-        rows = (cf.ny + cf.stem - 1) // cf.stem
-        split = helper is not None and rows >= 2 * MIN_ROWS_TO_SHARE
-        half = rows // 2
-
-        def shared(fn, whole, first, second):
-            """fn(*whole) here, or fn(*first) here and fn(*second) on the helper meanwhile."""
-            if not split:
-                return fn(*whole)
-            job = helper.submit(fn, *second)
-            try:
-                fn(*first)
-            finally:
-                job.result()
-
+        half = cf.shared_half(helper is not None)
+        cut = None if half is None else cf.stem * half   # fine rows 0 .. cut - 1 here, the rest on the helper
         with cf._busy:
-            cut = cf.stem * half    # fine rows 0 .. cut - 1 here, the rest on the helper
-            shared(lambda a, b: lib.nm_load(*load, a, b), (0, cf.ny), (0, cut), (cut, cf.ny))
-            lib.nm_pool(*self._pool)
-            if lib.nm_run(*self._run):
-                raise RuntimeError("far.c: no loop for this shape")   # excluded when built
-            near = near_field()
-            if near is not self._near[0]:
-                cf._check("near", near)
-                self._near = (near, (near.data_ptr(), *near.stride()[1:]))
-            u0 = (*self._u0[:8], H.data_ptr(), hs[0], hs[2], hs[3], *self._near[1], mask.data_ptr(), ks[1], ks[2])
-            failed = []
-            shared(lambda a, b: failed.append(lib.nm_u0_masked(*u0, a, b)), (1, 1 << 30), (1, half), (half + 1, 1 << 30))
-            if any(failed):
-                raise RuntimeError("far.c: no loop for this shape")
+            _by_rows(lambda a, b: lib.nm_load(*load, a, b), helper, half, (0, cf.ny), (0, cut), (cut, cf.ny))
+            near = self._levels_then_near(near_field)
+            u0 = (*cf._u0_head, H.data_ptr(), hs[0], hs[2], hs[3], *near, mask.data_ptr(), ks[1], ks[2])
+            _by_rows(lambda a, b: _ok(lib.nm_u0_masked(*u0, a, b)), helper, half, *_u0_rows(half))
         return H

@@ -74,14 +74,12 @@ class _BufferPlan:
     buffer h writes M into, that buffer as the network's (1, 3, ny, nx) input, and the compiled
     learned part bound to it (engine.neural.compiled.BoundFar); `shares_u0`: on two or more
     threads a grid with enough rows shares U_0's (and for float64 states M's loading) with the
-    near-field worker (engine.neural.overlap.near_worker)."""
+    near-field worker (engine.neural.overlap.near_worker; CompiledFar.shared_half)."""
 
     def __init__(self, near, compiled, threads: int):
-        from .compiled import MIN_ROWS_TO_SHARE
         self.near, self.buf = near, near.input_view()        # (3, 1, ny, nx) float32, padded rows
         self.x = self.buf.transpose(0, 1)
-        rows = (compiled.ny + compiled.stem - 1) // compiled.stem
-        self.shares_u0 = threads > 1 and rows >= 2 * MIN_ROWS_TO_SHARE
+        self.shares_u0 = compiled.shared_half(threads > 1) is not None
         self.bound = compiled.bind(self.x)
         self._H = self._view = None
 
@@ -337,17 +335,13 @@ class NeuralDemag(Demag):
         copies, per-call checks and two torch operations around the compiled part; the exact
         FFT's h took 195 us. A float64 state is read and written by the compiled passes
         (BoundFar.field_of_state), others through the buffer by torch."""
-        with self._evaluating:
-            H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field,
-                                          near_worker() if plan.shares_u0 else None)
+        helper = near_worker() if plan.shares_u0 else None
+        with torch.no_grad(), self._evaluating:
+            H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field, helper)
             if H is not None:
                 return H
-        with torch.no_grad(), self._evaluating:
             torch.mul(state.Ms, state.m, out=plan.buf)
-            if plan.shares_u0:
-                H = self.compiled.with_near(plan.x, lambda: plan.near.convolve_input().transpose(0, 1), near_worker())
-            else:
-                H = plan.bound(plan.near_field)
+            H = plan.bound(plan.near_field, helper)
             out = torch.empty(state.m.shape, dtype=torch.promote_types(state.Ms.dtype, state.m.dtype))
             return torch.mul(H.transpose(0, 1), state.mask, out=out)
 
