@@ -388,3 +388,56 @@ def test_the_state_path_reads_strided_m_and_refuses_what_it_cannot_read(monkeypa
     assert not bound.takes_state(st.m, st.Ms, st.mask.double())
     assert not bound.takes_state(st.m[:, :, :, :50], st.Ms, st.mask)
     assert bound.field_of_state(st.m.float(), st.Ms, st.mask, plan.near_field) is None
+
+
+@needs_library
+def test_the_state_program_follows_new_and_edited_inputs(monkeypatch, one_torch_thread):
+    # field_of_state keeps its compiled records for one Ms and mask: an Ms or mask replaced by
+    # another tensor, values edited in place, and m's layout changing between calls must all be
+    # read as they are now, never from what the records held before
+    monkeypatch.setenv("NMAG_FFT", "torch")
+    n = (100, 25, 1)
+    nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=torch.float64)
+    nd.split = False
+    st = _film_state(n, torch.float64)
+
+    def expect():
+        return nd.h_from_M(st.Ms * st.m) * st.mask
+
+    assert torch.equal(nd.h(st), expect())
+    program = nd._buffer_plan(st).bound._program
+    assert program is not None                                    # the path under test is taken
+    st.Ms[:, :, :30] *= 0.5                                       # edited in place: same records
+    assert torch.equal(nd.h(st), expect())
+    assert nd._buffer_plan(st).bound._program is program
+    st.Ms = st.Ms * 2.0                                           # another tensor: new records
+    assert torch.equal(nd.h(st), expect())
+    assert nd._buffer_plan(st).bound._program is not program
+    st.mask = st.mask.clone()
+    st.mask[:, :5] = False
+    assert torch.equal(nd.h(st), expect())
+    m = st.m
+    st.m = m.transpose(2, 3).contiguous().transpose(2, 3)         # columns outermost, then back
+    assert torch.equal(nd.h(st), expect())
+    st.m = m.clone()
+    assert torch.equal(nd.h(st), expect())
+    st.m = m.float()                                              # a float32 state: the torch path
+    assert torch.equal(nd.h(st), (nd.h_from_M(st.Ms.float() * st.m) * st.mask))
+
+
+@needs_library
+def test_the_state_program_switches_between_shared_and_unshared_rows(monkeypatch):
+    # (40, 520): U_0's rows are shared with the helper on two threads, not on one
+    monkeypatch.setenv("NMAG_FFT", "torch")
+    n = (40, 520, 1)
+    before = torch.get_num_threads()
+    try:
+        nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=torch.float64)
+        nd.split = False
+        st = _film_state(n, torch.float64)
+        for threads in (2, 1, 2):
+            torch.set_num_threads(threads)
+            assert torch.equal(nd.h(st), nd.h_from_M(st.Ms * st.m) * st.mask)
+            assert nd._buffer_plan(st).bound._program.sharing == (threads == 2)
+    finally:
+        torch.set_num_threads(before)

@@ -32,6 +32,7 @@ import os
 import platform
 import shlex
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -45,7 +46,8 @@ SOURCE = Path(__file__).with_name("kernels") / "far.c"
 FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fPIC", "-shared")
 # the shapes far.c has loops for: c = 8 channels; E_1's inputs 3 nz; stem 4 (U_0: 16 x 3 nz outputs)
 CHANNELS, INPUTS, STEM = 8, (3, 6, 9, 12), 4
-OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE = 10, 1, 2, 3     # nm_run's records (far.c)
+# nm_run's records (far.c): OP_FIELDS 64-bit fields, the first the operation
+OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE, OP_LOAD, OP_POOL, OP_U0_MASKED = 22, 1, 2, 3, 4, 5, 6
 # the fewest coarse rows per thread for which finish() shares U_0 with a helper thread (a hand-off
 # costs tens of microseconds: 256^2 has 64 rows)
 MIN_ROWS_TO_SHARE = 64
@@ -304,10 +306,6 @@ def _declare(lib) -> None:
     lib.nm_pool.restype = None
     lib.nm_down.argtypes = [P, I, I, I, I, P, I]
     lib.nm_down.restype = None
-    lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L, I, I]
-    lib.nm_u0_masked.restype = I
-    lib.nm_load.argtypes = [P, I, L, L, L, P, L, L, P, L, L, L, I, I, I, I, I]
-    lib.nm_load.restype = None
     lib.nm_run.argtypes = [P, I]
     lib.nm_run.restype = I
 
@@ -503,6 +501,7 @@ class BoundFar:
         self._run = (cf._ptr["ops"], len(cf.ops))
         self._u0 = (*cf._u0_head, self.out.data_ptr(), *self.out.stride()[1:])
         self._near = (None, None)        # the last near field tensor seen, and its address and strides
+        self._program = None             # field_of_state's StateProgram for the last Ms and mask
         self._load = (*x.stride()[1:], cf.C, cf.ny, cf.nx)
         self._field_shape = (cf.C, 1, cf.ny, cf.nx)
 
@@ -543,21 +542,98 @@ class BoundFar:
         """H = mask (near + learned part) of M = Ms m as a new float64 (3, 1, ny, nx) tensor, with
         M's float32 copy written into x (the near field's FFT input) and the mask and float64
         written by U_0's pass (nm_load, nm_u0_masked): the two torch operations these replace took
-        8 of 40 ms at 1024^2 on two threads (at 100 x 25, on a quiet machine, the two ways tied:
-        177 against 178 us per evaluation). With
+        8 of 40 ms at 1024^2 on two threads. The passes run as StatePrograms, built once per (Ms,
+        mask, helper or not): on standard problem 4's 100 x 25 the checks, address queries and
+        argument conversions of five separate calls took about 30 of 180 us per evaluation. With
         `helper` (as finish()) the lower half of the rows is loaded and prolonged on its thread.
         None (nothing computed) where takes_state says it cannot read these inputs."""
-        if not self.takes_state(m, Ms, mask):
-            return None
-        cf, lib = self.cf, self.cf.lib
+        prog = self._program
+        if prog is None or not prog.serves(m, Ms, mask, helper is not None):
+            if not self.takes_state(m, Ms, mask):
+                return None
+            prog = self._program = StateProgram(self, Ms, mask, helper is not None)
         H = torch.empty(self._field_shape, dtype=torch.float64)
-        ms, ss, ks, hs = m.stride(), Ms.stride(), mask.stride(), H.stride()
-        load = (m.data_ptr(), 8, ms[0], ms[2], ms[3], Ms.data_ptr(), ss[1], ss[2], self.x.data_ptr(), *self._load)
-        half = cf.shared_half(helper is not None)
-        cut = None if half is None else cf.stem * half   # fine rows 0 .. cut - 1 here, the rest on the helper
-        with cf._busy:
-            _by_rows(lambda a, b: lib.nm_load(*load, a, b), helper, half, (0, cf.ny), (0, cut), (cut, cf.ny))
-            near = self._levels_then_near(near_field)
-            u0 = (*cf._u0_head, H.data_ptr(), hs[0], hs[2], hs[3], *near, mask.data_ptr(), ks[1], ks[2])
-            _by_rows(lambda a, b: _ok(lib.nm_u0_masked(*u0, a, b)), helper, half, *_u0_rows(half))
+        with self.cf._busy:
+            prog.run(m, H, near_field, helper)
         return H
+
+
+class StateProgram:
+    """BoundFar.field_of_state's compiled passes as nm_run records (far.c) for one Ms and mask
+    (their addresses are in the records, so both are kept referenced): a call writes only m's
+    address and strides and H's address into them, and runs M's load with the levels in one
+    call and U_0's masked pass in another, around the near field's FFT. With a helper, the
+    load's rows and U_0's coarse rows are shared as finish() shares them."""
+
+    def __init__(self, bound: BoundFar, Ms: torch.Tensor, mask: torch.Tensor, sharing: bool):
+        cf, x = bound.cf, bound.x
+        self.bound, self.Ms, self.mask, self.sharing = bound, Ms, mask, sharing
+        self._addresses = (Ms.data_ptr(), mask.data_ptr())
+        self.half = half = cf.shared_half(sharing)
+        cut = None if half is None else cf.stem * half
+        ss, ks = Ms.stride(), mask.stride()
+        p = cf.pooled
+
+        def load(y0, y1):   # m's address and strides (fields 1, 3-5) are written per call
+            return (OP_LOAD, 0, 8, 0, 0, 0, Ms.data_ptr(), ss[1], ss[2], x.data_ptr(), *bound._load, y0, y1)
+
+        def u0(rows):       # H's address (field 9) per call, the near field's (13-16) when it moves
+            alpha = struct.unpack("<I", struct.pack("<f", cf.scale))[0]
+            head = cf._u0_head
+            return (OP_U0_MASKED, *head[:7], alpha, 0, *self._H_strides, 0, 0, 0, 0,
+                    mask.data_ptr(), ks[1], ks[2], *rows)
+
+        self._H_strides = (cf.ny * cf.nx, cf.nx, 1)   # (c, y, x) of a new contiguous H (3, 1, ny, nx)
+        loads = [load(0, cf.ny)] if half is None else [load(0, cut), load(cut, cf.ny)]
+        pool = (OP_POOL, x.data_ptr(), *x.stride()[1:], cf.C, cf.ny, cf.nx, cf.stem, p.interior, p.h, p.w, p.row,
+                cf._ptr["pool_row"])
+        whole, first, second = _u0_rows(half)
+        u0s = [u0(whole)] if half is None else [u0(first), u0(second)]
+        records = loads + [pool] + [tuple(r) for r in cf.ops.tolist()] + u0s
+        self.table = np.zeros((len(records), OP_FIELDS), np.int64)
+        for k, r in enumerate(records):
+            self.table[k, :len(r)] = r
+        base, row = self.table.ctypes.data, OP_FIELDS * 8
+        self._load_rows = range(len(loads))
+        self._u0_rows = range(len(records) - len(u0s), len(records))
+        # (address, records) of each call: without sharing, the load and the levels are one call
+        if half is None:
+            self._loads, self._levels = (), (base, len(records) - 1)
+        else:
+            self._loads, self._levels = ((base, 1), (base + row, 1)), (base + 2 * row, len(records) - 4)
+        self._u0s = tuple((base + k * row, 1) for k in self._u0_rows)
+        self._m_layout = self._near = None
+
+    def serves(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor, sharing: bool) -> bool:
+        """Whether this program reads these (its Ms and mask, still where they were, and an m of
+        the shape and dtype it was checked for) the same way (sharing)."""
+        return (Ms is self.Ms and mask is self.mask and sharing == self.sharing and m.dtype is torch.float64
+                and m.is_cpu and m.shape == self.bound._field_shape
+                and (Ms.data_ptr(), mask.data_ptr()) == self._addresses)
+
+    def run(self, m: torch.Tensor, H: torch.Tensor, near_field, helper) -> None:
+        """H (a new float64 tensor of the field's shape, contiguous) = the field of Ms m."""
+        t, lib = self.table, self.bound.cf.lib
+        layout = m.stride()
+        for k in self._load_rows:
+            t[k, 1] = m.data_ptr()
+            if layout != self._m_layout:
+                t[k, 3:6] = layout[0], layout[2], layout[3]
+        self._m_layout = layout
+        H_at = H.data_ptr()
+        for k in self._u0_rows:
+            t[k, 9] = H_at
+        if self._loads:
+            _by_rows(lambda a, n: lib.nm_run(a, n), helper, self.half, (), self._loads[0], self._loads[1])
+        _ok(lib.nm_run(*self._levels))
+        near = near_field()
+        if near is not self._near:
+            self.bound.cf._check("near", near)
+            at = (near.data_ptr(), *near.stride()[1:])
+            for k in self._u0_rows:
+                t[k, 13:17] = at
+            self._near = near
+        if self.half is None:
+            _ok(lib.nm_run(*self._u0s[0]))
+        else:
+            _by_rows(lambda a, n: _ok(lib.nm_run(a, n)), helper, self.half, (), self._u0s[0], self._u0s[1])

@@ -83,6 +83,10 @@ class _BufferPlan:
         self.bound = compiled.bind(self.x)
         self._H = self._view = None
 
+    def helper(self):
+        """The near-field worker where U_0's rows are shared with it (engine.neural.overlap), else None."""
+        return near_worker() if self.shares_u0 else None
+
     def near_field(self) -> torch.Tensor:
         """The near field of what the buffer holds, as a (1, 3, ny, nx) view; the same view object
         while the pipeline returns the same buffer (FFTW), so BoundFar checks it once."""
@@ -305,6 +309,10 @@ class NeuralDemag(Demag):
     def h(self, state) -> torch.Tensor:
         plan = self._buffer_plan(state)
         if plan is not None:
+            with self._evaluating:   # the C passes only: no autograd, no torch operation to track
+                H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field, plan.helper())
+            if H is not None:
+                return H
             return self._h_through_buffer(state, plan)
         return self.h_from_M(state.Ms * state.m) * state.mask
 
@@ -314,8 +322,7 @@ class NeuralDemag(Demag):
         side), a CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW,
         torch); else None."""
         nx, ny, nz = self.n
-        if (self.compiled is None or nz != 1 or self.split or state.m.device.type != "cpu"
-                or state.m.shape[1:] != (nz, ny, nx)):
+        if self.compiled is None or nz != 1 or self.split or not state.m.is_cpu or state.m.shape[1:] != (nz, ny, nx):
             return None
         threads = torch.get_num_threads()
         plan = self._buffer_plans.get(threads, False)
@@ -333,15 +340,11 @@ class NeuralDemag(Demag):
         dtype. The same numbers as h_from_M (a test checks). On standard problem 4's 100 x 25
         (one thread, interleaved in one process) about 70 us of 240 per call went to h_from_M's
         copies, per-call checks and two torch operations around the compiled part; the exact
-        FFT's h took 195 us. A float64 state is read and written by the compiled passes
-        (BoundFar.field_of_state), others through the buffer by torch."""
-        helper = near_worker() if plan.shares_u0 else None
+        FFT's h took 195 us. Used for states the compiled passes do not read themselves (h
+        tries BoundFar.field_of_state first: float64 ones)."""
         with torch.no_grad(), self._evaluating:
-            H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field, helper)
-            if H is not None:
-                return H
             torch.mul(state.Ms, state.m, out=plan.buf)
-            H = plan.bound(plan.near_field, helper)
+            H = plan.bound(plan.near_field, plan.helper())
             out = torch.empty(state.m.shape, dtype=torch.promote_types(state.Ms.dtype, state.m.dtype))
             return torch.mul(H.transpose(0, 1), state.mask, out=out)
 

@@ -313,11 +313,22 @@ void nm_down(const float *in, int irow, int C, int h, int w, float *out, int oro
 }
 
 /* The levels of one evaluation in one call (a call from Python costs about a microsecond, as
- * much as a whole level on a small grid): n records of OP_FIELDS 64-bit fields, the first the
- * operation, the rest its arguments in the order of nm_conv, nm_down and nm_decode (pointers as
- * integers; nm_decode's alpha in thousandths). Returns 0, or the 1-based index of the record that
- * failed. */
-enum { OP_FIELDS = 10, OP_CONV = 1, OP_DOWN = 2, OP_DECODE = 3 };
+ * much as a whole level on a small grid, and each argument it converts a little more): n
+ * records of OP_FIELDS 64-bit fields, the first the operation, the rest its arguments in the
+ * order of nm_conv, nm_down, nm_decode, nm_load, nm_pool and nm_u0_masked (pointers as integers;
+ * nm_decode's alpha in thousandths, nm_u0_masked's as the bits of a float). A simulation's
+ * evaluation is two such calls around the near field's FFT (engine/neural/compiled.py,
+ * StateProgram). Returns 0, or the 1-based index of the record that failed. */
+enum { OP_FIELDS = 22, OP_CONV = 1, OP_DOWN = 2, OP_DECODE = 3, OP_LOAD = 4, OP_POOL = 5, OP_U0_MASKED = 6 };
+
+#define PTR(T, v) ((T)(size_t)(v))
+
+static float float_bits(long long v)
+{
+    union { unsigned int u; float f; } b;
+    b.u = (unsigned int)v;
+    return b.f;
+}
 
 int nm_run(const long long *ops, int n)
 {
@@ -325,17 +336,37 @@ int nm_run(const long long *ops, int n)
         const long long *a = ops + (ptrdiff_t)k * OP_FIELDS;
         switch (a[0]) {
         case OP_CONV:
-            if (nm_conv((const float *)(size_t)a[1], (int)a[2], (int)a[3], (const float *)(size_t)a[4],
-                        (float *)(size_t)a[5], (int)a[6], (int)a[7], (int)a[8]))
+            if (nm_conv(PTR(const float *, a[1]), (int)a[2], (int)a[3], PTR(const float *, a[4]),
+                        PTR(float *, a[5]), (int)a[6], (int)a[7], (int)a[8]))
                 return k + 1;
             break;
         case OP_DOWN:
-            nm_down((const float *)(size_t)a[1], (int)a[2], (int)a[3], (int)a[4], (int)a[5],
-                    (float *)(size_t)a[6], (int)a[7]);
+            nm_down(PTR(const float *, a[1]), (int)a[2], (int)a[3], (int)a[4], (int)a[5],
+                    PTR(float *, a[6]), (int)a[7]);
             break;
         case OP_DECODE:
-            nm_decode((const float *)(size_t)a[1], (int)a[2], (const float *)(size_t)a[3], (int)a[4],
-                      (int)a[5], (float)a[6] / 1000.0f, (float *)(size_t)a[7], (int)a[8]);
+            nm_decode(PTR(const float *, a[1]), (int)a[2], PTR(const float *, a[3]), (int)a[4],
+                      (int)a[5], (float)a[6] / 1000.0f, PTR(float *, a[7]), (int)a[8]);
+            break;
+        case OP_LOAD:
+            nm_load(PTR(const void *, a[1]), (int)a[2], (ptrdiff_t)a[3], (ptrdiff_t)a[4], (ptrdiff_t)a[5],
+                    PTR(const void *, a[6]), (ptrdiff_t)a[7], (ptrdiff_t)a[8], PTR(float *, a[9]),
+                    (ptrdiff_t)a[10], (ptrdiff_t)a[11], (ptrdiff_t)a[12], (int)a[13], (int)a[14], (int)a[15],
+                    (int)a[16], (int)a[17]);
+            break;
+        case OP_POOL:
+            nm_pool(PTR(const float *, a[1]), (ptrdiff_t)a[2], (ptrdiff_t)a[3], (ptrdiff_t)a[4], (int)a[5],
+                    (int)a[6], (int)a[7], (int)a[8], PTR(float *, a[9]), (int)a[10], (int)a[11], (int)a[12],
+                    PTR(float *, a[13]));
+            break;
+        case OP_U0_MASKED:
+            if (nm_u0_masked(PTR(const float *, a[1]), (int)a[2], PTR(const float *, a[3]), (int)a[4],
+                             (int)a[5], (int)a[6], (int)a[7], float_bits(a[8]), PTR(double *, a[9]),
+                             (ptrdiff_t)a[10], (ptrdiff_t)a[11], (ptrdiff_t)a[12], PTR(const float *, a[13]),
+                             (ptrdiff_t)a[14], (ptrdiff_t)a[15], (ptrdiff_t)a[16],
+                             PTR(const unsigned char *, a[17]), (ptrdiff_t)a[18], (ptrdiff_t)a[19],
+                             (int)a[20], (int)a[21]))
+                return k + 1;
             break;
         default:
             return k + 1;
