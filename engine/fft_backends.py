@@ -35,8 +35,10 @@ forces one backend wherever "auto" was asked (the test suite runs the physics wi
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -116,17 +118,54 @@ def available_backends(device="cpu") -> tuple:
     if not str(device).startswith("cpu"):
         return ("torch",)
     out = ["torch"]
-    try:
-        import scipy.fft  # noqa: F401
-        out.append("scipy")
+    try:   # found, not imported: scipy.fft costs 0.3-0.5 s to import, and is imported where chosen
+        if importlib.util.find_spec("scipy.fft") is not None:
+            out.append("scipy")
     except ImportError:
         pass
     try:
-        import pyfftw  # noqa: F401
+        pyfftw_module()
         out.append("fftw")
     except ImportError:
         pass
     return tuple(out)
+
+
+# what pyFFTW's package imports beside FFTW itself, where installed: its interfaces to scipy's and
+# dask's FFTs, which the engine never uses (with both installed they took 0.4 s of every start;
+# dask is blocked whole, as importing dask.array.fft imports dask.array first)
+_PYFFTW_EXTRAS = ("scipy.fftpack", "scipy.fft", "dask")
+
+
+def pyfftw_module():
+    """pyfftw, imported without its scipy and dask interfaces: each of those imports is made to
+    fail (a None in sys.modules, Python's way of blocking one) while pyfftw loads, as pyfftw
+    itself skips them where the library is not installed. A thread that imported scipy.fft or
+    dask for the first time in those few milliseconds would get an ImportError: so it first runs
+    when this module is imported (below), before the engine starts threads of its own.
+    ImportError where pyFFTW is not installed."""
+    loaded = sys.modules.get("pyfftw", False)
+    if loaded is None:   # blocked the same way (tests that play a machine without pyFFTW)
+        raise ImportError("import of pyfftw halted; None in sys.modules")
+    if loaded is not False:
+        return loaded
+    with _FFTW_PLANNER:
+        blocked = [name for name in _PYFFTW_EXTRAS if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None
+        try:
+            import pyfftw
+        finally:
+            for name in blocked:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
+    return pyfftw
+
+
+try:
+    pyfftw_module()
+except ImportError:
+    pass
 
 
 class BackendUnavailable(RuntimeError):
@@ -289,7 +328,7 @@ class FFTWPipeline:
     layout = "yx"
 
     def __init__(self, n, padded, dtype, threads=1, layout="yx", device="cpu"):
-        import pyfftw
+        pyfftw = pyfftw_module()
         self.n, self.padded = tuple(n), tuple(padded)
         check_layout(self.name, layout, self.padded)
         if layout != "yx":
@@ -476,7 +515,7 @@ _WISDOM_ON_DISK = None   # the wisdom as last read from or written to the cache 
 def _import_wisdom() -> None:
     global _WISDOM_ON_DISK
     try:
-        import pyfftw
+        pyfftw = pyfftw_module()
         raw = json.loads((cache_dir() / "fftw_wisdom.json").read_text())
         pyfftw.import_wisdom(tuple(bytes.fromhex(w) for w in raw))
         _WISDOM_ON_DISK = pyfftw.export_wisdom()
@@ -490,7 +529,7 @@ def save_wisdom() -> None:
     network's near field)."""
     global _WISDOM_ON_DISK
     try:
-        import pyfftw
+        pyfftw = pyfftw_module()
         with _FFTW_PLANNER:
             wisdom = pyfftw.export_wisdom()
             if wisdom == _WISDOM_ON_DISK:

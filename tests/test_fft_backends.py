@@ -173,6 +173,21 @@ def test_missing_optional_backend_is_refused_by_name(monkeypatch):
         Problem.from_dict({"mesh": {"n": [8, 8, 1], "cell_nm": [2, 2, 2]}, "solver": {"fft": "fftw"}})
 
 
+def test_pyfftw_comes_without_its_scipy_and_dask_interfaces():
+    # they took 0.4 s of every start; both stay importable afterwards (scipy and dask are
+    # dependencies; pyfftw is in the test extra)
+    import subprocess
+    import sys
+    code = ("import sys, engine.fft_backends as fb; have = fb.available_backends(); "
+            "print(' '.join(have), 'scipy.fft' in sys.modules, 'dask' in sys.modules); "
+            "import scipy.fft, dask.array; print('imported later')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first = out.stdout.split("\n")[0].split()
+    assert first[-2:] == ["False", "False"], out.stdout     # neither scipy.fft nor dask loaded
+    assert "imported later" in out.stdout
+
+
 @pytest.mark.parametrize("backend", OPTIONAL)
 def test_uniform_prism_average_field_matches_aharoni_with_every_backend(backend):
     """Physics with each backend: the mean H of a uniformly magnetized 10 x 6 x 3 prism of cubes

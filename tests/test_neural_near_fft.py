@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from engine import fft_backends as fb
 from engine.neural.lean import LeanFilmNet, retargeted_near_kernel
-from engine.neural.near_fft import NearFieldFFT, near_padded_shape, near_paddings
+from engine.neural.near_fft import NearFieldFFT, near_padded_shape, near_paddings, smooth_length
 from engine.neural.weights import load_weights
 from engine.resources import resource_path
 
@@ -32,6 +32,19 @@ def test_near_field_by_fft_is_the_direct_convolution(nz, R, ny, nx):
     assert rel(nf(x), ref) < 1e-5
     again = nf(2 * x)   # buffers reused across calls; an earlier result is not overwritten
     assert rel(again, 2 * ref) < 1e-5
+
+
+def test_smooth_lengths_are_the_smallest_with_small_prime_factors():
+    def smooth(k, p):
+        for q in (2, 3, 5):
+            while q <= p and k % q == 0:
+                k //= q
+        return k == 1
+    for n in range(1, 700):
+        for p in (3, 5):
+            want = next(k for k in range(n, 4 * n + 2) if smooth(k, p))
+            assert smooth_length(n, p) == want, (n, p)
+    assert smooth_length(1025) == 1080 and smooth_length(1025, 3) == 1152
 
 
 def test_padded_shape_and_its_own_backend_choice():
