@@ -55,6 +55,12 @@ class Exchange:
                     dim, n = AXIS[axis], Ms.shape[AXIS[axis]]
                     self.bonds.append((dim, s, c.narrow(dim, max(0, -s), n - abs(s)).contiguous()))
                     full[(axis, s)] = c
+        # per axis (dim, c of the bond up, c of the bond down; None where no cell has it), in the
+        # order of self.bonds: one difference of neighbours serves both bonds
+        by_axis = {}
+        for dim, s, c in self.bonds:
+            by_axis.setdefault(dim, [None, None])[0 if s > 0 else 1] = c
+        self._axes = tuple((dim, up, down) for dim, (up, down) in by_axis.items())
         # kept only where the compiled form may run (each is one more grid-sized array)
         self._full = tuple(full.get(b) for b in _BONDS) if _exchange_field.wanted(Ms.numel()) else None
 
@@ -65,10 +71,15 @@ class Exchange:
             if run is not None:
                 return run(m, *self._full)
         H = torch.zeros_like(m)
-        for dim, s, c in self.bonds:
-            n = m.shape[dim] - abs(s)
-            here = m.narrow(dim, max(0, -s), n)
-            H.narrow(dim, max(0, -s), n).addcmul_(m.narrow(dim, max(0, s), n) - here, c)
+        for dim, c_up, c_down in self._axes:
+            # the difference D = m_(i+1) - m_i once per axis: the bond up adds c D at i, the bond
+            # down c (-D) at i + 1 (the same numbers as forming m_i - m_(i+1): a sign is exact)
+            n = m.shape[dim] - 1
+            D = m.narrow(dim, 1, n) - m.narrow(dim, 0, n)
+            if c_up is not None:
+                H.narrow(dim, 0, n).addcmul_(D, c_up)
+            if c_down is not None:
+                H.narrow(dim, 1, n).addcmul_(D, c_down, value=-1)
         return H
 
     def energy(self, state, H=None) -> float:

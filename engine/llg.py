@@ -19,9 +19,10 @@ def cross(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> 
     (a new tensor by default): three products and three fused multiply-subtracts, no
     temporaries (1.9x faster than products, differences and a stack at 1024 x 1024, measured)."""
     out = torch.empty_like(a) if out is None else out
-    torch.mul(a[1], b[2], out=out[0]).addcmul_(a[2], b[1], value=-1)
-    torch.mul(a[2], b[0], out=out[1]).addcmul_(a[0], b[2], value=-1)
-    torch.mul(a[0], b[1], out=out[2]).addcmul_(a[1], b[0], value=-1)
+    (a0, a1, a2), (b0, b1, b2), (o0, o1, o2) = a.unbind(0), b.unbind(0), out.unbind(0)   # 3 calls, not 12 indexings
+    torch.mul(a1, b2, out=o0).addcmul_(a2, b1, value=-1)
+    torch.mul(a2, b0, out=o1).addcmul_(a0, b2, value=-1)
+    torch.mul(a0, b1, out=o2).addcmul_(a1, b0, value=-1)
     return out
 
 

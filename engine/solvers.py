@@ -31,8 +31,10 @@ BAD_STATE_HINT = "another initial state: the state given already holds NaN or in
 
 
 def all_finite(x: torch.Tensor) -> bool:
-    """True when no value of x is NaN or infinite."""
-    return bool(torch.isfinite(x).all())
+    """True when no value of x is NaN or infinite. A finite sum proves it in one pass (a NaN or an
+    infinity makes the sum NaN or infinite); only a sum that is not finite, which finite values
+    can also give by overflowing, is checked value by value (SP4's 100 x 25: 26 -> 8 us a call)."""
+    return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _check_step(m_new, m, t, hint):

@@ -89,7 +89,8 @@ class State:
 def vector_length(v: torch.Tensor) -> torch.Tensor:
     """|v| per cell of a (3, ...) field. Written out: torch.linalg.vector_norm over dim 0 was
     90x slower here (5.6 ms against 0.06 ms for 256 x 256 cells, torch 2.13 CPU)."""
-    return (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()
+    x, y, z = v.unbind(0)
+    return (x * x + y * y + z * z).sqrt()
 
 
 def normalize(m: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -42,14 +42,18 @@ class Zeeman:
 
     def __init__(self, state, applied: AppliedField):
         self.applied = applied
+        self._vector = (None, None)   # (the last H's bytes, dtype and device; it as a (3, 1, 1, 1) tensor)
 
     def H_vector(self, t: float) -> np.ndarray:
         """Applied H in A/m at time t."""
         return self.applied.B_mT(t) * MT / MU0
 
     def h(self, state, t=None):
-        Hv = torch.tensor(self.H_vector(state.t if t is None else t), dtype=state.dtype, device=state.device)
-        return Hv[:, None, None, None] * state.mask
+        Hv = self.H_vector(state.t if t is None else t)
+        key = (Hv.tobytes(), state.dtype, state.device)
+        if key != self._vector[0]:   # a static field is made a tensor once, not on every call (SP4: 28 -> 10 us)
+            self._vector = (key, torch.tensor(Hv, dtype=state.dtype, device=state.device)[:, None, None, None])
+        return self._vector[1] * state.mask
 
     def energy(self, state, H=None):
         return state.energy_from_field(self.h(state) if H is None else H, 1.0)

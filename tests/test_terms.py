@@ -217,6 +217,47 @@ def test_zeeman_field_follows_the_time_dependence_in_A_per_m():
     np.testing.assert_allclose(H, np.array([1.0, 4.0, 0.0]) * 1e-3 / MU0, rtol=1e-12)
 
 
+
+def test_zeeman_field_is_the_applied_one_now_after_every_change():
+    # the field's vector is kept as a tensor between calls: it must follow a new applied field,
+    # the time, an edited mask and another dtype
+    n = (3, 2, 1)
+    ac = {"kind": "pulse", "amplitude_mT": [0, 0, 7.0], "start_ns": 1.0, "width_ns": 1.0}
+    sim = make_sim(n, (2.0, 2.0, 2.0), m0=uniform(n, (1, 0, 0)))
+    z = Zeeman(sim.state, AppliedField((1.0, 0.0, 0.0), ac))
+    st = sim.state
+
+    def at(t=None):
+        return z.h(st, t=t)[:, 0, 0, 0].numpy() * MU0 / 1e-3   # mT
+
+    np.testing.assert_allclose(at(0.0), [1, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(at(1.5e-9), [1, 0, 7], rtol=1e-12)
+    np.testing.assert_allclose(at(0.0), [1, 0, 0], rtol=1e-12)
+    z.applied = AppliedField((0.0, -3.0, 0.0))
+    np.testing.assert_allclose(at(), [0, -3, 0], rtol=1e-12)
+    st.mask[0, 0, 0] = False
+    assert torch.equal(z.h(st)[:, 0, 0, 0], torch.zeros(3, dtype=st.dtype))
+    z.h(st).add_(1.0)                                   # a caller's in-place change stays its own
+    np.testing.assert_allclose(z.h(st)[:, 0, 0, 1].numpy() * MU0 / 1e-3, [0, -3, 0], rtol=1e-12)
+    st.dtype = torch.float32
+    assert z.h(st).dtype == torch.float32
+
+
+def test_all_finite_is_exact_where_a_sum_overflows():
+    from engine.solvers import all_finite
+    x = torch.ones(3, 1, 4, 4, dtype=torch.float64)
+    assert all_finite(x)
+    big = torch.full((3, 1, 4, 4), 1e308, dtype=torch.float64)   # every value finite, their sum is not
+    assert all_finite(big) and all_finite(big.float().clamp(max=3e38))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        y = x.clone()
+        y[1, 0, 2, 3] = bad
+        assert not all_finite(y)
+    y = x.clone()
+    y[0, 0, 0, 0], y[2, 0, 3, 3] = float("inf"), -float("inf")   # the sum is NaN
+    assert not all_finite(y)
+
+
 # ----------------------------------------------------------------------------- DMI
 def test_neel_cycloid_interior_dmi_energy_density_is_D_sin_k_dx_over_dx():
     D, A = 3e-3, 1.5e-11
