@@ -10,12 +10,20 @@ time <= FFT wall time; first zero within 1 % of the FFT run's. The machine is a 
 CPU: wall times are noisy, so both commands run alternately; printed are the median of each
 neural run's ratio to the FFT run just before it (robust when the machine's speed drifts during
 the benchmark) and the ratio of the two minima.
+
+Also printed, for each run: the steps and relax iterations it took and the time of its stages
+per step (what `nmag run` reports, start-up excluded). A run's number of steps is chaotic: the
+last bit of a field changes it (the same network compiled again took 953 or 960 steps) and so
+does a 1 % thinner or thicker film (FFT 926 at 3.00 nm, 954-961 at 2.97-3.03 nm), so the wall
+ratio at one problem mixes the cost of a step with the luck of the trajectory. --dz-nm
+2.97,3.03 also runs those films (one pair each per repeat) and prints their ratios apart.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,9 +46,21 @@ def first_zero(t, x):
     return float(t[i] - x[i] * (t[i + 1] - t[i]) / (x[i + 1] - x[i]))
 
 
-def run(demag, out, threads):
+SUMMARY = re.compile(r"(\d+) steps \(\+ (\d+) relax iterations\) .* in ([0-9.]+) s")
+
+
+def problem_with_dz(dz_nm: float, folder: Path) -> Path:
+    """examples/sp4.toml with cells (and so the film) dz_nm thick instead of 3 nm."""
+    text = (ROOT / "examples/sp4.toml").read_text()
+    assert "cell_nm = [5.0, 5.0, 3.0]" in text
+    path = folder / f"sp4_dz{dz_nm:g}.toml"
+    path.write_text(text.replace("cell_nm = [5.0, 5.0, 3.0]", f"cell_nm = [5.0, 5.0, {dz_nm!r}]"))
+    return path
+
+
+def run(demag, out, threads, problem=ROOT / "examples/sp4.toml"):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "engine.cli", "run", str(ROOT / "examples/sp4.toml"), "--demag", demag,
+    cmd = [sys.executable, "-m", "engine.cli", "run", str(problem), "--demag", demag,
            "--out", str(out), "--quiet", "--threads", str(threads)]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -57,7 +77,10 @@ def run(demag, out, threads):
     tz = first_zero(t, mx)
     stage_start = float(t[np.nonzero(np.asarray(tab.get("stage", np.zeros_like(t))) > 0)[0][0]]) \
         if "stage" in tab and np.any(np.asarray(tab["stage"]) > 0) else 0.0
+    said = SUMMARY.search(r.stdout)
+    steps, relax, stages_s = (int(said[1]), int(said[2]), float(said[3])) if said else (None, None, None)
     return {"wall_s": wall, "t_zero_s": tz - stage_start, "t_end_s": float(t[-1]), "rows": int(len(t)),
+            "steps": steps, "relax_iterations": relax, "stages_s": stages_s,
             "stderr_tail": r.stderr[-400:], "stdout_tail": r.stdout[-300:]}
 
 
@@ -66,14 +89,28 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/neural_sp4.json"))
+    ap.add_argument("--dz-nm", default="", help="also these cell thicknesses (nm, comma separated), one pair "
+                                                "each per repeat, reported apart")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="sp4bench"))
     runs = {"fft": [], "neural": []}
+    variants = {float(v): {"fft": [], "neural": []} for v in a.dz_nm.split(",") if v.strip()}
+
+    def say(demag, r, label=""):
+        print(f"{demag:>7}{label}: wall {r['wall_s']:.2f} s, first zero of <mx> at {r['t_zero_s'] * 1e9:.4f} ns, "
+              f"{r['steps']} steps + {r['relax_iterations']} relax iterations, stages "
+              f"{r['stages_s'] * 1e3 / max(r['steps'], 1):.2f} ms per step", flush=True)
+
     for k in range(a.repeats):
         for demag in ("fft", "neural"):
             r = run(demag, tmp / f"{demag}{k}.h5", a.threads)
             runs[demag].append(r)
-            print(f"{demag:>7}: wall {r['wall_s']:.2f} s, first zero of <mx> at {r['t_zero_s'] * 1e9:.4f} ns", flush=True)
+            say(demag, r)
+        for dz, both in variants.items():
+            for demag in ("fft", "neural"):
+                r = run(demag, tmp / f"{demag}{k}_{dz:g}.h5", a.threads, problem_with_dz(dz, tmp))
+                both[demag].append(r)
+                say(demag, r, f" (dz {dz:g} nm)")
     wf, wn = min(r["wall_s"] for r in runs["fft"]), min(r["wall_s"] for r in runs["neural"])
     # each neural run against the FFT run just before it: on a machine whose speed drifts during
     # the benchmark the ratio of two minima can compare a quiet minute with a busy one
@@ -88,6 +125,26 @@ def main(argv=None):
            "targets": {"wall_ratio<=1": wn / wf <= 1.0, "wall_ratio_paired_median<=1": paired_median <= 1.0,
                        "t_zero_within_1%": abs(zn - zf) / zf <= 0.01},
            "runs": runs}
+
+    def per_step(r):
+        return r["stages_s"] / r["steps"]
+
+    step_ratio = float(np.median([per_step(n) / per_step(f) for f, n in zip(runs["fft"], runs["neural"])]))
+    out["stage_time_per_step_ratio_paired_median"] = step_ratio
+    out["steps"] = {d: (runs[d][0]["steps"], runs[d][0]["relax_iterations"]) for d in runs}
+    if variants:
+        out["dz_variants"] = {f"{dz:g}": {"wall_ratio_paired": [n["wall_s"] / f["wall_s"] for f, n in
+                                                                 zip(both["fft"], both["neural"])],
+                                           "steps": {d: (both[d][0]["steps"], both[d][0]["relax_iterations"])
+                                                     for d in both},
+                                           "runs": both} for dz, both in variants.items()}
+        for dz, v in out["dz_variants"].items():
+            print(f"dz {dz} nm: neural/fft wall {', '.join(f'{r:.2f}' for r in v['wall_ratio_paired'])}; steps "
+                  f"(+ relax) fft {v['steps']['fft'][0]} (+{v['steps']['fft'][1]}), neural "
+                  f"{v['steps']['neural'][0]} (+{v['steps']['neural'][1]})")
+    print(f"steps (+ relax): fft {out['steps']['fft'][0]} (+{out['steps']['fft'][1]}), neural "
+          f"{out['steps']['neural'][0]} (+{out['steps']['neural'][1]}); stage time per step, neural/fft, "
+          f"paired median {step_ratio:.2f}")
     print(f"neural/fft wall, paired runs: median {paired_median:.2f} ({', '.join(f'{r:.2f}' for r in paired)}); "
           f"best against best {wn / wf:.2f} (target <= 1); first zero {zn * 1e9:.4f} vs {zf * 1e9:.4f} ns: "
           f"{abs(zn - zf) / zf:.2%} apart (target <= 1 %)")
