@@ -51,8 +51,13 @@ def collect(repeats=()) -> dict:
                                         "date": max(run["date"] for run in tall_runs.values())}
     sp4 = _read("neural_sp4.json")
     if sp4:
-        out["sp4"] = {k: sp4[k] for k in ("date", "fft_wall_s", "neural_wall_s", "wall_ratio", "fft_t_zero_ns",
-                                          "neural_t_zero_ns", "t_zero_rel_diff", "targets", "load_average")}
+        out["sp4"] = {k: sp4[k] for k in ("date", "fft_wall_s", "neural_wall_s", "wall_ratio", "wall_ratio_paired",
+                                          "wall_ratio_paired_median", "stage_time_per_step_ratio_paired_median",
+                                          "steps", "fft_t_zero_ns", "neural_t_zero_ns", "t_zero_rel_diff", "targets",
+                                          "load_average") if k in sp4}
+        if "dz_variants" in sp4:   # nearby films: how much of the ratio is the trajectory's luck
+            out["sp4"]["dz_variants"] = {dz: {k: v[k] for k in ("wall_ratio_paired", "steps")}
+                                         for dz, v in sp4["dz_variants"].items()}
     floor = _read("neural_serving_floor.json")   # benchmarks/neural_serving_floor.py
     if floor:
         out["serving_floor"] = {"date": floor["date"], "shapes": floor["shapes"],
