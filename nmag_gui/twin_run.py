@@ -24,6 +24,7 @@ class TwinWorker(QObject):
 
     sample = Signal(float, object, object, float)
     finished = Signal(str)
+    note = Signal(str)   # the engine's notes while it builds (a first build of the compiled network: 2-9 s)
 
     def __init__(self, problem, m0, duration_s, every_s, t0=0.0):
         super().__init__()
@@ -44,8 +45,10 @@ class TwinWorker(QObject):
                 self._sent = len(out["t"])
                 return self.stop_requested
 
-            res = twin_run(self.problem, self.duration_s, self.every_s, m0=self.m0, callback=callback,
-                           t0=self.t0)
+            from engine.notes import notes_to
+            with notes_to(lambda text: self.note.emit(text[:1].upper() + text[1:])):
+                res = twin_run(self.problem, self.duration_s, self.every_s, m0=self.m0, callback=callback,
+                               t0=self.t0)
             if self._sent == 0:      # no callback happened (duration shorter than one sample)
                 callback({k: list(res[k]) for k in ("t", "mean_neural", "mean_fft", "max_dm")})
             self.finished.emit("")
@@ -97,6 +100,7 @@ class TwinRunDock(QDockWidget):
         self._worker.moveToThread(self._thread)
         self._worker.sample.connect(self._on_sample)
         self._worker.finished.connect(self._on_finished)
+        self._worker.note.connect(self._on_note)
         self._thread.started.connect(self._worker.run)
         self._thread.start()
         self.runningChanged.emit(True)
@@ -104,6 +108,10 @@ class TwinRunDock(QDockWidget):
     @Slot(float, object, object, float)
     def _on_sample(self, t, a, b, d):
         self.panel.add_twin(t, a, b, d)
+
+    @Slot(str)
+    def _on_note(self, text: str):
+        self.session.message.emit(f"Twin run: {text}", False)
 
     @Slot(str)
     def _on_finished(self, error: str):
