@@ -248,12 +248,17 @@ def _intact(out: Path) -> str:
 
 
 class _signals_as_interrupt:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt (like Ctrl+C) while the run is on, so the
-    same clean-up runs: the .part removed, an earlier result left as it was.
+    """SIGTERM and SIGHUP (and any of `names`) raise KeyboardInterrupt (like Ctrl+C) while the
+    run is on, so the same clean-up runs: the .part removed, an earlier result left as it was.
 
     A handler that raises can land inside a finalizer (a weakref callback), where Python
     ignores the exception and the run would go on to its end; so the signal is also kept,
-    and `raise_if_received` (polled between steps) raises it again."""
+    and `raise_if_received` (polled between steps) raises it again. `nmag sweep` takes SIGINT
+    this way too: a Ctrl+C that landed in Dask's futures' finalizers was lost, and the sweep ran
+    to its end (seen once in CI)."""
+
+    def __init__(self, names=("SIGTERM", "SIGHUP")):
+        self.names = tuple(names)
 
     def __enter__(self):
         import signal
@@ -263,7 +268,7 @@ class _signals_as_interrupt:
         def handler(signum, frame):
             self.received = signum
             raise KeyboardInterrupt(f"signal {signum}")
-        for name in ("SIGTERM", "SIGHUP"):
+        for name in self.names:
             sig = getattr(signal, name, None)
             if sig is None:
                 continue

@@ -65,6 +65,7 @@ def _check_sweep_output(src: Path, sweep, out: Path) -> None:
 def main_sweep(args) -> int:
     """Run `nmag sweep` with parsed args; ProblemError propagates (the caller prints it, exit 2)."""
     from .cluster import dashboard_link, open_client, tls_security
+    from ..cli import _signals_as_interrupt
     from .runner import run_sweep
     from .sweep_file import load_sweep
 
@@ -125,8 +126,9 @@ def main_sweep(args) -> int:
                 bar.refresh()
 
         try:
-            prog = run_sweep(sweep, out, client, resume=args.resume, overwrite=args.overwrite,
-                             on_progress=progress)
+            with _signals_as_interrupt(("SIGINT", "SIGTERM", "SIGHUP")) as signals:
+                prog = run_sweep(sweep, out, client, resume=args.resume, overwrite=args.overwrite,
+                                 on_progress=progress, should_stop=signals.raise_if_received)
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
