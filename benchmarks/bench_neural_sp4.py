@@ -11,8 +11,7 @@ CPU: wall times are noisy, so both commands run alternately; printed are the med
 neural run's ratio to the FFT run just before it (robust when the machine's speed drifts during
 the benchmark) and the ratio of the two minima.
 
-Also printed, for each run: the steps and relax iterations it took and the time of its stages
-per step (what `nmag run` reports, start-up excluded). A run's number of steps is chaotic: the
+Also printed, for each run: the steps and relax iterations it took. A run's number of steps is chaotic: the
 last bit of a field changes it (the same network compiled again took 953 or 960 steps) and so
 does a 1 % thinner or thicker film (FFT 926 at 3.00 nm, 954-961 at 2.97-3.03 nm), so the wall
 ratio at one problem mixes the cost of a step with the luck of the trajectory. --dz-nm
@@ -46,7 +45,7 @@ def first_zero(t, x):
     return float(t[i] - x[i] * (t[i + 1] - t[i]) / (x[i + 1] - x[i]))
 
 
-SUMMARY = re.compile(r"(\d+) steps \(\+ (\d+) relax iterations\) .* in ([0-9.]+) s")
+SUMMARY = re.compile(r"(\d+) steps(?: \(\+ (\d+) relax iterations\))?")
 
 
 def problem_with_dz(dz_nm: float, folder: Path) -> Path:
@@ -78,9 +77,9 @@ def run(demag, out, threads, problem=ROOT / "examples/sp4.toml"):
     stage_start = float(t[np.nonzero(np.asarray(tab.get("stage", np.zeros_like(t))) > 0)[0][0]]) \
         if "stage" in tab and np.any(np.asarray(tab["stage"]) > 0) else 0.0
     said = SUMMARY.search(r.stdout)
-    steps, relax, stages_s = (int(said[1]), int(said[2]), float(said[3])) if said else (None, None, None)
+    steps, relax = (int(said[1]), int(said[2] or 0)) if said else (None, None)
     return {"wall_s": wall, "t_zero_s": tz - stage_start, "t_end_s": float(t[-1]), "rows": int(len(t)),
-            "steps": steps, "relax_iterations": relax, "stages_s": stages_s,
+            "steps": steps, "relax_iterations": relax,
             "stderr_tail": r.stderr[-400:], "stdout_tail": r.stdout[-300:]}
 
 
@@ -98,8 +97,7 @@ def main(argv=None):
 
     def say(demag, r, label=""):
         print(f"{demag:>7}{label}: wall {r['wall_s']:.2f} s, first zero of <mx> at {r['t_zero_s'] * 1e9:.4f} ns, "
-              f"{r['steps']} steps + {r['relax_iterations']} relax iterations, stages "
-              f"{r['stages_s'] * 1e3 / max(r['steps'], 1):.2f} ms per step", flush=True)
+              f"{r['steps']} steps + {r['relax_iterations']} relax iterations", flush=True)
 
     for k in range(a.repeats):
         for demag in ("fft", "neural"):
@@ -126,11 +124,6 @@ def main(argv=None):
                        "t_zero_within_1%": abs(zn - zf) / zf <= 0.01},
            "runs": runs}
 
-    def per_step(r):
-        return r["stages_s"] / r["steps"]
-
-    step_ratio = float(np.median([per_step(n) / per_step(f) for f, n in zip(runs["fft"], runs["neural"])]))
-    out["stage_time_per_step_ratio_paired_median"] = step_ratio
     out["steps"] = {d: (runs[d][0]["steps"], runs[d][0]["relax_iterations"]) for d in runs}
     if variants:
         out["dz_variants"] = {f"{dz:g}": {"wall_ratio_paired": [n["wall_s"] / f["wall_s"] for f, n in
@@ -143,8 +136,7 @@ def main(argv=None):
                   f"(+ relax) fft {v['steps']['fft'][0]} (+{v['steps']['fft'][1]}), neural "
                   f"{v['steps']['neural'][0]} (+{v['steps']['neural'][1]})")
     print(f"steps (+ relax): fft {out['steps']['fft'][0]} (+{out['steps']['fft'][1]}), neural "
-          f"{out['steps']['neural'][0]} (+{out['steps']['neural'][1]}); stage time per step, neural/fft, "
-          f"paired median {step_ratio:.2f}")
+          f"{out['steps']['neural'][0]} (+{out['steps']['neural'][1]})")
     print(f"neural/fft wall, paired runs: median {paired_median:.2f} ({', '.join(f'{r:.2f}' for r in paired)}); "
           f"best against best {wn / wf:.2f} (target <= 1); first zero {zn * 1e9:.4f} vs {zf * 1e9:.4f} ns: "
           f"{abs(zn - zf) / zf:.2%} apart (target <= 1 %)")

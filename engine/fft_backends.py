@@ -114,14 +114,16 @@ def resolved_backend(n, dtype, device="cpu", force="auto", threads=1) -> str:
 
 
 def available_backends(device="cpu") -> tuple:
-    """The backends that can run here: torch always; scipy and pyFFTW where installed (CPU only)."""
+    """The backends that can run here: torch always; scipy and pyFFTW where installed (CPU only).
+    scipy.fft is found, not imported (0.3-0.5 s; imported where chosen: a scipy that is found but
+    does not import is skipped by choose_backend like any backend that fails to build)."""
     if not str(device).startswith("cpu"):
         return ("torch",)
     out = ["torch"]
-    try:   # found, not imported: scipy.fft costs 0.3-0.5 s to import, and is imported where chosen
+    try:
         if importlib.util.find_spec("scipy.fft") is not None:
             out.append("scipy")
-    except ImportError:
+    except (ImportError, ValueError):
         pass
     try:
         pyfftw_module()
@@ -135,26 +137,37 @@ def available_backends(device="cpu") -> tuple:
 # dask's FFTs, which the engine never uses (with both installed they took 0.4 s of every start;
 # dask is blocked whole, as importing dask.array.fft imports dask.array first)
 _PYFFTW_EXTRAS = ("scipy.fftpack", "scipy.fft", "dask")
+_PYFFTW_MISSING = None   # why pyfftw could not be imported, once tried: never tried again
 
 
 def pyfftw_module():
     """pyfftw, imported without its scipy and dask interfaces: each of those imports is made to
     fail (a None in sys.modules, Python's way of blocking one) while pyfftw loads, as pyfftw
-    itself skips them where the library is not installed. A thread that imported scipy.fft or
-    dask for the first time in those few milliseconds would get an ImportError: so it first runs
-    when this module is imported (below), before the engine starts threads of its own.
-    ImportError where pyFFTW is not installed."""
+    itself skips them where the library is not installed (so pyfftw.interfaces.scipy_fft is then
+    an attribute only after its own `import pyfftw.interfaces.scipy_fft`). A thread that imported
+    scipy.fft or dask for the first time in those few milliseconds would get an ImportError: so
+    the import is tried once, when this module is imported (below), before the engine starts
+    threads of its own; a failure is remembered. ImportError where pyFFTW is not installed or
+    does not load."""
+    global _PYFFTW_MISSING
     loaded = sys.modules.get("pyfftw", False)
     if loaded is None:   # blocked the same way (tests that play a machine without pyFFTW)
         raise ImportError("import of pyfftw halted; None in sys.modules")
     if loaded is not False:
         return loaded
+    if _PYFFTW_MISSING is not None:
+        raise ImportError(_PYFFTW_MISSING)
     with _FFTW_PLANNER:
-        blocked = [name for name in _PYFFTW_EXTRAS if name not in sys.modules]
-        for name in blocked:
-            sys.modules[name] = None
+        blocked = []
         try:
+            for name in _PYFFTW_EXTRAS:
+                if name not in sys.modules:
+                    blocked.append(name)
+                    sys.modules[name] = None
             import pyfftw
+        except Exception as e:   # noqa: BLE001 - not installed, or installed and broken (numpy ABI)
+            _PYFFTW_MISSING = f"pyfftw does not import: {type(e).__name__}: {e}"
+            raise ImportError(_PYFFTW_MISSING) from e
         finally:
             for name in blocked:
                 if sys.modules.get(name, 0) is None:
@@ -612,12 +625,15 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     choices = _read_choices()
     known = choices.get(key, {})
     if _usable(known, names):
-        return _pair(known["forward"], known["inverse"], {}, n, padded, dtype, device, threads), "cached"
+        try:
+            return _pair(known["forward"], known["inverse"], {}, n, padded, dtype, device, threads), "cached"
+        except ImportError:   # found but broken since it was measured (a scipy built for another numpy)
+            pass
     pipes = {}
     for name in candidates(names, padded, device):
         try:
             pipes[name] = make_pipeline(name, n, padded, dtype, device, threads)
-        except (BackendUnavailable, RuntimeError, ValueError, MemoryError):
+        except (BackendUnavailable, ImportError, RuntimeError, ValueError, MemoryError):
             continue
     timings = time_pipelines(pipes, n, dtype, threads=threads)
     # the fastest forward + inverse of one spectrum layout

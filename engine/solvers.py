@@ -34,6 +34,8 @@ def all_finite(x: torch.Tensor) -> bool:
     """True when no value of x is NaN or infinite. A finite sum proves it in one pass (a NaN or an
     infinity makes the sum NaN or infinite); only a sum that is not finite, which finite values
     can also give by overflowing, is checked value by value (SP4's 100 x 25: 26 -> 8 us a call)."""
+    if x.is_complex() or x.requires_grad:
+        return bool(torch.isfinite(x).all())
     return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
 

@@ -1,6 +1,9 @@
 """The exact demag's FFT backends: each equals the others to float error, the choice is measured,
 cached per shape and can be forced, and the physics checks hold with every backend."""
 import json
+import os
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ from engine import Problem, Simulation
 from engine.demag import FFTDemag
 from engine.errors import ProblemError
 from engine import fft_backends as fb
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HERE = fb.available_backends("cpu")
 OPTIONAL = [b for b in ("scipy", "fftw") if b in HERE]
@@ -186,6 +191,59 @@ def test_pyfftw_comes_without_its_scipy_and_dask_interfaces():
     first = out.stdout.split("\n")[0].split()
     assert first[-2:] == ["False", "False"], out.stdout     # neither scipy.fft nor dask loaded
     assert "imported later" in out.stdout
+
+
+def _python_with(tmp_path, packages: dict, code: str):
+    """Run code in a fresh interpreter with these stand-in packages first on its path:
+    {"pyfftw/__init__.py": "raise ValueError(...)"}; returns the completed process."""
+    import subprocess
+    import sys
+    for rel, text in packages.items():
+        f = tmp_path / "fake" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), str(ROOT)]),
+           "NMAG_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_a_broken_pyfftw_is_left_out_and_tried_once(tmp_path):
+    # installed but failing to load (a numpy it was not built for raises ValueError): the engine
+    # still imports, runs without FFTW, and never blocks scipy's and dask's imports again
+    code = textwrap.dedent("""
+        import builtins, sys
+        import engine.fft_backends as fb
+        assert "fftw" not in fb.available_backends()
+        tried, real_import = [], builtins.__import__
+        def counting(name, *args, **kw):
+            if name == "pyfftw":
+                tried.append(name)
+            return real_import(name, *args, **kw)
+        builtins.__import__ = counting
+        fb.available_backends(), fb.available_backends()
+        builtins.__import__ = real_import
+        print("pyfftw imports after the first:", len(tried))
+        from engine.demag import FFTDemag
+        FFTDemag((8, 8, 1), (2e-9, 2e-9, 2e-9))
+        print("ok")
+        """)
+    out = _python_with(tmp_path, {"pyfftw/__init__.py": "raise ValueError('numpy.dtype size changed')\n"}, code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pyfftw imports after the first: 0" in out.stdout and "ok" in out.stdout
+
+
+def test_a_scipy_fft_that_is_found_but_does_not_import_is_skipped(tmp_path):
+    # found by find_spec, broken on import: the automatic choice measures the others
+    code = textwrap.dedent("""
+        import engine.fft_backends as fb
+        from engine.demag import FFTDemag
+        d = FFTDemag((16, 8, 1), (2e-9, 2e-9, 2e-9))
+        print("scipy listed:", "scipy" in fb.available_backends(), "chosen:", d.backend)
+        """)
+    out = _python_with(tmp_path, {"scipy/__init__.py": "",
+                                  "scipy/fft/__init__.py": "raise ImportError('built for another numpy')\n"}, code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "scipy listed: True" in out.stdout and "scipy" not in out.stdout.split("chosen:")[1]
 
 
 @pytest.mark.parametrize("backend", OPTIONAL)

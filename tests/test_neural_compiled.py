@@ -419,7 +419,7 @@ def test_the_state_program_follows_new_and_edited_inputs(monkeypatch, one_torch_
     m = st.m
     st.m = m.transpose(2, 3).contiguous().transpose(2, 3)         # columns outermost, then back
     assert torch.equal(nd.h(st), expect())
-    st.m = m.clone()
+    st.m = -m                                                     # a new m with other values
     assert torch.equal(nd.h(st), expect())
     st.m = m.float()                                              # a float32 state: the torch path
     assert torch.equal(nd.h(st), (nd.h_from_M(st.Ms.float() * st.m) * st.mask))
@@ -427,17 +427,26 @@ def test_the_state_program_follows_new_and_edited_inputs(monkeypatch, one_torch_
 
 @needs_library
 def test_the_state_program_switches_between_shared_and_unshared_rows(monkeypatch):
-    # (40, 520): U_0's rows are shared with the helper on two threads, not on one
+    # (40, 520): 130 coarse rows, so U_0's rows are shared when a helper is given; one BoundFar
+    # called with and without one must rebuild its program each time, never mix the two
+    from engine.neural.overlap import near_worker
     monkeypatch.setenv("NMAG_FFT", "torch")
     n = (40, 520, 1)
     before = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=torch.float64)
         nd.split = False
         st = _film_state(n, torch.float64)
-        for threads in (2, 1, 2):
-            torch.set_num_threads(threads)
-            assert torch.equal(nd.h(st), nd.h_from_M(st.Ms * st.m) * st.mask)
-            assert nd._buffer_plan(st).bound._program.sharing == (threads == 2)
+        plan = nd._buffer_plan(st)
+        ref = nd.h_from_M(st.Ms * st.m) * st.mask
+        programs = []
+        for helper in (near_worker(), None, near_worker()):
+            with nd._evaluating:
+                h = plan.bound.field_of_state(st.m, st.Ms, st.mask, plan.near_field, helper)
+            assert torch.equal(h, ref)
+            programs.append(plan.bound._program)
+            assert programs[-1].sharing == (helper is not None) and (programs[-1].half is not None) == (helper is not None)
+        assert programs[0] is not programs[1] and programs[1] is not programs[2]   # rebuilt at each switch
     finally:
         torch.set_num_threads(before)

@@ -256,6 +256,8 @@ def test_all_finite_is_exact_where_a_sum_overflows():
     y = x.clone()
     y[0, 0, 0, 0], y[2, 0, 3, 3] = float("inf"), -float("inf")   # the sum is NaN
     assert not all_finite(y)
+    assert all_finite(torch.ones(4, dtype=torch.complex64)) and all_finite(x.clone().requires_grad_())
+    assert not all_finite(torch.tensor([1 + 0j, complex(float("inf"), 0)]))
 
 
 # ----------------------------------------------------------------------------- DMI

@@ -567,8 +567,10 @@ class StateProgram:
 
     def __init__(self, bound: BoundFar, Ms: torch.Tensor, mask: torch.Tensor, sharing: bool):
         cf, x = bound.cf, bound.x
-        self.bound, self.Ms, self.mask, self.sharing = bound, Ms, mask, sharing
-        self._addresses = (Ms.data_ptr(), mask.data_ptr())
+        # not the BoundFar itself (which keeps this program): no cycle keeps an old Ms alive
+        self.cf, self.field_shape = cf, bound._field_shape
+        self.Ms, self.mask, self.sharing = Ms, mask, sharing
+        self._layout = self._layout_of(Ms, mask)
         self.half = half = cf.shared_half(sharing)
         cut = None if half is None else cf.stem * half
         ss, ks = Ms.stride(), mask.stride()
@@ -604,16 +606,19 @@ class StateProgram:
         self._u0s = tuple((base + k * row, 1) for k in self._u0_rows)
         self._m_layout = self._near = None
 
+    @staticmethod
+    def _layout_of(Ms: torch.Tensor, mask: torch.Tensor) -> tuple:
+        return Ms.data_ptr(), Ms.shape, Ms.stride(), mask.data_ptr(), mask.shape, mask.stride()
+
     def serves(self, m: torch.Tensor, Ms: torch.Tensor, mask: torch.Tensor, sharing: bool) -> bool:
-        """Whether this program reads these (its Ms and mask, still where they were, and an m of
-        the shape and dtype it was checked for) the same way (sharing)."""
+        """Whether this program reads these (its Ms and mask, where and as they were laid out, and
+        an m of the shape and dtype it was checked for) the same way (sharing)."""
         return (Ms is self.Ms and mask is self.mask and sharing == self.sharing and m.dtype is torch.float64
-                and m.is_cpu and m.shape == self.bound._field_shape
-                and (Ms.data_ptr(), mask.data_ptr()) == self._addresses)
+                and m.is_cpu and m.shape == self.field_shape and self._layout_of(Ms, mask) == self._layout)
 
     def run(self, m: torch.Tensor, H: torch.Tensor, near_field, helper) -> None:
         """H (a new float64 tensor of the field's shape, contiguous) = the field of Ms m."""
-        t, lib = self.table, self.bound.cf.lib
+        t, lib = self.table, self.cf.lib
         layout = m.stride()
         for k in self._load_rows:
             t[k, 1] = m.data_ptr()
@@ -628,7 +633,7 @@ class StateProgram:
         _ok(lib.nm_run(*self._levels))
         near = near_field()
         if near is not self._near:
-            self.bound.cf._check("near", near)
+            self.cf._check("near", near)
             at = (near.data_ptr(), *near.stride()[1:])
             for k in self._u0_rows:
                 t[k, 13:17] = at

@@ -309,7 +309,7 @@ class NeuralDemag(Demag):
     def h(self, state) -> torch.Tensor:
         plan = self._buffer_plan(state)
         if plan is not None:
-            with self._evaluating:   # the C passes only: no autograd, no torch operation to track
+            with self._evaluating:   # C passes and the near field's FFT on buffers that never need grad
                 H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field, plan.helper())
             if H is not None:
                 return H
