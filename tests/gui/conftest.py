@@ -26,3 +26,16 @@ def open_main_window(qtbot):
         w.shutdown()
         w.close()
         assert not w.sim_thread.thread.isRunning()
+
+
+@pytest.fixture
+def empty_kernel_cache(monkeypatch, tmp_path):
+    """A cache folder with no compiled learned part in it, so the next neural demag builds one
+    (and says so); skipped where no library can be built here."""
+    from engine.neural import compiled
+    if compiled.library() is None:
+        pytest.skip(f"no compiled kernel: {compiled.why_not()}")
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
+    compiled.forget()
+    yield
+    compiled.forget()

@@ -300,24 +300,15 @@ def test_twin_run_difference_starts_at_zero_and_grows():
     assert res["max_dm"][0] == 0 and res["max_dm"][-1] > res["max_dm"][0]
 
 
-
 @pytest.mark.skipif(not neural_available(), reason="the shipped network is missing or does not load")
-def test_the_twin_runs_first_build_of_the_compiled_network_is_said(qtbot, monkeypatch, tmp_path):
+def test_the_twin_runs_first_build_of_the_compiled_network_is_said(qtbot, empty_kernel_cache):
     # the twin run builds its own neural demag on its thread: a first build (2-9 s) says so
-    from engine.neural import compiled
     from nmag_gui.twin_run import TwinWorker
-    if compiled.library() is None:
-        pytest.skip(f"no compiled kernel: {compiled.why_not()}")
-    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
-    compiled.forget()
-    try:
-        w = TwinWorker(small_problem("neural", n=32), None, 5e-12, 5e-12)
-        said, done = [], []
-        w.note.connect(said.append)
-        w.finished.connect(done.append)
-        w.run()        # on this thread: what the dock's QThread runs
-    finally:
-        compiled.forget()
+    w = TwinWorker(small_problem("neural", n=32), None, 5e-12, 5e-12)
+    said, done = [], []
+    w.note.connect(said.append)
+    w.finished.connect(done.append)
+    w.run()        # on this thread: what the dock's QThread runs
     assert done == [""]
     assert any(s.startswith("Building the network's learned part") for s in said), said
 

@@ -185,21 +185,13 @@ def test_a_neural_problem_outside_the_card_says_so_in_messages_and_frames(qtbot)
     assert len(said) == n                           # the same demag: said once
 
 
-def test_a_first_build_of_the_compiled_network_is_said_in_the_messages(qtbot, monkeypatch, tmp_path):
+def test_a_first_build_of_the_compiled_network_is_said_in_the_messages(qtbot, empty_kernel_cache):
     # the build takes 2-9 s on first use: the Messages tab says what the wait is
-    from engine.neural import compiled
-    if compiled.library() is None:
-        pytest.skip(f"no compiled kernel: {compiled.why_not()}")
-    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
-    compiled.forget()
-    try:
-        p = small_film(32)
-        p.solver.demag = "neural"
-        w = SimulationWorker()
-        said = []
-        w.message.connect(said.append)
-        w.reset(p, 1)
-        assert w.sim.demag.learned_part == "compiled"
-        assert any(s.startswith("Building the network's learned part") for s in said), said
-    finally:
-        compiled.forget()
+    p = small_film(32)
+    p.solver.demag = "neural"
+    w = SimulationWorker()
+    said = []
+    w.message.connect(said.append)
+    w.reset(p, 1)
+    assert w.sim.demag.learned_part == "compiled"
+    assert any(s.startswith("Building the network's learned part") for s in said), said
