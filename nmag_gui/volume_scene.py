@@ -42,8 +42,9 @@ import traceback
 
 import numpy as np
 import pyvista as pv
-import vtk
 from vtkmodules.util.numpy_support import vtk_to_numpy
+
+from . import vtk_classes as vtk   # the classes alone: `import vtk` loads all of VTK (0.47 s)
 
 COMPONENTS = ("mx", "my", "mz")
 COLOR_MODES = ("mx", "my", "mz", "angle")
