@@ -120,17 +120,31 @@ def available_backends(device="cpu") -> tuple:
     if not str(device).startswith("cpu"):
         return ("torch",)
     out = ["torch"]
-    try:
-        if importlib.util.find_spec("scipy.fft") is not None:
-            out.append("scipy")
-    except (ImportError, ValueError):
-        pass
+    if _scipy_fft_installed():
+        out.append("scipy")
     try:
         pyfftw_module()
         out.append("fftw")
     except ImportError:
         pass
     return tuple(out)
+
+
+def _scipy_fft_installed() -> bool:
+    """Whether scipy.fft is there, without importing scipy (find_spec of a submodule imports its
+    package: 80 ms of every start here, most of it scipy's test utilities)."""
+    try:
+        spec = importlib.util.find_spec("scipy")
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if "scipy" in sys.modules or not spec.submodule_search_locations:
+        try:
+            return importlib.util.find_spec("scipy.fft") is not None
+        except (ImportError, ValueError):
+            return False
+    return any((Path(p) / "fft" / "__init__.py").is_file() for p in spec.submodule_search_locations)
 
 
 # what pyFFTW's package imports beside FFTW itself, where installed: its interfaces to scipy's and
