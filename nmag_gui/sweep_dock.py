@@ -131,6 +131,7 @@ class SweepDock(QDockWidget):
         self.problem = problem if problem is not None else session.problem
         self.sweep, self.out = None, ""
         self.results: dict = {}          # index -> result dict (scalars, status, ...)
+        self._noted: set = set()         # the workers' notes already shown (each once)
         self._thread, self._runner = None, None
         self._build()
         self.set_problem(self.problem)
@@ -295,6 +296,10 @@ class SweepDock(QDockWidget):
     @Slot(dict)
     def on_point(self, result: dict) -> None:
         self.results[int(result["index"])] = result
+        for text in result.get("notes") or ():   # a worker's first build of the compiled network
+            if text not in self._noted and self.session is not None:
+                self.session.message.emit(f"Sweep: {text[:1].upper() + text[1:]}", False)
+            self._noted.add(text)
         self.redraw()
 
     @Slot(object)

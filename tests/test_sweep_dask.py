@@ -365,3 +365,20 @@ def test_a_ctrl_c_that_a_finalizer_swallows_still_interrupts_the_sweep(tmp_path,
                  "--scheduler", cluster.address, "--quiet"])
     assert code == 130 and polled == [1]
     assert "--resume" in capsys.readouterr().err
+
+
+def test_the_workers_notes_are_printed_once(tmp_path, cluster, monkeypatch, capsys):
+    from engine.cli import main
+    from engine.sweep import runner
+
+    def two_points_with_a_note(sweep, out, client=None, on_point=None, **kw):
+        note = "building the network's learned part for this CPU with cc (a few seconds)"
+        for i in range(2):
+            on_point({"index": i, "status": "done", "notes": [note], "worker": "w:1"})
+        return runner.Progress(total=2, done=2)
+
+    monkeypatch.setattr(runner, "run_sweep", two_points_with_a_note)
+    main(["sweep", str(write_sweep(tmp_path, FOUR_POINTS)), "--out", str(tmp_path / "n.h5"),
+          "--scheduler", cluster.address])
+    err = capsys.readouterr().err
+    assert err.count("nmag sweep: note (w:1): building the network's learned part") == 1, err

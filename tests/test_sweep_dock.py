@@ -132,3 +132,21 @@ def test_the_window_has_the_dock_and_a_clicked_point_loads_its_state(qtbot, prob
     finally:
         w.shutdown()
         w.close()
+
+
+def test_a_workers_note_is_said_once_in_the_messages(qtbot, problem):
+    # a worker's first build of the compiled network (2-9 s) comes back with its point
+    from nmag_gui.session import Session
+    from nmag_gui.sweep_dock import SweepDock
+    session = Session(problem)
+    try:
+        dock = SweepDock(session=session)
+        qtbot.addWidget(dock)
+        said = []
+        session.message.connect(lambda text, error: said.append(text))
+        note = "building the network's learned part for this CPU with cc (a few seconds)"
+        for i in range(2):
+            dock.on_point({"index": i, "status": "done", "notes": [note], "scalars": {}, "wall_s": 0.0})
+    finally:
+        session.shutdown()
+    assert said == ["Sweep: Building the network's learned part for this CPU with cc (a few seconds)"]

@@ -202,3 +202,25 @@ def test_auto_fft_backend_is_pinned_in_the_client(tmp_path, monkeypatch):
     assert name != "auto" and is_choice(name)
     monkeypatch.setenv("NMAG_FFT", "torch")
     assert pin_fft_backend(make_task(s, 0))["problem"]["solver"]["fft"] == "torch"
+
+
+def test_a_points_first_build_of_the_compiled_network_comes_back_as_a_note(tmp_path, monkeypatch, capsys):
+    # a worker's first build of the compiled learned part takes 2-9 s: its note travels back with
+    # the point's result (nmag sweep prints it, the sweep dock shows it)
+    from engine.neural import compiled
+    from engine.sweep.runner import run_sweep
+    if compiled.library() is None:
+        pytest.skip(f"no compiled kernel: {compiled.why_not()}")
+    body = ('mode = "zip"\n[[parameters]]\nkey = "solver.demag"\nvalues = ["neural", "neural"]\n'
+            '[[parameters]]\nkey = "stages[1].duration_ns"\nvalues = [0.005, 0.005]\n')
+    sweep = load_sweep(write_sweep(tmp_path, body))
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
+    compiled.forget()
+    try:
+        results = []
+        run_sweep(sweep, tmp_path / "r.h5", None, on_point=results.append)
+    finally:
+        compiled.forget()
+    assert [r["status"] for r in results] == ["done", "done"]
+    assert any(n.startswith("building the network's learned part") for n in results[0]["notes"]), results[0]["notes"]
+    assert not results[1]["notes"]                       # built once per process

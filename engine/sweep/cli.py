@@ -125,10 +125,18 @@ def main_sweep(args) -> int:
                 bar.set_postfix_str(f"running {p.running}, failed {p.failed}", refresh=False)
                 bar.refresh()
 
+        said = set()
+
+        def notes(result):   # what a worker's engine noted while building (each text once)
+            for text in result.get("notes") or ():
+                if text not in said and not args.quiet:
+                    print(f"nmag sweep: note ({result.get('worker', '?')}): {text}", file=sys.stderr)
+                said.add(text)
+
         try:
             with _signals_as_interrupt(("SIGINT", "SIGTERM", "SIGHUP")) as signals:
                 prog = run_sweep(sweep, out, client, resume=args.resume, overwrite=args.overwrite,
-                                 on_progress=progress, should_stop=signals.raise_if_received)
+                                 on_progress=progress, on_point=notes, should_stop=signals.raise_if_received)
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()

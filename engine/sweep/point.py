@@ -86,16 +86,19 @@ def run_point(task: dict) -> dict:
     from ..stages import run_stages
     from .scalars import measure
 
+    from ..notes import notes_to
+
     t0 = time.perf_counter()
     out = {"index": task["index"], "status": "done", "message": "", "h5": None,
            "scalars": failed_scalars(task["scalars"]), "wall_s": 0.0,
-           "worker": f"{socket.gethostname()}:{os.getpid()}"}
+           "worker": f"{socket.gethostname()}:{os.getpid()}", "notes": []}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         problem = Problem.from_dict(task["problem"], base_dir=task["base_dir"],
                                     region_map=task["region_map"])
-        sim = Simulation(problem)
+        with notes_to(out["notes"].append):   # a first build of the compiled network on this worker (2-9 s)
+            sim = Simulation(problem)
         with tempfile.TemporaryDirectory(prefix="nmag-point-") as tmp:
             path = Path(tmp) / "point.h5"
             with ResultWriter(path, problem, sim.regions, sim.demag_in_use) as writer:
