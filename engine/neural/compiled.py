@@ -574,35 +574,31 @@ class StateProgram:
         self.half = half = cf.shared_half(sharing)
         cut = None if half is None else cf.stem * half
         ss, ks = Ms.stride(), mask.stride()
-        p = cf.pooled
+        alpha = struct.unpack("<I", struct.pack("<f", cf.scale))[0]   # U_0's scale as a float's bits
+        H_strides = (cf.ny * cf.nx, cf.nx, 1)   # (c, y, x) of a new contiguous H (3, 1, ny, nx)
 
         def load(y0, y1):   # m's address and strides (fields 1, 3-5) are written per call
             return (OP_LOAD, 0, 8, 0, 0, 0, Ms.data_ptr(), ss[1], ss[2], x.data_ptr(), *bound._load, y0, y1)
 
         def u0(rows):       # H's address (field 9) per call, the near field's (13-16) when it moves
-            alpha = struct.unpack("<I", struct.pack("<f", cf.scale))[0]
-            head = cf._u0_head
-            return (OP_U0_MASKED, *head[:7], alpha, 0, *self._H_strides, 0, 0, 0, 0,
+            return (OP_U0_MASKED, *cf._u0_head[:7], alpha, 0, *H_strides, 0, 0, 0, 0,
                     mask.data_ptr(), ks[1], ks[2], *rows)
 
-        self._H_strides = (cf.ny * cf.nx, cf.nx, 1)   # (c, y, x) of a new contiguous H (3, 1, ny, nx)
-        loads = [load(0, cf.ny)] if half is None else [load(0, cut), load(cut, cf.ny)]
-        pool = (OP_POOL, x.data_ptr(), *x.stride()[1:], cf.C, cf.ny, cf.nx, cf.stem, p.interior, p.h, p.w, p.row,
-                cf._ptr["pool_row"])
         whole, first, second = _u0_rows(half)
+        loads = [load(0, cf.ny)] if half is None else [load(0, cut), load(cut, cf.ny)]
         u0s = [u0(whole)] if half is None else [u0(first), u0(second)]
-        records = loads + [pool] + [tuple(r) for r in cf.ops.tolist()] + u0s
+        records = loads + [(OP_POOL, *bound._pool)] + [tuple(r) for r in cf.ops.tolist()] + u0s
         self.table = np.zeros((len(records), OP_FIELDS), np.int64)
         for k, r in enumerate(records):
             self.table[k, :len(r)] = r
         base, row = self.table.ctypes.data, OP_FIELDS * 8
         self._load_rows = range(len(loads))
         self._u0_rows = range(len(records) - len(u0s), len(records))
-        # (address, records) of each call: without sharing, the load and the levels are one call
-        if half is None:
-            self._loads, self._levels = (), (base, len(records) - 1)
-        else:
-            self._loads, self._levels = ((base, 1), (base + row, 1)), (base + 2 * row, len(records) - 4)
+        # (address, records) of each call: without sharing, the load and the levels are one call;
+        # with it, each half of the load is a call of its own before the levels
+        apart = 0 if half is None else len(loads)
+        self._loads = tuple((base + k * row, 1) for k in self._load_rows[:apart])
+        self._levels = (base + apart * row, len(records) - len(u0s) - apart)
         self._u0s = tuple((base + k * row, 1) for k in self._u0_rows)
         self._m_layout = self._near = None
 

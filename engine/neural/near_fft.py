@@ -33,14 +33,10 @@ def near_padded_shape(nz: int, ny: int, nx: int, R: int, smooth: int = 5) -> tup
 def smooth_length(n: int, smooth: int = 5) -> int:
     """The smallest length >= n whose prime factors are at most `smooth` (2, 3 or 5): for 5, what
     scipy.fft.next_fast_len(n, real=True) gives, without importing scipy.fft (0.2-0.5 s)."""
-    primes = [p for p in (2, 3, 5) if p <= smooth]
-    best, lengths = None, [1]
-    for p in primes:   # every product of the primes up to the first power of 2 >= n
+    lengths = [1]
+    for p in (q for q in (2, 3, 5) if q <= smooth):   # every product of them below 2 n (a power of 2 is)
         lengths = [k * p ** e for k in lengths for e in range(n.bit_length() + 1) if k * p ** e < 2 * max(n, 1)]
-    for k in lengths:
-        if k >= n and (best is None or k < best):
-            best = k
-    return best
+    return min(k for k in lengths if k >= n)
 
 
 def near_paddings(nz: int, ny: int, nx: int, R: int) -> list:
