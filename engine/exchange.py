@@ -43,8 +43,10 @@ class Exchange:
                                 torch.zeros_like(Ms))
         # H_i = sum_b c_b,i (m_(i+b) - m_i) with c = prefactor A_ij / d^2, accumulated over the
         # overlapping slices of each bond (no shifted copies, no zero fill, no final multiply);
-        # the difference is formed first so that a uniform state gives exactly zero
-        self.bonds = []   # (dim, s, c narrowed to the cells that have that neighbour)
+        # the difference is formed first so that a uniform state gives exactly zero. Per axis
+        # with a bond: (dim, c of the bond up, c of the bond down; each narrowed to the cells that
+        # have that neighbour, None where none has), so one difference of neighbours serves both
+        by_axis = {}      # dim -> [c up, c down]
         full = {}         # (axis, s) -> c on the whole grid, for the compiled form
         A = state.A * state.mask
         for axis, d in zip(("x", "y", "z"), state.d):
@@ -53,13 +55,9 @@ class Exchange:
                 if Aij.abs().max() > 0:
                     c = prefactor * Aij / d ** 2
                     dim, n = AXIS[axis], Ms.shape[AXIS[axis]]
-                    self.bonds.append((dim, s, c.narrow(dim, max(0, -s), n - abs(s)).contiguous()))
+                    by_axis.setdefault(dim, [None, None])[0 if s > 0 else 1] = \
+                        c.narrow(dim, max(0, -s), n - abs(s)).contiguous()
                     full[(axis, s)] = c
-        # per axis (dim, c of the bond up, c of the bond down; None where no cell has it), in the
-        # order of self.bonds: one difference of neighbours serves both bonds
-        by_axis = {}
-        for dim, s, c in self.bonds:
-            by_axis.setdefault(dim, [None, None])[0 if s > 0 else 1] = c
         self._axes = tuple((dim, up, down) for dim, (up, down) in by_axis.items())
         # kept only where the compiled form may run (each is one more grid-sized array)
         self._full = tuple(full.get(b) for b in _BONDS) if _exchange_field.wanted(Ms.numel()) else None
