@@ -37,6 +37,11 @@ class _ToCallback(logging.Handler):
             self.handleError(record)
 
 
+def as_sentence(text: str) -> str:
+    """A note (a log line, which starts in lower case) as the app shows it: a capital first letter."""
+    return text[:1].upper() + text[1:]
+
+
 @contextmanager
 def notes_to(callback, shown: bool = True):
     """Within the block, every INFO (and louder) message that this thread logs on the engine's

@@ -295,10 +295,11 @@ class SweepDock(QDockWidget):
 
     @Slot(dict)
     def on_point(self, result: dict) -> None:
+        from engine.notes import as_sentence
         self.results[int(result["index"])] = result
         for text in result.get("notes") or ():   # a worker's first build of the compiled network
             if text not in self._noted and self.session is not None:
-                self.session.message.emit(f"Sweep: {text[:1].upper() + text[1:]}", False)
+                self.session.message.emit(f"Sweep: {as_sentence(text)}", False)
             self._noted.add(text)
         self.redraw()
 

@@ -45,8 +45,8 @@ class TwinWorker(QObject):
                 self._sent = len(out["t"])
                 return self.stop_requested
 
-            from engine.notes import notes_to
-            with notes_to(lambda text: self.note.emit(text[:1].upper() + text[1:])):
+            from engine.notes import as_sentence, notes_to
+            with notes_to(lambda text: self.note.emit(as_sentence(text))):
                 res = twin_run(self.problem, self.duration_s, self.every_s, m0=self.m0, callback=callback,
                                t0=self.t0)
             if self._sent == 0:      # no callback happened (duration shorter than one sample)

@@ -460,10 +460,10 @@ class SimulationWorker(QObject):
         count the steps run with."""
         from engine.threads import threads_for_grid
         nx, ny, nz = problem.mesh.n
-        from engine.notes import notes_to
+        from engine.notes import as_sentence, notes_to
         self.threads = threads_for_grid(int(nx) * int(ny) * int(nz), self.max_threads)
         torch.set_num_threads(self.threads)
-        with notes_to(lambda text: self.message.emit(text[:1].upper() + text[1:])):
+        with notes_to(lambda text: self.message.emit(as_sentence(text))):
             return Simulation(problem, m0=m0)   # a first build of the compiled network says so
 
     def _report_demag(self, sim) -> None:
@@ -472,8 +472,9 @@ class SimulationWorker(QObject):
         if self._reported_demag is sim.demag:
             return
         self._reported_demag = sim.demag
+        from engine.notes import as_sentence
         for text in getattr(sim.demag, "warnings", []):
-            self.message.emit(text[0].upper() + text[1:])
+            self.message.emit(as_sentence(text))
 
     def _reset(self, problem) -> None:
         self._halt()
