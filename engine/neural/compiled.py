@@ -7,18 +7,15 @@ far.c runs the same operator in one pass per level over channels-last buffers al
 grid, with pooling, pixel shuffle, crop, skip addition and the final addition to the near field
 fused into the loops that produce them.
 
-How it is built: the first use compiles far.c with the system's C compiler (`cc`, or $CC) for
-this CPU (-O3 -march=native) into the user's cache folder (engine.fft_backends.cache_dir(),
-folder `kernels`, private to the user), under a name that hashes the source, the compiler, the
-flags and the CPU, so a home shared by different machines never loads a library built for
-another. A cache folder of ours that others could write is made private first; a library file
-that others could write, or that is not ours, is built again, never loaded; without a usable
-folder (or one whose parent folders others could change) the build goes to a private temporary
-one, removed once the library is loaded. A build says so on the `engine.neural.compiled` logger
-(INFO: `nmag run` prints it, the app shows it), as it takes 2-9 s. No
-compiler, a failed build, or a result that differs from torch's network on a test input
-(NeuralDemag checks): the torch path runs instead (`why_not()`, NeuralDemag.compiled_why and
-`nmag run` say why). NMAG_NEURAL_KERNEL=0 turns it off.
+How it is built (engine.native holds the build, the cache and their security rules): the first
+use compiles far.c with the system's C compiler (`cc`, or $CC) for this CPU (-O3 -march=native)
+into the user's cache folder (folder `kernels`, private to the user), under a name that hashes
+the source, the compiler, the flags and the CPU; nothing another user could change is loaded.
+A build says so on the `engine.neural.compiled` logger (INFO: `nmag run` prints it, the app
+shows it), as it takes 2-9 s. No compiler, a failed build, or a result that differs from
+torch's network on a test input (NeuralDemag checks): the torch path runs instead
+(`why_not()`, NeuralDemag.compiled_why and `nmag run` say why). NMAG_NEURAL_KERNEL=0 turns it
+off.
 
 Threads: each call runs on the calling thread only and releases the GIL (ctypes), so the near
 field's FFT can run at the same time on the one-thread worker (engine.neural.overlap).
@@ -26,21 +23,15 @@ field's FFT can run at the same time on the one-thread worker (engine.neural.ove
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
-import os
-import platform
-import shlex
-import shutil
 import struct
-import subprocess
-import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .. import native
 
 SOURCE = Path(__file__).with_name("kernels") / "far.c"
 FLAGS = ("-O3", "-std=c99", "-ffp-contract=fast", "-fPIC", "-shared")
@@ -51,9 +42,6 @@ OP_FIELDS, OP_CONV, OP_DOWN, OP_DECODE, OP_LOAD, OP_POOL, OP_U0_MASKED = 22, 1, 
 # the fewest coarse rows per thread for which finish() shares U_0 with a helper thread (a hand-off
 # costs tens of microseconds: 256^2 has 64 rows)
 MIN_ROWS_TO_SHARE = 64
-# a build's temporary file older than this is left from a build that was killed (the compiler's
-# own limit is 120 s): removed when the next build starts
-STALE_BUILD_S = 600
 
 _log = logging.getLogger(__name__)
 
@@ -82,216 +70,29 @@ def _by_rows(fn, helper, half, whole: tuple, first: tuple, second: tuple) -> Non
     finally:
         job.result()
 
-_lock = threading.Lock()
-_lib = None
-_why = None
-_tried = False
+
+# the build, the cache and their rules: engine.native; _declare is looked up at each load (tests
+# replace it)
+_native = native.NativeLibrary(SOURCE, "far", FLAGS, declare=lambda lib: _declare(lib),
+                               env_switch="NMAG_NEURAL_KERNEL", what="the compiled learned part",
+                               logger=_log, building="the network's learned part")
+_unsafe_ancestor = native.unsafe_ancestor
+STALE_BUILD_S = native.STALE_BUILD_S   # a killed build's temporary file is removed after this (s)
 
 
 def why_not() -> str | None:
     """Why the compiled learned part is not in use (None where it is, or before the first try)."""
-    if os.environ.get("NMAG_NEURAL_KERNEL", "").strip() == "0":
-        return "turned off by NMAG_NEURAL_KERNEL=0"
-    return _why
+    return _native.why_not()
 
 
 def forget() -> None:
     """Build or load the library again on next use (tests change the compiler and the cache)."""
-    global _lib, _why, _tried
-    with _lock:
-        _lib, _why, _tried = None, None, False
-
-
-def _cpu_id() -> str:
-    """What -march=native depends on: the CPU's model and feature flags."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
-        keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")]
-        return "\n".join(dict.fromkeys(keep))
-    except OSError:
-        return platform.machine() + platform.processor()
-
-
-def _ours_and_private(path: Path, folder: bool) -> bool:
-    """Whether path is a folder (or file) of this user that no one else may write (a library
-    loaded from it runs as our code)."""
-    try:
-        st = path.lstat()
-    except OSError:
-        return False
-    kind_ok = path.is_dir() if folder else path.is_file() and not path.is_symlink()
-    return kind_ok and (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not st.st_mode & 0o022
-
-
-def _private_dir(path: Path) -> bool:
-    """The same for a folder; a folder of ours that others may write is made private first
-    (mkdir's mode can only take bits away, so such bits were set by hand or by the file system)."""
-    try:
-        if path.is_dir() and not path.is_symlink() and hasattr(os, "getuid") and path.stat().st_uid == os.getuid():
-            os.chmod(path, 0o700)
-    except OSError:
-        pass
-    return _ours_and_private(path, folder=True)
-
-
-def _trusted_owners() -> set:
-    """root, this user and the kernel's overflow user ("nobody": how a rootless container shows
-    the host's root-owned folders)."""
-    owners = {0, os.getuid()}
-    try:
-        owners.add(int(Path("/proc/sys/kernel/overflowuid").read_text()))
-    except (OSError, ValueError):
-        owners.add(65534)
-    return owners
-
-
-def _private_group(gid: int) -> bool:
-    """Whether gid is this user's own group (a user private group, as umask 002 systems give:
-    named as the user, no other members)."""
-    try:
-        import grp
-        import pwd
-        g = grp.getgrgid(gid)
-        return g.gr_name == pwd.getpwuid(os.getuid()).pw_name and not g.gr_mem
-    except (ImportError, KeyError):
-        return False
-
-
-def _unsafe_ancestor(path: Path) -> str | None:
-    """The first folder above `path` (symbolic links followed: the folders the path really goes
-    through) through which someone else could rename or replace it, with why; None where there
-    is none. Safe: owned by root or us, writable by others only with the sticky bit (/tmp), and
-    by its group only where that is our private group."""
-    if not hasattr(os, "getuid"):
-        return None
-    owners = _trusted_owners()
-    for p in path.resolve().parents:
-        try:
-            st = p.stat()
-        except OSError as e:
-            return f"{p} ({e.strerror})"
-        sticky = st.st_mode & 0o1000
-        if st.st_uid not in owners:
-            return f"{p} (owned by user {st.st_uid})"
-        if st.st_mode & 0o002 and not sticky:
-            return f"{p} (anyone may write to it)"
-        if st.st_mode & 0o020 and not sticky and not _private_group(st.st_gid):
-            return f"{p} (group {st.st_gid} may write to it)"
-    return None
-
-
-def _kernel_dir() -> tuple[Path | None, bool]:
-    """The folder to build into and load from, and whether it is a temporary one of this process
-    (the user's cache folder is missing, not writable, writable by others, or below a folder
-    others could change: said on the log, as every process then builds again); None where no
-    folder is safe."""
-    from ..fft_backends import cache_dir
-    d = cache_dir() / "kernels"
-    try:
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        pass
-    if not _private_dir(d):
-        why = f"{d} is not a private folder of this user"
-    else:
-        above = _unsafe_ancestor(d)
-        if above is None:
-            return d, False
-        why = f"{d} lies below {above}"
-    _log.info("the compiled learned part is not cached: %s; it is built in a temporary folder in every "
-              "process (set NMAG_CACHE_DIR to a private folder)", why)
-    tmp = Path(tempfile.mkdtemp(prefix="nmag-kernels-"))   # private (0700), this process only
-    if _unsafe_ancestor(tmp) is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return None, True
-    return tmp, True
-
-
-def _remove_stale_builds(folder: Path) -> None:
-    """Temporary files of builds that were killed (older than STALE_BUILD_S)."""
-    for f in folder.glob(".far-*.tmp"):
-        try:
-            if time.time() - f.lstat().st_mtime > STALE_BUILD_S:
-                f.unlink()
-        except OSError:
-            pass
-
-
-def _compile(cc: list, out: Path, flags: tuple) -> bool:
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    _remove_stale_builds(out.parent)
-    _log.info("building the network's learned part for this CPU with %s (a few seconds)", " ".join(cc))
-    try:
-        r = subprocess.run([*cc, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, timeout=120)
-        if r.returncode != 0 or not tmp.exists():
-            return False
-        os.replace(tmp, out)
-        return True
-    except (OSError, subprocess.SubprocessError):
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _compiler() -> list | None:
-    """The C compiler's command: $CC (split as a shell would: "ccache gcc" works), else cc, gcc
-    or clang on the PATH."""
-    env = os.environ.get("CC", "").strip()
-    if env:
-        try:
-            return shlex.split(env) or None
-        except ValueError:
-            return None
-    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    return [found] if found else None
+    _native.forget()
 
 
 def library():
     """The compiled far.c (a ctypes library), built on first use; None where it cannot be."""
-    global _lib, _why, _tried
-    if os.environ.get("NMAG_NEURAL_KERNEL", "").strip() == "0":
-        return None
-    with _lock:
-        if _tried:
-            return _lib
-        _tried = True
-        try:
-            _lib, _why = _build_and_load()
-        except (OSError, AttributeError, ValueError) as e:   # anything else: the torch path, saying why
-            _lib, _why = None, f"the compiled learned part could not be loaded ({type(e).__name__}: {e})"
-        return _lib
-
-
-def _build_and_load():
-    """(library, None), or (None, why)."""
-    if not SOURCE.exists():
-        return None, f"{SOURCE} is missing from the installation"
-    cc = _compiler()
-    if not cc:
-        return None, "no C compiler found (cc, gcc, clang or $CC)"
-    src, cpu = SOURCE.read_bytes(), _cpu_id().encode()
-    folder, temporary = _kernel_dir()
-    if folder is None:
-        return None, "no folder to build it in that only this user can change (see the log)"
-    try:
-        for flags in (FLAGS + ("-march=native",), FLAGS):
-            key = hashlib.sha256(b"\0".join([src, " ".join(cc).encode(), " ".join(flags).encode(), cpu]))
-            path = folder / f"far-{key.hexdigest()[:20]}.so"
-            if path.exists() and not _ours_and_private(path, folder=False):
-                path.unlink()    # not a file we built, or writable by others: never loaded
-            if not path.exists() and not _compile(cc, path, flags):
-                continue
-            try:
-                lib = ctypes.CDLL(str(path))
-                _declare(lib)
-            except (OSError, AttributeError):
-                path.unlink(missing_ok=True)   # broken or from an older source: built again next time
-                continue
-            return lib, None
-    finally:
-        if temporary:   # a loaded library stays mapped after its file is gone
-            shutil.rmtree(folder, ignore_errors=True)
-    return None, f"{' '.join(cc)} could not build {SOURCE.name}"
+    return _native.library()
 
 
 def _declare(lib) -> None:
