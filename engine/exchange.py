@@ -58,7 +58,8 @@ class Exchange:
                     by_axis.setdefault(dim, [None, None])[0 if s > 0 else 1] = \
                         c.narrow(dim, max(0, -s), n - abs(s)).contiguous()
                     full[(axis, s)] = c
-        self._axes = tuple((dim, up, down) for dim, (up, down) in by_axis.items())
+        # (dim, c up, c down) per axis with a bond: also what engine.cell_kernel reads
+        self.axes = tuple((dim, up, down) for dim, (up, down) in by_axis.items())
         # kept only where the compiled form may run (each is one more grid-sized array)
         self._full = tuple(full.get(b) for b in _BONDS) if _exchange_field.wanted(Ms.numel()) else None
 
@@ -69,7 +70,7 @@ class Exchange:
             if run is not None:
                 return run(m, *self._full)
         H = torch.zeros_like(m)
-        for dim, c_up, c_down in self._axes:
+        for dim, c_up, c_down in self.axes:
             # the difference D = m_(i+1) - m_i once per axis: the bond up adds c D at i, the bond
             # down c (-D) at i + 1 (the same numbers as forming m_i - m_(i+1): a sign is exact)
             n = m.shape[dim] - 1

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .anisotropy import CubicAnisotropy, UniaxialAnisotropy
+from .cell_kernel import CellKernel
 from .constants import PS
 from .demag import FFTDemag, NoDemag
 from .errors import ProblemError, SimulationDiverged
@@ -88,6 +89,8 @@ class Simulation:
         if any(mm.D != 0 for mm in mats):
             terms.append(InterfacialDMI(st))
         self.terms = terms
+        # the exchange, applied field, anisotropy and torque in one compiled pass on small grids
+        self.cells = CellKernel.for_terms(st, terms)
 
     def update_problem(self, problem):
         """Apply edited materials, field and solver settings between steps; keep m and t.
@@ -109,12 +112,12 @@ class Simulation:
                 str(state.device) != str(self.state.device):
             demag = make_demag(problem.solver.demag, state, problem)
         integrator = make_integrator(problem.solver)
-        saved = (self.problem, self.state, self.demag, self.terms, self.zeeman, self.integrator)
+        saved = (self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.integrator)
         try:
             self.problem, self.state, self.demag, self.integrator = problem, state, demag, integrator
             self._build_terms()
         except BaseException:
-            self.problem, self.state, self.demag, self.terms, self.zeeman, self.integrator = saved
+            self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.integrator = saved
             raise
         self._watch = self._watchable = None
 
@@ -176,6 +179,8 @@ class Simulation:
         if t is not None:
             st.t = t
         try:
+            if self.cells is not None:
+                return self.cells.field(st)
             H = self.terms[0].h(st)   # the exchange field: a new tensor, so the others add in place
             for term in self.terms[1:]:
                 H.add_(term.h(st))
@@ -184,7 +189,15 @@ class Simulation:
         return H
 
     def _rhs(self, t, m):
-        return llg_rhs(m, self.effective_field(m, t), self.state.alpha)
+        if self.cells is None:
+            return llg_rhs(m, self.effective_field(m, t), self.state.alpha)
+        st = self.state
+        saved = (st.m, st.t)
+        st.m, st.t = m, t
+        try:
+            return self.cells.rhs(st)
+        finally:
+            st.m, st.t = saved
 
     def step(self) -> float:
         """One integrator step; returns its length dt in s. Raises SimulationDiverged (keeping

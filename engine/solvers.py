@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from .cell_kernel import max_norm_of_sum, normalized, stage_sum
 from .errors import SimulationDiverged
 from .fused import fused
 from .state import normalize, vector_length
@@ -54,6 +55,9 @@ def combine(m, dt: float, coefficients, ks) -> torch.Tensor:
     stage arithmetic of an RK45 step fell from about 60 passes over the arrays to 26.
     Where the compiled form is ready (engine.fused), all terms in one pass."""
     terms = [(c, k) for c, k in zip(coefficients, ks) if c != 0.0]
+    out = stage_sum(m, [dt * c for c, _ in terms], [k for _, k in terms])   # small grids: one C pass
+    if out is not None:
+        return out
     if m is not None:
         if _stage.wanted(m.numel() // 3):
             h = torch.tensor([dt * c for c, _ in terms], dtype=m.dtype, device=m.device)
@@ -82,8 +86,18 @@ def _stage(m, h, *ks):
 def error_norm(dt: float, coefficients, ks) -> float:
     """max over cells of |dt sum_i c_i k_i| (the RK45 error estimate). Not compiled: inductor's
     fused sum-and-max measured 2x slower here than these passes (2048^2 float32: 114-132 ms
-    against 54-62 ms)."""
+    against 54-62 ms). Small grids: one C pass (engine.cell_kernel)."""
+    terms = [(c, k) for c, k in zip(coefficients, ks) if c != 0.0]
+    err = max_norm_of_sum([dt * c for c, _ in terms], [k for _, k in terms])
+    if err is not None:
+        return err
     return float(vector_length(combine(None, dt, coefficients, ks)).max())
+
+
+def unit(m: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """engine.state.normalize, as one C pass on small grids (engine.cell_kernel)."""
+    out = normalized(m, mask)
+    return normalize(m, mask) if out is None else out
 
 
 class FixedStep:
@@ -105,8 +119,8 @@ class Heun(FixedStep):
     def step(self, f, t, m, mask):
         dt = self.dt
         k1 = f(t, m)
-        k2 = f(t + dt, normalize(m + dt * k1, mask))
-        m_new = normalize(m + 0.5 * dt * (k1 + k2), mask)
+        k2 = f(t + dt, unit(m + dt * k1, mask))
+        m_new = unit(m + 0.5 * dt * (k1 + k2), mask)
         _check_step(m_new, m, t, FIXED_STEP_HINT)
         self.last_dt = dt
         return t + dt, m_new
@@ -121,7 +135,7 @@ class RK4(FixedStep):
         k2 = f(t + dt / 2, torch.add(m, k1, alpha=dt / 2))
         k3 = f(t + dt / 2, torch.add(m, k2, alpha=dt / 2))
         k4 = f(t + dt, torch.add(m, k3, alpha=dt))
-        m_new = normalize(combine(m, dt, (1 / 6, 1 / 3, 1 / 3, 1 / 6), (k1, k2, k3, k4)), mask)
+        m_new = unit(combine(m, dt, (1 / 6, 1 / 3, 1 / 3, 1 / 6), (k1, k2, k3, k4)), mask)
         _check_step(m_new, m, t, FIXED_STEP_HINT)
         self.last_dt = dt
         return t + dt, m_new
@@ -198,7 +212,7 @@ class RK45:
                 self.dt = max(dt * 0.1, self.min_dt)
                 continue
             if err <= self.tol:
-                m_new = normalize(m5, mask)
+                m_new = unit(m5, mask)
                 if not all_finite(m_new):
                     self._k1 = None
                     raise SimulationDiverged("non-finite m after the step", t, 0, ADAPTIVE_HINT)
@@ -255,7 +269,7 @@ def relax(field_fn, m: torch.Tensor, mask: torch.Tensor, Ms: torch.Tensor, torqu
         e.last_m = None
         raise e
     while torque > torque_tol and step < max_steps:
-        m_new = normalize(m + tau * g, mask)
+        m_new = unit(m + tau * g, mask)
         g_new = descent(m_new)
         torque_new = float(vector_length(g_new).max())
         if not math.isfinite(torque_new):

@@ -1,0 +1,301 @@
+/* The cell-local part of an LLG evaluation in one pass over the grid: the exchange stencil, the
+ * applied field, uniaxial anisotropy, the sum with the other terms' field (the demag), and the
+ * Landau-Lifshitz torque. Python wrapper and the rules for using it: engine/cell_kernel.py.
+ *
+ * Why: on small grids (standard problem 4: 100 x 25 cells) these terms are about twenty torch
+ * calls per evaluation, each a few microseconds of overhead around a few hundred nanoseconds of
+ * arithmetic; here they are one call.
+ *
+ * The numbers are those of the torch terms (engine/exchange.py, zeeman.py, anisotropy.py,
+ * llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; then the other
+ * terms; then the applied field; then the anisotropy. Built without floating-point contraction,
+ * so a product and a sum round as torch's separate operations do.
+ *
+ * One argument, a table of int64 fields (R_*); the applied field's three components are stored
+ * as the bits of doubles. Arrays: m, the fields and the torque are (3, nz, ny, nx) contiguous;
+ * the per-cell ones (nz, ny, nx); the mask bytes (0 or 1). A zero address means "absent".
+ */
+#ifndef CELLS_BODY
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+enum {
+    R_DTYPE,        /* 0: double, 1: float */
+    R_NZ, R_NY, R_NX,
+    R_M,            /* m (read) */
+    R_HIN,          /* the other terms' field (read), or 0 */
+    R_HOUT,         /* where to write the effective field, or 0 */
+    R_OUT,          /* where to write dm/dt, or 0 */
+    R_CXP, R_CXM, R_CYP, R_CYM, R_CZP, R_CZM,   /* exchange bond coefficients, 1/s-free: A/m per unit of m */
+    R_MASK,         /* uint8 magnet mask, for the applied field */
+    R_HAPP,         /* 1 where an applied field is added */
+    R_HX, R_HY, R_HZ,   /* the applied field in A/m, as double bits */
+    R_KU,           /* 2 Ku / (mu0 Ms) per cell, or 0 */
+    R_KUAXIS,       /* the easy axis (3, nz, ny, nx) */
+    R_PREF,         /* -gamma / (1 + alpha^2) per cell */
+    R_PREF_ALPHA,   /* that times alpha */
+    R_PRECESSION,   /* 1: full torque; 0: the damping term only */
+    R_FIELDS
+};
+
+int nm_cells_fields(void) { return R_FIELDS; }
+
+/* The Runge-Kutta arithmetic of a step (engine/solvers.py), one call each: a table of int64:
+ * S_DTYPE, S_N (values per array: 3 x cells), S_OP, S_OUT, S_M (or 0), S_MASK, S_COUNT, then
+ * S_COUNT coefficients (double bits) and S_COUNT addresses of arrays k_j.
+ *   OP_SUM:       out = m + sum_j h_j k_j (m 0: h_0 k_0 + ...), summed in order
+ *   OP_MAX_NORM:  *(double *)out = max over cells of |sum_j h_j k_j| (arrays (3, cells))
+ *   OP_NORMALIZE: out = m * (mask / max(|m|, 1e-30)) per cell (mask bytes, cells) */
+enum { S_DTYPE, S_N, S_OP, S_OUT, S_M, S_MASK, S_COUNT, S_TERMS, S_MAX_TERMS = 8 };
+enum { OP_SUM = 1, OP_MAX_NORM = 2, OP_NORMALIZE = 3 };
+int nm_stage_fields(void) { return S_TERMS + 2 * S_MAX_TERMS; }
+
+#define NOINLINE __attribute__((noinline))
+#define PTR(type, field) ((type *)(intptr_t)r[field])
+
+#define CELLS_BODY
+#define real double
+#define SQRT sqrt
+#define FN(x) x##_f64
+#include "cells.c"   /* this file again, from its own folder: the body below */
+#undef real
+#undef SQRT
+#undef FN
+#define real float
+#define SQRT sqrtf
+#define FN(x) x##_f32
+#include "cells.c"   /* this file again, from its own folder: the body below */
+#undef real
+#undef SQRT
+#undef FN
+
+int nm_stage(const int64_t *r)
+{
+    if (r[S_COUNT] < 0 || r[S_COUNT] > S_MAX_TERMS)
+        return 2;
+    if (r[S_DTYPE] == 0)
+        return stage_f64(r);
+    if (r[S_DTYPE] == 1)
+        return stage_f32(r);
+    return 1;
+}
+
+int nm_cells(const int64_t *r)
+{
+    if (r[R_DTYPE] == 0)
+        cells_f64(r);
+    else if (r[R_DTYPE] == 1)
+        cells_f32(r);
+    else
+        return 1;
+    return 0;
+}
+
+#else   /* the body, once per floating-point type */
+
+/* nm_stage's work for one type (see the table above) */
+static int FN(stage)(const int64_t *r)
+{
+    const ptrdiff_t n = r[S_N], count = r[S_COUNT];
+    const real *restrict m = PTR(const real, S_M);
+    double h[S_MAX_TERMS];
+    const real *restrict k[S_MAX_TERMS];
+    memcpy(h, &r[S_TERMS], (size_t)count * sizeof(double));
+    for (ptrdiff_t j = 0; j < count; j++)
+        k[j] = (const real *)(intptr_t)r[S_TERMS + count + j];
+    if (r[S_OP] == OP_SUM) {   /* in chunks: the sum stays in the L1 cache, each array read once */
+        enum { CH = 512 };
+        real *restrict out = PTR(real, S_OUT);
+        real acc[CH];
+        for (ptrdiff_t i0 = 0; i0 < n; i0 += CH) {
+            const ptrdiff_t w = n - i0 < CH ? n - i0 : CH;
+            ptrdiff_t j = 0;
+            if (m)
+                for (ptrdiff_t i = 0; i < w; i++)
+                    acc[i] = m[i0 + i];
+            else if (count > 0) {
+                const real c = (real)h[0];
+                const real *restrict k0 = k[0] + i0;
+                for (ptrdiff_t i = 0; i < w; i++)
+                    acc[i] = k0[i] * c;
+                j = 1;
+            }
+            for (; j < count; j++) {
+                const real c = (real)h[j];
+                const real *restrict kj = k[j] + i0;
+                for (ptrdiff_t i = 0; i < w; i++)
+                    acc[i] += c * kj[i];
+            }
+            for (ptrdiff_t i = 0; i < w; i++)
+                out[i0 + i] = acc[i];
+        }
+        return 0;
+    }
+    if (r[S_OP] == OP_MAX_NORM) {   /* in chunks of cells, the sum on the stack */
+        enum { CH = 512 };
+        const ptrdiff_t cells = n / 3;
+        real e[3][CH];
+        real best = 0;
+        int nan = 0;
+        for (ptrdiff_t i0 = 0; i0 < cells; i0 += CH) {
+            const ptrdiff_t w = cells - i0 < CH ? cells - i0 : CH;
+            for (int a = 0; a < 3; a++) {
+                const real c0 = (real)h[0];
+                const real *restrict k0 = k[0] + a * cells + i0;
+                for (ptrdiff_t i = 0; i < w; i++)
+                    e[a][i] = k0[i] * c0;
+                for (ptrdiff_t j = 1; j < count; j++) {
+                    const real c = (real)h[j];
+                    const real *restrict kj = k[j] + a * cells + i0;
+                    for (ptrdiff_t i = 0; i < w; i++)
+                        e[a][i] += c * kj[i];
+                }
+            }
+            for (ptrdiff_t i = 0; i < w; i++) {
+                const real l = SQRT(e[0][i] * e[0][i] + e[1][i] * e[1][i] + e[2][i] * e[2][i]);
+                nan |= l != l;
+                best = l > best ? l : best;
+            }
+        }
+        const double result = nan ? NAN : (double)best;   /* a NaN anywhere: NaN, as torch's max */
+        memcpy(PTR(double, S_OUT), &result, sizeof result);
+        return 0;
+    }
+    if (r[S_OP] == OP_NORMALIZE) {
+        const ptrdiff_t cells = n / 3;
+        const uint8_t *restrict mask = PTR(const uint8_t, S_MASK);
+        real *restrict out = PTR(real, S_OUT);
+        for (ptrdiff_t i = 0; i < cells; i++) {
+            const real x = m[i], y = m[cells + i], z = m[2 * cells + i];
+            real l = SQRT(x * x + y * y + z * z);
+            l = l < (real)1e-30 ? (real)1e-30 : l;   /* clamp_min: a NaN length stays NaN */
+            const real s = (real)mask[i] / l;
+            out[i] = x * s;
+            out[cells + i] = y * s;
+            out[2 * cells + i] = z * s;
+        }
+        return 0;
+    }
+    return 3;
+}
+
+/* One bond direction over cells [from, to) of a chunk: h += c (m_neighbour - m), the neighbour
+ * `step` cells away. Separate functions, so that the compiler vectorises each loop. */
+static NOINLINE void FN(bond)(const real *restrict c, const real *restrict m0, const real *restrict m1,
+                              const real *restrict m2, real *restrict hx, real *restrict hy, real *restrict hz,
+                              ptrdiff_t from, ptrdiff_t to, ptrdiff_t step)
+{
+    for (ptrdiff_t k = from; k < to; k++) {
+        const real q = c[k];
+        hx[k] += q * (m0[k + step] - m0[k]);
+        hy[k] += q * (m1[k + step] - m1[k]);
+        hz[k] += q * (m2[k + step] - m2[k]);
+    }
+}
+
+/* dm/dt = pa m x (m x h) + pref m x h over a chunk (pref NULL: the damping term only) */
+static NOINLINE void FN(torque)(const real *restrict m0, const real *restrict m1, const real *restrict m2,
+                                const real *restrict hx, const real *restrict hy, const real *restrict hz,
+                                const real *restrict pa, const real *restrict pref, real *restrict o0,
+                                real *restrict o1, real *restrict o2, ptrdiff_t w)
+{
+    for (ptrdiff_t k = 0; k < w; k++) {
+        const real mx = m0[k], my = m1[k], mz = m2[k];
+        const real cx = my * hz[k] - mz * hy[k], cy = mz * hx[k] - mx * hz[k], cz = mx * hy[k] - my * hx[k];
+        const real p = pa[k];
+        o0[k] = p * (my * cz - mz * cy);
+        o1[k] = p * (mz * cx - mx * cz);
+        o2[k] = p * (mx * cy - my * cx);
+    }
+    if (pref)
+        for (ptrdiff_t k = 0; k < w; k++) {
+            const real mx = m0[k], my = m1[k], mz = m2[k];
+            const real q = pref[k];
+            o0[k] += q * (my * hz[k] - mz * hy[k]);
+            o1[k] += q * (mz * hx[k] - mx * hz[k]);
+            o2[k] += q * (mx * hy[k] - my * hx[k]);
+        }
+}
+
+static void FN(cells)(const int64_t *r)
+{
+    enum { CH = 256 };   /* cells of a row done together: the field of a chunk stays on the stack */
+    const ptrdiff_t nz = r[R_NZ], ny = r[R_NY], nx = r[R_NX];
+    const ptrdiff_t sy = nx, sz = nx * ny, n = nx * ny * nz;
+    /* no array overlaps another (the caller's new outputs): restrict lets the loops vectorise */
+    const real *restrict m = PTR(const real, R_M);
+    const real *restrict hin = PTR(const real, R_HIN);
+    real *restrict hout = PTR(real, R_HOUT);
+    real *restrict out = PTR(real, R_OUT);
+    const real *restrict cxp = PTR(const real, R_CXP), *restrict cxm = PTR(const real, R_CXM);
+    const real *restrict cyp = PTR(const real, R_CYP), *restrict cym = PTR(const real, R_CYM);
+    const real *restrict czp = PTR(const real, R_CZP), *restrict czm = PTR(const real, R_CZM);
+    const uint8_t *restrict mask = PTR(const uint8_t, R_MASK);
+    const int happ = r[R_HAPP] != 0 && mask != NULL;
+    double hd[3];
+    memcpy(hd, &r[R_HX], sizeof hd);
+    const real hax = (real)hd[0], hay = (real)hd[1], haz = (real)hd[2];
+    const real *restrict ku = PTR(const real, R_KU), *restrict ua = PTR(const real, R_KUAXIS);
+    const real *restrict pref = PTR(const real, R_PREF), *restrict pa = PTR(const real, R_PREF_ALPHA);
+    const int precession = r[R_PRECESSION] != 0;
+    const real *restrict m0 = m, *restrict m1 = m + n, *restrict m2 = m + 2 * n;
+    real hx[CH], hy[CH], hz[CH];
+
+    for (ptrdiff_t z = 0; z < nz; z++)
+        for (ptrdiff_t y = 0; y < ny; y++)
+            for (ptrdiff_t x0 = 0; x0 < nx; x0 += CH) {
+                const ptrdiff_t w = nx - x0 < CH ? nx - x0 : CH, i0 = z * sz + y * sy + x0;
+                for (ptrdiff_t k = 0; k < w; k++)
+                    hx[k] = hy[k] = hz[k] = 0;
+                /* each term is one pass over the chunk, in the torch terms' order */
+                if (cxp)
+                    FN(bond)(cxp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, x0 + w < nx ? w : w - 1, 1);
+                if (cxm)
+                    FN(bond)(cxm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, x0 == 0 ? 1 : 0, w, -1);
+                if (cyp && y + 1 < ny)
+                    FN(bond)(cyp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sy);
+                if (cym && y > 0)
+                    FN(bond)(cym + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sy);
+                if (czp && z + 1 < nz)
+                    FN(bond)(czp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sz);
+                if (czm && z > 0)
+                    FN(bond)(czm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sz);
+                if (hin)
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        const ptrdiff_t i = i0 + k;
+                        hx[k] += hin[i];
+                        hy[k] += hin[n + i];
+                        hz[k] += hin[2 * n + i];
+                    }
+                if (happ)   /* the applied field times the mask (0 or 1), as torch forms it */
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        const real on = (real)mask[i0 + k];
+                        hx[k] += hax * on;
+                        hy[k] += hay * on;
+                        hz[k] += haz * on;
+                    }
+                if (ku)
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        const ptrdiff_t i = i0 + k;
+                        const real ux = ua[i], uy = ua[n + i], uz = ua[2 * n + i];
+                        const real q = ku[i] * (m0[i] * ux + m1[i] * uy + m2[i] * uz);
+                        hx[k] += q * ux;
+                        hy[k] += q * uy;
+                        hz[k] += q * uz;
+                    }
+                if (hout)
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        const ptrdiff_t i = i0 + k;
+                        hout[i] = hx[k];
+                        hout[n + i] = hy[k];
+                        hout[2 * n + i] = hz[k];
+                    }
+                if (out)
+                    FN(torque)(m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, pa + i0, precession ? pref + i0 : NULL,
+                               out + i0, out + n + i0, out + 2 * n + i0, w);
+            }
+}
+
+#endif
