@@ -346,3 +346,20 @@ def test_a_padding_already_measured_is_chosen_without_building_its_pipelines(mon
     built = []
     monkeypatch.setattr(fb, "make_pipeline", lambda *a, **k: built.append(a) or (_ for _ in ()).throw(AssertionError))
     assert fb.fastest_padding(n, pads, torch.float32, threads=1) == first and built == []
+
+
+def test_the_choice_file_is_parsed_again_only_when_it_changed(monkeypatch, tmp_path):
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))
+    assert fb._read_choices() == {}
+    fb._write_choices({"a": {"forward": "torch"}})
+    first = fb._read_choices()
+    assert first == {"a": {"forward": "torch"}}
+    first["b"] = {}                                      # a caller's edit stays its own
+    parsed = []
+    real_loads = fb.json.loads
+    monkeypatch.setattr(fb.json, "loads", lambda text: parsed.append(1) or real_loads(text))
+    assert fb._read_choices() == {"a": {"forward": "torch"}} and not parsed   # unchanged: not parsed
+    fb._write_choices({"a": {"forward": "fftw"}})        # another process (or this one) wrote it
+    assert fb._read_choices() == {"a": {"forward": "fftw"}} and parsed == [1]
+    (tmp_path / "fft_backends.json").write_text("not json")
+    assert fb._read_choices() == {}
