@@ -52,7 +52,7 @@ def collect(repeats=()) -> dict:
     sp4 = _read("neural_sp4.json")
     if sp4:
         out["sp4"] = {k: sp4[k] for k in ("date", "fft_wall_s", "neural_wall_s", "wall_ratio", "wall_ratio_paired",
-                                          "wall_ratio_paired_median",
+                                          "wall_ratio_paired_median", "cpu_ratio_paired_median",
                                           "steps", "fft_t_zero_ns", "neural_t_zero_ns", "t_zero_rel_diff", "targets",
                                           "load_average") if k in sp4}
         if "dz_variants" in sp4:   # nearby films: how much of the ratio is the trajectory's luck
