@@ -2,8 +2,8 @@
 
 The kernel must give the torch path's numbers to rounding on every kind of problem it serves:
 several materials (the exchange's harmonic mean at interfaces), vacuum cells, layers, rows
-longer than its chunk, uniaxial anisotropy, terms it leaves to torch (cubic anisotropy, DMI,
-the demag), a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
+longer than its chunk, uniaxial anisotropy, interfacial DMI with its boundary condition at grid
+edges and vacuum, terms it leaves to torch (cubic anisotropy, the demag), a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
 (stage sums, the error norm, normalisation) must match the torch forms, NaN included."""
 import math
 
@@ -55,6 +55,18 @@ def two_regions(n):
     return rm
 
 
+def disk_with_hole(n):
+    """A disk (region 0, its right half region 1) with a vacuum hole: DMI's ghost cells at every
+    kind of edge."""
+    nx, ny, nz = n
+    y, x = np.mgrid[0:ny, 0:nx]
+    r = np.hypot(x - (nx - 1) / 2, y - (ny - 1) / 2)
+    rm = np.where(r < min(nx, ny) / 2 - 0.5, 0, -1).astype(np.int16)
+    rm[(rm == 0) & (x > nx // 2)] = 1
+    rm[(r < 2.5)] = -1
+    return np.broadcast_to(rm, (nz, ny, nx)).copy()
+
+
 CASES = {
     "sp4 film": dict(n=(100, 25, 1), cell_nm=(5.0, 5.0, 3.0)),
     "two materials, a hole, three layers, uniaxial": dict(
@@ -63,8 +75,17 @@ CASES = {
                    Material(name="b", Ms=1.1e6, A=2e-11, alpha=0.3, Ku=-1e5, Ku_axis=(1.0, 0.0, 0.0))]),
     "rows longer than a chunk": dict(n=(300, 3, 2)),
     "one cell wide in x": dict(n=(1, 12, 4)),
-    "cubic and DMI left to torch": dict(
+    "cubic left to torch, DMI in the kernel": dict(
         n=(20, 10, 1), materials=[Material(Kc1=-3e3, D=1e-3, Ku=1e4)]),
+    "DMI disk with vacuum around it and inside, two materials, two layers": dict(
+        n=(23, 19, 2), cell_nm=(2.0, 2.5, 1.0), region_map=disk_with_hole((23, 19, 2)),
+        materials=[Material(name="a", Ms=5.8e5, A=1.5e-11, Ku=8e5, D=3e-3),
+                   Material(name="b", Ms=9e5, A=1e-11, D=-1.5e-3)]),
+    "DMI, one cell along y": dict(n=(30, 1, 1), materials=[Material(D=2e-3)]),
+    "DMI, one cell along x": dict(n=(1, 30, 2), materials=[Material(D=2e-3)]),
+    "DMI where A = 0 in one region": dict(
+        n=(12, 8, 1), region_map=two_regions((12, 8, 1)),
+        materials=[Material(name="a", D=2e-3), Material(name="b", A=0.0, D=1e-3)]),
     "no demag, sine field": dict(n=(16, 16, 1), demag="none",
                                  ac={"kind": "sine", "amplitude_mT": [5.0, 0.0, 1.0], "frequency_GHz": 3.0}),
     "no exchange anywhere": dict(n=(8, 8, 1), materials=[Material(A=0.0, Ku=2e5)]),

@@ -37,6 +37,10 @@ enum {
     R_PREF,         /* -gamma / (1 + alpha^2) per cell */
     R_PREF_ALPHA,   /* that times alpha */
     R_PRECESSION,   /* 1: full torque; 0: the damping term only */
+    R_DMI,          /* interfacial DMI: 2 D / (mu0 Ms) per cell (0 outside the magnet), or 0 */
+    R_DMI_EX,       /* 2 A / (mu0 Ms) per cell: the exchange's share of the DMI boundary condition */
+    R_DMI_D2A,      /* D / (2 A) per cell (1/m) */
+    R_DX, R_DY,     /* the cell size in x and y (m), as double bits */
     R_FIELDS
 };
 
@@ -219,6 +223,73 @@ static NOINLINE void FN(torque)(const real *restrict m0, const real *restrict m1
         }
 }
 
+/* Interfacial DMI (engine/dmi.py) of the cells [0, w) of the row chunk starting at cell i0 (x0
+ * its first x): central differences of m in x and y, where a neighbour is missing (edge of the
+ * grid or vacuum) the boundary condition's ghost m + d D/(2A) (z x n) x m, which also adds the
+ * exchange's boundary term 2A/(mu0 Ms) (ghost - m)/d^2. Summed as the torch term sums it. */
+static void FN(dmi)(const real *restrict m0, const real *restrict m1, const real *restrict m2,
+                    const uint8_t *restrict mask, const real *restrict pref, const real *restrict ex,
+                    const real *restrict d2a, ptrdiff_t i0, ptrdiff_t x0, ptrdiff_t w, ptrdiff_t y,
+                    ptrdiff_t nx, ptrdiff_t ny, double dx, double dy,
+                    real *restrict hx, real *restrict hy, real *restrict hz)
+{
+    for (ptrdiff_t k = 0; k < w; k++) {
+        const ptrdiff_t i = i0 + k, x = x0 + k;
+        if (!mask[i])
+            continue;   /* times the mask: nothing outside the magnet */
+        const real mx = m0[i], my = m1[i], mz = m2[i];
+        real h0 = 0, h1 = 0, h2 = 0, b0 = 0, b1 = 0, b2 = 0;
+        for (int axis = 0; axis < 2; axis++) {
+            if ((axis == 0 ? nx : ny) == 1)
+                continue;
+            const double d = axis == 0 ? dx : dy;
+            const ptrdiff_t step = axis == 0 ? 1 : nx;
+            const int has_p = axis == 0 ? x + 1 < nx && mask[i + 1] : y + 1 < ny && mask[i + nx];
+            const int has_m = axis == 0 ? x > 0 && mask[i - 1] : y > 0 && mask[i - nx];
+            const real dd = (real)d * d2a[i];
+            real gp[3], gm[3], p[3], q[3];
+            for (int s = 0; s < 2; s++) {   /* the ghosts for the outward normals +axis and -axis */
+                const real sign = s == 0 ? 1 : -1;
+                /* z x n for n = (sign, 0) or (0, sign): (0, sign, 0) or (-sign, 0, 0) */
+                const real a0 = axis == 0 ? 0 : -sign, a1 = axis == 0 ? sign : 0, a2 = 0;
+                const real c0 = a1 * mz - a2 * my, c1 = a2 * mx - a0 * mz, c2 = a0 * my - a1 * mx;
+                real *g = s == 0 ? gp : gm;
+                g[0] = mx + dd * c0;
+                g[1] = my + dd * c1;
+                g[2] = mz + dd * c2;
+            }
+            p[0] = has_p ? m0[i + step] : gp[0];
+            p[1] = has_p ? m1[i + step] : gp[1];
+            p[2] = has_p ? m2[i + step] : gp[2];
+            q[0] = has_m ? m0[i - step] : gm[0];
+            q[1] = has_m ? m1[i - step] : gm[1];
+            q[2] = has_m ? m2[i - step] : gm[2];
+            const real twod = (real)(2 * d), dsq = (real)(d * d);
+            const real der_comp = (p[axis] - q[axis]) / twod, der_z = (p[2] - q[2]) / twod;
+            h2 -= der_comp;
+            if (axis == 0)
+                h0 += der_z;
+            else
+                h1 += der_z;
+            const real m_[3] = {mx, my, mz};
+            real bp[3], bm[3];
+            for (int c = 0; c < 3; c++) {
+                bp[c] = has_p ? 0 : gp[c] - m_[c];
+                bm[c] = has_m ? 0 : gm[c] - m_[c];
+            }
+            b0 += bp[0] / dsq;
+            b1 += bp[1] / dsq;
+            b2 += bp[2] / dsq;
+            b0 += bm[0] / dsq;
+            b1 += bm[1] / dsq;
+            b2 += bm[2] / dsq;
+        }
+        hx[k] += pref[i] * h0 + ex[i] * b0;
+        hy[k] += pref[i] * h1 + ex[i] * b1;
+        hz[k] += pref[i] * h2 + ex[i] * b2;
+    }
+}
+
 static void FN(cells)(const int64_t *r)
 {
     enum { CH = 256 };   /* cells of a row done together: the field of a chunk stays on the stack */
@@ -240,6 +311,10 @@ static void FN(cells)(const int64_t *r)
     const real *restrict ku = PTR(const real, R_KU), *restrict ua = PTR(const real, R_KUAXIS);
     const real *restrict pref = PTR(const real, R_PREF), *restrict pa = PTR(const real, R_PREF_ALPHA);
     const int precession = r[R_PRECESSION] != 0;
+    const real *restrict dmi = PTR(const real, R_DMI), *restrict dmi_ex = PTR(const real, R_DMI_EX);
+    const real *restrict dmi_d2a = PTR(const real, R_DMI_D2A);
+    double dxy[2];
+    memcpy(dxy, &r[R_DX], sizeof dxy);
     const real *restrict m0 = m, *restrict m1 = m + n, *restrict m2 = m + 2 * n;
     real hx[CH], hy[CH], hz[CH];
 
@@ -285,6 +360,9 @@ static void FN(cells)(const int64_t *r)
                         hy[k] += q * uy;
                         hz[k] += q * uz;
                     }
+                if (dmi && mask)
+                    FN(dmi)(m0, m1, m2, mask, dmi, dmi_ex, dmi_d2a, i0, x0, w, y, nx, ny, dxy[0], dxy[1],
+                            hx, hy, hz);
                 if (hout)
                     for (ptrdiff_t k = 0; k < w; k++) {
                         const ptrdiff_t i = i0 + k;
