@@ -1,4 +1,4 @@
-"""The cell-local part of an LLG evaluation as one compiled C pass (kernels/cells.c), for small grids.
+"""The cell-local part of an LLG evaluation as one compiled C pass (kernels/cells.c): small grids, and DMI.
 
 Why: on grids below fused.MIN_CELLS (where torch.compile's fused loops do not pay), an
 evaluation of the effective field and the torque outside the demag was about twenty torch calls
@@ -9,14 +9,15 @@ the other terms' field and the Landau-Lifshitz torque in one call.
 
 What it takes over: the Exchange, Zeeman, UniaxialAnisotropy and InterfacialDMI terms of a
 Simulation. The other terms (the demag, cubic anisotropy) still run as torch and enter as one
-field. (The skyrmion disk example, 64 x 64 cells: DMI alone took 830 of an evaluation's 1120 us
-in torch.) The numbers
-are the torch terms' own, summed in the same order, without floating-point contraction; where the
-other terms are more than the demag they are summed before the applied field (a reordering of a
-sum: rounding only). Before a kernel is used it is checked against the torch terms on a random
-state of the problem's own grid and materials; a difference beyond rounding, no C compiler, a
-failed build, a GPU state, or a grid of fused.MIN_CELLS cells or more keeps the torch path
-(`CellKernel.why_not` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses it on every grid size.
+field. DMI problems use it on every grid size: torch.compile does not fuse the DMI term, which
+took 830 of an evaluation's 1210 us in torch on the skyrmion disk example (64 x 64 cells).
+The numbers are the torch terms' own, summed in the same order, without floating-point
+contraction; the field of the terms it does not take is added after the exchange (a reordering
+of a sum: rounding only). Before a kernel is used it is checked against the torch terms on a
+random state of the problem's own grid and materials; a difference beyond rounding, no C
+compiler, a failed build, a GPU state, or a grid of fused.MIN_CELLS cells or more without DMI
+keeps the torch path (`CellKernel.why_not` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses
+it on every grid size.
 
 Build and cache: engine.native (the user's cache folder, private, keyed on source, compiler,
 flags and CPU). Runs on the calling thread, single-threaded, releasing the GIL.
@@ -86,12 +87,14 @@ def forget() -> None:
     _LIBRARY.forget()
 
 
-def wanted(cells: int) -> bool:
+def wanted(cells: int, dmi: bool = False) -> bool:
     """Whether a grid of this many cells gets the kernel: NMAG_CELL_KERNEL=0 never, =1 always,
-    else below fused.MIN_CELLS (above it torch.compile's fused loops run) unless NMAG_COMPILE=1
-    asks for those on every grid."""
+    else below fused.MIN_CELLS (above it torch.compile's fused loops run; at 256^2 float32 the
+    two are even), or on any grid with DMI (which torch.compile does not fuse: the skyrmion disk
+    at 256^2 float32, 72 -> 39 ms a step), unless NMAG_COMPILE=1 asks for torch.compile's loops on
+    every grid."""
     v = os.environ.get(ENV, "").strip()
-    return v != "0" and (v == "1" or cells < MIN_CELLS and fused.mode() != "on")
+    return v != "0" and (v == "1" or (cells < MIN_CELLS or dmi) and fused.mode() != "on")
 
 
 def _full_coefficient(c: torch.Tensor, dim: int, down: bool, shape: tuple) -> torch.Tensor:
@@ -170,10 +173,10 @@ class CellKernel:
     def _why_not(state, terms) -> str | None:
         if os.environ.get(ENV, "").strip() == "0":
             return f"turned off by {ENV}=0"
-        if not wanted(state.m[0].numel()):
+        if not wanted(state.m[0].numel(), dmi=any(isinstance(t, InterfacialDMI) for t in terms)):
             if fused.mode() == "on":
                 return "NMAG_COMPILE=1 asks for torch.compile's loops on every grid"
-            return f"the grid has {state.m[0].numel()} cells (the kernel serves fewer than {MIN_CELLS})"
+            return f"the grid has {state.m[0].numel()} cells (the kernel serves fewer than {MIN_CELLS}, or DMI problems)"
         if state.m.device.type != "cpu" or state.dtype not in _DTYPES:
             return "not a float32 or float64 CPU state"
         if not any(isinstance(t, Exchange) for t in terms):

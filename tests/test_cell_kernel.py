@@ -226,3 +226,11 @@ def test_a_diverging_step_still_stops_with_the_kernel():
     with pytest.raises(SimulationDiverged):
         sim.integrator.step(sim._rhs, 0.0, sim.state.m, sim.state.mask)
     assert isinstance(sim.integrator, RK45)
+
+
+def test_dmi_problems_use_it_on_large_grids_too():
+    """torch.compile does not fuse the DMI term: there the kernel serves grids of any size."""
+    p = problem(n=(256, 256, 1), cell_nm=(2.0, 2.0, 1.0), materials=[Material(D=2e-3, Ku=5e5)], demag="none")
+    assert Simulation(p).cells is not None, CellKernel.why_not
+    p = problem(n=(256, 256, 1), cell_nm=(2.0, 2.0, 1.0), demag="none")
+    assert Simulation(p).cells is None and "65536 cells" in CellKernel.why_not
