@@ -11,9 +11,10 @@ What it takes over: the Exchange, Zeeman, UniaxialAnisotropy and InterfacialDMI 
 Simulation. The other terms (the demag, cubic anisotropy) still run as torch and enter as one
 field. DMI problems use it on every grid size: torch.compile does not fuse the DMI term, which
 took 830 of an evaluation's 1210 us in torch on the skyrmion disk example (64 x 64 cells).
-The numbers are the torch terms' own, summed in the same order, without floating-point
-contraction; the field of the terms it does not take is added after the exchange (a reordering
-of a sum: rounding only). Before a kernel is used it is checked against the torch terms on a
+The numbers are the torch terms' formulas summed in the same order; cells.c is built without
+floating-point contraction, while torch's own kernels fuse some multiply-adds (addcmul), so the
+two agree to rounding (about 1e-16 relative in float64), not bit for bit. The field of the terms
+it does not take is added after the exchange (a reordering of a sum: rounding only). Before a kernel is used it is checked against the torch terms on a
 random state of the problem's own grid and materials; a difference beyond rounding, no C
 compiler, a failed build, a GPU state, or a grid of fused.MIN_CELLS cells or more without DMI
 keeps the torch path (`CellKernel.why_not` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses
@@ -93,8 +94,15 @@ def wanted(cells: int, dmi: bool = False) -> bool:
     two are even), or on any grid with DMI (which torch.compile does not fuse: the skyrmion disk
     at 256^2 float32, 72 -> 39 ms a step), unless NMAG_COMPILE=1 asks for torch.compile's loops on
     every grid."""
-    v = os.environ.get(ENV, "").strip()
-    return v != "0" and (v == "1" or (cells < MIN_CELLS or dmi) and fused.mode() != "on")
+    v = _switch()
+    return v != "off" and (v == "on" or (cells < MIN_CELLS or dmi) and fused.mode() != "on")
+
+
+def _switch() -> str:
+    """NMAG_CELL_KERNEL as "off" (0, off, false, no), "on" (1, on, true, yes) or "auto", the words
+    NMAG_COMPILE takes."""
+    v = os.environ.get(ENV, "").strip().lower()
+    return "off" if v in ("0", "off", "false", "no") else "on" if v in ("1", "on", "true", "yes") else "auto"
 
 
 def _full_coefficient(c: torch.Tensor, dim: int, down: bool, shape: tuple) -> torch.Tensor:
@@ -171,8 +179,8 @@ class CellKernel:
 
     @staticmethod
     def _why_not(state, terms) -> str | None:
-        if os.environ.get(ENV, "").strip() == "0":
-            return f"turned off by {ENV}=0"
+        if _switch() == "off":
+            return f"turned off by {ENV}={os.environ.get(ENV, '').strip()}"
         if not wanted(state.m[0].numel(), dmi=any(isinstance(t, InterfacialDMI) for t in terms)):
             if fused.mode() == "on":
                 return "NMAG_COMPILE=1 asks for torch.compile's loops on every grid"
@@ -221,8 +229,10 @@ class CellKernel:
         for term in self.others:
             h = term.h(state)
             H = h if H is None else H + h
-        if H is not None and (H.dtype is not self.dtype or not H.is_contiguous()):
-            H = H.to(self.dtype).contiguous()
+        if H is not None and (H.dtype is not self.dtype or not H.is_contiguous() or H.shape != self.shape):
+            # as torch's sum would take it: another dtype, a strided or a broadcast field (cells.c
+            # reads 3 x cells values)
+            H = H.to(self.dtype).expand(self.shape).contiguous()
         return H
 
     def _serves(self, m) -> bool:
@@ -237,7 +247,9 @@ class CellKernel:
             self._recf[R_HX:R_HZ + 1] = self.zeeman.H_vector(state.t)
         if out is not None and state.alpha is not self._alpha:
             pref, pref_alpha = llg_prefactors(state.alpha)
-            pref, pref_alpha = pref.to(self.dtype).contiguous(), pref_alpha.to(self.dtype).contiguous()
+            grid = self.shape[1:]   # a scalar or broadcast alpha as torch would take it: cells.c reads every cell's
+            pref = pref.to(self.dtype).expand(grid).contiguous()
+            pref_alpha = pref_alpha.to(self.dtype).expand(grid).contiguous()
             self._prefactors = (state.alpha, pref, pref_alpha)   # kept alive with their addresses
             rec[R_PREF], rec[R_PREF_ALPHA] = pref.data_ptr(), pref_alpha.data_ptr()
             self._alpha = state.alpha
@@ -324,7 +336,8 @@ def _stage(lib, op: int, first, out: int, m, mask, h, ks) -> None:
 
 def stage_sum(m, h, ks) -> torch.Tensor | None:
     """m + sum_j h_j k_j (m None: without it) as a new array, summed in order as torch's
-    out.add_(k, alpha=h) would; None where the compiled kernel does not serve these arrays."""
+    out.add_(k, alpha=h) sums it (the same numbers, measured); None where the compiled kernel does
+    not serve these arrays."""
     if not ks or len(ks) > S_MAX_TERMS:
         return None
     lib = _stage_library(ks[0], ks[1:] if m is None else (m, *ks[1:]))

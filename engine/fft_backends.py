@@ -499,21 +499,21 @@ def _choice_file() -> Path:
     return cache_dir() / "fft_backends.json"
 
 
-_CHOICES_READ = [None, {}]   # [(path, inode, mtime_ns, size) of the file last parsed, its choices]
+_CHOICES_READ = [None, {}]   # [the file's bytes when last parsed, its choices]
 
 
 def _read_choices() -> dict:
     """The measured choices on disk, {shape key: record}: a new dict each call (records shared;
-    callers replace them, never edit them). The file is parsed again only when it changed: a
-    neural demag's build asked for it about five times, and a cache that has seen many shapes
-    is 200 kB (12 ms a parse here)."""
-    path = _choice_file()
+    callers replace them, never edit them). The file is parsed again only when its bytes changed
+    (reading them costs well under a millisecond; parsing a cache that has seen many shapes, 200
+    kB, 12 ms here): a neural demag's build asked for it about five times. Bytes, not the file's
+    time and size: another process's rewrite within one timestamp tick, of the same size, would
+    otherwise go unseen."""
     try:
-        st = path.stat()
-        key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
-        if _CHOICES_READ[0] != key:
-            data = json.loads(path.read_text())
-            _CHOICES_READ[:] = [key, data if isinstance(data, dict) else {}]
+        raw = _choice_file().read_bytes()
+        if _CHOICES_READ[0] != raw:
+            data = json.loads(raw)
+            _CHOICES_READ[:] = [raw, data if isinstance(data, dict) else {}]
         return dict(_CHOICES_READ[1])
     except (OSError, ValueError):
         return {}

@@ -7,6 +7,8 @@ with gamma = 2.211e5 m/(A s) and H the effective field in A/m. Cells outside the
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from .constants import GAMMA
@@ -28,20 +30,25 @@ def cross(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> 
 
 _PREFACTORS = []   # [(alpha, -gamma / (1 + alpha^2), that times alpha)], newest last
 _PREFACTOR_SLOTS = 2   # a run and, in the app, its twin; each slot holds three grid-sized arrays
+_PREFACTORS_LOCK = threading.Lock()
 
 
 def llg_prefactors(alpha: torch.Tensor):
     """(-gamma / (1 + alpha^2), -gamma alpha / (1 + alpha^2)) per cell, kept for the last two
     alpha tensors: alpha changes only with the problem, and forming them on every call was two
     passes over the grid of the eight an evaluation makes. Two slots, not more: each holds
-    alpha itself alive, and a sweep builds many simulations one after the other."""
-    for a, pref, pref_alpha in _PREFACTORS:
-        if a is alpha:
-            return pref, pref_alpha
-    pref = -GAMMA / (1 + alpha * alpha)
-    _PREFACTORS.append((alpha, pref, pref * alpha))
-    del _PREFACTORS[:-_PREFACTOR_SLOTS]
-    return _PREFACTORS[-1][1], _PREFACTORS[-1][2]
+    alpha itself alive, and a sweep builds many simulations one after the other. Under a lock:
+    the app evaluates a run and its twin on two threads, and without it one could be handed the
+    other's arrays (seen in review: 2 % of calls from two threads)."""
+    with _PREFACTORS_LOCK:
+        for a, pref, pref_alpha in _PREFACTORS:
+            if a is alpha:
+                return pref, pref_alpha
+        pref = -GAMMA / (1 + alpha * alpha)
+        entry = (alpha, pref, pref * alpha)
+        _PREFACTORS.append(entry)
+        del _PREFACTORS[:-_PREFACTOR_SLOTS]
+        return entry[1], entry[2]
 
 
 def _torque_in_place(m, H, pref_alpha, pref):

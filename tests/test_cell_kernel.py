@@ -6,6 +6,7 @@ longer than its chunk, uniaxial anisotropy, interfacial DMI with its boundary co
 edges and vacuum, terms it leaves to torch (cubic anisotropy, the demag), a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
 (stage sums, the error norm, normalisation) must match the torch forms, NaN included."""
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -234,3 +235,93 @@ def test_dmi_problems_use_it_on_large_grids_too():
     assert Simulation(p).cells is not None, CellKernel.why_not
     p = problem(n=(256, 256, 1), cell_nm=(2.0, 2.0, 1.0), demag="none")
     assert Simulation(p).cells is None and "65536 cells" in CellKernel.why_not
+
+
+def test_a_broadcast_field_and_a_scalar_alpha_are_taken_as_torch_takes_them():
+    """cells.c reads every cell's value: a term whose field broadcasts, or an alpha of one value,
+    must reach it expanded (found in review: it read past a 3-value buffer)."""
+    p = problem(n=(9, 7, 1), demag="none")
+    sim = Simulation(p, m0=random_m(p.mesh.shape_zyx, seed=8))
+
+    class Uniform:
+        name = "uniform"
+
+        def h(self, state):
+            return torch.tensor([1e4, -2e4, 3e4], dtype=state.dtype)[:, None, None, None]
+
+    sim.terms.append(Uniform())
+    sim.cells = CellKernel.for_terms(sim.state, sim.terms)
+    assert sim.cells is not None
+    st = sim.state
+    st.alpha = torch.tensor(0.3, dtype=st.dtype)
+    want = llg_rhs(st.m, torch_field(sim), st.alpha)
+    got = sim.cells.rhs(st)
+    assert float((got - want).abs().max()) <= 1e-13 * float(want.abs().max())
+
+
+def test_prefactors_asked_for_on_two_threads_are_each_threads_own():
+    """The app evaluates a run and its twin on two threads: llg_prefactors must never hand one the
+    other's arrays (the cell kernel would read the wrong damping, or past a smaller grid's)."""
+    import threading
+    from engine.llg import llg_prefactors
+    alphas = [torch.full(shape, 0.1 * (k + 1), dtype=torch.float64) for k, shape in enumerate(((1, 4, 5), (1, 9, 11)))]
+    wrong = []
+
+    def ask(alpha):
+        for _ in range(3000):
+            alpha = alpha.clone()   # a new tensor each time: no slot holds it yet
+            pref, _ = llg_prefactors(alpha)
+            if pref.shape != alpha.shape:
+                wrong.append(pref.shape)
+
+    threads = [threading.Thread(target=ask, args=(a,)) for a in alphas]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # switch threads often, as a busy app's do at the worst moments
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not wrong
+
+
+def test_update_problem_builds_a_new_kernel():
+    p = problem(n=(10, 6, 1), materials=[Material(Ku=1e4)])
+    sim = Simulation(p, m0=random_m(p.mesh.shape_zyx, seed=2))
+    first = sim.cells
+    q = p.copy()
+    q.materials[0].Ku = 3e5
+    q.materials[0].D = 1e-3
+    sim.update_problem(q)
+    assert sim.cells is not None and sim.cells is not first and sim.cells.dmi is not None
+    st = sim.state
+    want = llg_rhs(st.m, torch_field(sim), st.alpha)
+    assert float((sim.cells.rhs(st) - want).abs().max()) <= 1e-13 * float(want.abs().max())
+
+
+@pytest.mark.parametrize("word", ["0", "off", "False", "no"])
+def test_the_switch_takes_the_words_nmag_compile_takes(word, monkeypatch):
+    monkeypatch.setenv("NMAG_CELL_KERNEL", word)
+    assert Simulation(problem(n=(6, 4, 1))).cells is None
+    assert CellKernel.why_not == f"turned off by NMAG_CELL_KERNEL={word}"
+
+
+def test_torch_compile_everywhere_and_no_compiler_keep_the_torch_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("NMAG_COMPILE", "1")
+    assert Simulation(problem(n=(6, 4, 1))).cells is None
+    assert "NMAG_COMPILE=1" in CellKernel.why_not
+    monkeypatch.delenv("NMAG_COMPILE")
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))    # nothing built there yet
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    cell_kernel.forget()
+    try:
+        sim = Simulation(problem(n=(6, 4, 1)))
+        assert sim.cells is None and "could not build" in CellKernel.why_not
+        sim.run(2e-12)                                           # and it runs, on torch
+        assert stage_sum(sim.m, [1.0], [sim.m]) is None
+    finally:
+        monkeypatch.undo()
+        cell_kernel.forget()
+    assert cell_kernel.library() is not None

@@ -361,5 +361,12 @@ def test_the_choice_file_is_parsed_again_only_when_it_changed(monkeypatch, tmp_p
     assert fb._read_choices() == {"a": {"forward": "torch"}} and not parsed   # unchanged: not parsed
     fb._write_choices({"a": {"forward": "fftw"}})        # another process (or this one) wrote it
     assert fb._read_choices() == {"a": {"forward": "fftw"}} and parsed == [1]
-    (tmp_path / "fft_backends.json").write_text("not json")
+    # a rewrite of the same size within one timestamp tick (as on a coarse-clock file system)
+    path = tmp_path / "fft_backends.json"
+    before = path.stat()
+    path.write_text(path.read_text().replace("fftw", "ffte"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert fb._read_choices() == {"a": {"forward": "ffte"}}
+    path.write_text("not json")
     assert fb._read_choices() == {}

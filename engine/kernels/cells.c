@@ -6,10 +6,11 @@
  * calls per evaluation, each a few microseconds of overhead around a few hundred nanoseconds of
  * arithmetic; here they are one call.
  *
- * The numbers are those of the torch terms (engine/exchange.py, zeeman.py, anisotropy.py,
- * llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; then the other
- * terms; then the applied field; then the anisotropy. Built without floating-point contraction,
- * so a product and a sum round as torch's separate operations do.
+ * The formulas are those of the torch terms (engine/exchange.py, zeeman.py, anisotropy.py,
+ * dmi.py, llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; then the
+ * other terms; then the applied field; then the anisotropy; then DMI. Built without
+ * floating-point contraction; torch fuses some multiply-adds (addcmul), so the two agree to
+ * rounding, not bit for bit.
  *
  * One argument, a table of int64 fields (R_*); the applied field's three components are stored
  * as the bits of doubles. Arrays: m, the fields and the torque are (3, nz, ny, nx) contiguous;
