@@ -163,13 +163,3 @@ def test_a_build_removes_its_own_stale_temporary_files_only(cache, source):
         os.utime(f, (time.time() - 2 * native.STALE_BUILD_S,) * 2)
     assert _library(source).library() is not None
     assert not old.exists() and recent.exists() and other.exists()
-
-
-@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
-def test_folders_others_could_change_are_unsafe(tmp_path):
-    shared, sticky = tmp_path / "shared", tmp_path / "sticky"
-    for d, mode in ((shared, 0o777), (sticky, 0o1777)):
-        (d / "mine").mkdir(parents=True)
-        os.chmod(d, mode)
-    assert str(shared) in native.unsafe_ancestor(shared / "mine" / "kernels")
-    assert native.unsafe_ancestor(sticky / "mine" / "kernels") is None
