@@ -83,6 +83,11 @@ def library():
     return _LIBRARY.library()
 
 
+def library_why_not() -> str | None:
+    """Why the compiled library is not in use (None where it is, or before the first try)."""
+    return _LIBRARY.why_not()
+
+
 def forget() -> None:
     """Build or load the library again on next use (tests)."""
     _LIBRARY.forget()
@@ -190,7 +195,7 @@ class CellKernel:
         if not any(isinstance(t, Exchange) for t in terms):
             return "no exchange term"
         if library() is None:
-            return _LIBRARY.why_not() or "the compiled library is missing"
+            return library_why_not() or "the compiled library is missing"
         return None
 
     def _differs_from_torch(self, state) -> str | None:

@@ -113,6 +113,12 @@ def _check(args) -> int:
         if not outside and library() is None:
             print(f"nmag: note: the neural demag's learned part would run on torch, up to 2x slower per "
                   f"evaluation: {why_not()}", file=sys.stderr)
+    from . import cell_kernel
+    cells = int(p.mesh.n[0]) * int(p.mesh.n[1]) * int(p.mesh.n[2])
+    if str(p.solver.device) == "cpu" and cell_kernel.wanted(cells, dmi=any(mm.D != 0 for mm in p.materials)) \
+            and cell_kernel.library() is None:
+        print(f"nmag: note: the exchange, anisotropy, DMI and torque would run on torch, slower on this grid "
+              f"(standard problem 4: 1.5x a step): {cell_kernel.library_why_not()}", file=sys.stderr)
     if not p.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
     return 0
@@ -216,7 +222,21 @@ def _run(args) -> int:
           f"{time.time() - t0:.1f} s, <m> = ({mx:.5f}, {my:.5f}, {mz:.5f}), demag {_demag_said(sim)} -> {out}")
     for text in summary.get("warnings", []):
         print(f"nmag: warning: {text}", file=sys.stderr)
+    if _cells_on_torch(sim):
+        print(f"nmag: note: the exchange, anisotropy, DMI and torque ran on torch, slower on this grid "
+              f"(standard problem 4: 1.5x a step): {sim.cells_why}", file=sys.stderr)
     return EXIT_OK
+
+
+def _cells_on_torch(sim) -> bool:
+    """Whether the compiled cell kernel would have served this grid but could not (no compiler, a
+    failed build or check), as opposed to not wanted (a large grid, NMAG_CELL_KERNEL=0, a GPU)."""
+    from .cell_kernel import library, wanted
+    from .dmi import InterfacialDMI
+    st = sim.state
+    return sim.cells is None and st.m.device.type == "cpu" and \
+        wanted(st.m[0].numel(), dmi=any(isinstance(t, InterfacialDMI) for t in sim.terms)) and \
+        (library() is None or "differs" in (sim.cells_why or ""))
 
 
 def _demag_said(sim) -> str:

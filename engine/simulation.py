@@ -91,6 +91,7 @@ class Simulation:
         self.terms = terms
         # the exchange, applied field, anisotropy and torque in one compiled pass on small grids
         self.cells = CellKernel.for_terms(st, terms)
+        self.cells_why = CellKernel.why_not   # why it is None (torch runs the terms), else None
 
     def update_problem(self, problem):
         """Apply edited materials, field and solver settings between steps; keep m and t.
@@ -112,12 +113,14 @@ class Simulation:
                 str(state.device) != str(self.state.device):
             demag = make_demag(problem.solver.demag, state, problem)
         integrator = make_integrator(problem.solver)
-        saved = (self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.integrator)
+        saved = (self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.cells_why,
+                 self.integrator)
         try:
             self.problem, self.state, self.demag, self.integrator = problem, state, demag, integrator
             self._build_terms()
         except BaseException:
-            self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.integrator = saved
+            (self.problem, self.state, self.demag, self.terms, self.zeeman, self.cells, self.cells_why,
+             self.integrator) = saved
             raise
         self._watch = self._watchable = None
 

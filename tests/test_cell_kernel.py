@@ -21,7 +21,7 @@ from engine.state import normalize, vector_length
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.skipif(cell_kernel.library() is None,
-                                 reason=f"no compiled cell kernel: {CellKernel.why_not or cell_kernel._LIBRARY.why_not()}")]
+                                 reason=f"no compiled cell kernel: {CellKernel.why_not or cell_kernel.library_why_not()}")]
 
 
 def problem(n, cell_nm=(4.0, 4.0, 3.0), materials=None, region_map=None, precision="float64", demag="fft",

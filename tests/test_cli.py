@@ -115,6 +115,29 @@ def test_the_nmag_command_freezes_its_objects_before_exit():
     assert r.returncode == 0 and r.stdout.split() == ["0", "True", "3"], r.stdout + r.stderr
 
 
+def test_run_says_when_the_cell_kernel_cannot_be_built(tmp_path, capsys, monkeypatch):
+    from engine import cell_kernel
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))   # nothing built there
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    cell_kernel.forget()
+    try:
+        prob = tmp_path / "tiny.toml"
+        prob.write_text(TINY)
+        assert main(["run", str(prob), "--out", str(tmp_path / "a.h5")]) == 0
+        err = capsys.readouterr().err
+        assert "nmag: note: the exchange, anisotropy, DMI and torque ran on torch" in err
+        assert "could not build cells.c" in err
+        assert main(["check", str(prob)]) == 0
+        assert "would run on torch, slower on this grid" in capsys.readouterr().err
+        monkeypatch.delenv("CC")
+        cell_kernel.forget()
+        assert main(["run", str(prob), "--out", str(tmp_path / "b.h5"), "--quiet"]) == 0
+        assert "ran on torch" not in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        cell_kernel.forget()
+
+
 def test_run_says_when_it_builds_the_compiled_network(tmp_path, capsys, monkeypatch):
     from engine.neural import compiled
     if compiled.library() is None:
