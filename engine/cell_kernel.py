@@ -7,9 +7,9 @@ of a few microseconds each around a few hundred nanoseconds of arithmetic: on st
 network. cells.c does the exchange stencil, the applied field, uniaxial anisotropy, the sum with
 the other terms' field and the Landau-Lifshitz torque in one call.
 
-What it takes over: the Exchange, Zeeman, UniaxialAnisotropy and InterfacialDMI terms of a
-Simulation. The other terms (the demag, cubic anisotropy) still run as torch and enter as one
-field. DMI problems use it on every grid size: torch.compile does not fuse the DMI term, which
+What it takes over: the Exchange, Zeeman, UniaxialAnisotropy, CubicAnisotropy and InterfacialDMI
+terms of a Simulation: every term but the demag, which (FFT or network) enters as one field, as
+would any term added later that cells.c does not know. DMI problems use it on every grid size: torch.compile does not fuse the DMI term, which
 took 830 of an evaluation's 1210 us in torch on the skyrmion disk example (64 x 64 cells).
 The numbers are the torch terms' formulas summed in the same order; cells.c is built without
 floating-point contraction, while torch's own kernels fuse some multiply-adds (addcmul), so the
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from . import native
-from .anisotropy import UniaxialAnisotropy
+from .anisotropy import CubicAnisotropy, UniaxialAnisotropy
 from .dmi import InterfacialDMI
 from .exchange import Exchange
 from . import fused
@@ -49,7 +49,7 @@ ENV = "NMAG_CELL_KERNEL"
 # the fields of cells.c's table (its enum R_*), in order
 (R_DTYPE, R_NZ, R_NY, R_NX, R_M, R_HIN, R_HOUT, R_OUT, R_CXP, R_CXM, R_CYP, R_CYM, R_CZP, R_CZM,
  R_MASK, R_HAPP, R_HX, R_HY, R_HZ, R_KU, R_KUAXIS, R_PREF, R_PREF_ALPHA, R_PRECESSION,
- R_DMI, R_DMI_EX, R_DMI_D2A, R_DX, R_DY, R_FIELDS) = range(30)
+ R_DMI, R_DMI_EX, R_DMI_D2A, R_DX, R_DY, R_KC, R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3, R_FIELDS) = range(34)
 # nm_stage's table (cells.c: S_*, OP_*)
 S_DTYPE, S_N, S_OP, S_OUT, S_M, S_MASK, S_COUNT, S_TERMS = range(8)
 S_MAX_TERMS = 8
@@ -120,7 +120,7 @@ def _full_coefficient(c: torch.Tensor, dim: int, down: bool, shape: tuple) -> to
 
 
 class CellKernel:
-    """Exchange, the applied field, uniaxial anisotropy, DMI and the torque of one State in one call.
+    """Exchange, the applied field, anisotropy, DMI and the torque of one State in one call.
 
     Built by `for_terms` from a Simulation's terms (in their order); `rhs(state)` gives dm/dt in
     1/s and `field(state)` the effective field in A/m, at state.m and state.t, like
@@ -134,8 +134,9 @@ class CellKernel:
         self.exchange = next(t for t in terms if isinstance(t, Exchange))
         self.zeeman = next((t for t in terms if isinstance(t, Zeeman)), None)
         self.uniaxial = next((t for t in terms if isinstance(t, UniaxialAnisotropy)), None)
+        self.cubic = next((t for t in terms if isinstance(t, CubicAnisotropy)), None)
         self.dmi = next((t for t in terms if isinstance(t, InterfacialDMI)), None)
-        taken = (self.exchange, self.zeeman, self.uniaxial, self.dmi)
+        taken = (self.exchange, self.zeeman, self.uniaxial, self.cubic, self.dmi)
         self.others = [t for t in terms if not any(t is k for k in taken)]
         self.dtype, self.shape = state.dtype, tuple(state.m.shape)
         nz, ny, nx = self.shape[1:]
@@ -159,6 +160,10 @@ class CellKernel:
         if self.uniaxial is not None:
             put(R_KU, self.uniaxial.pref.expand(self.shape[1:]))
             put(R_KUAXIS, state.Ku_axis.expand(self.shape))
+        if self.cubic is not None:
+            put(R_KC, self.cubic.pref.expand(self.shape[1:]))
+            for field, axis in ((R_KC_AXIS1, state.Kc_axis1), (R_KC_AXIS2, state.Kc_axis2), (R_KC_AXIS3, state.Kc_axis3)):
+                put(field, axis.expand(self.shape))
         if self.dmi is not None:
             put(R_DMI, self.dmi.pref.expand(self.shape[1:]))
             put(R_DMI_EX, self.dmi.ex_pref.expand(self.shape[1:]))
@@ -209,7 +214,7 @@ class CellKernel:
         state.m = m
         try:   # the other terms (the demag) enter as a given field: not evaluated here
             H = other + self.exchange.h(state)
-            for term in (self.zeeman, self.uniaxial, self.dmi):
+            for term in (self.zeeman, self.uniaxial, self.cubic, self.dmi):
                 if term is not None:
                     H = H + term.h(state)
             want = (H, llg_rhs(m, H, state.alpha), llg_rhs(m, H, state.alpha, precession=False))

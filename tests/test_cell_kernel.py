@@ -3,7 +3,7 @@
 The kernel must give the torch path's numbers to rounding on every kind of problem it serves:
 several materials (the exchange's harmonic mean at interfaces), vacuum cells, layers, rows
 longer than its chunk, uniaxial anisotropy, interfacial DMI with its boundary condition at grid
-edges and vacuum, terms it leaves to torch (cubic anisotropy, the demag), a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
+edges and vacuum, cubic anisotropy with any axes, the demag it leaves to torch, a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
 (stage sums, the error norm, normalisation) must match the torch forms, NaN included."""
 import math
 import sys
@@ -76,8 +76,12 @@ CASES = {
                    Material(name="b", Ms=1.1e6, A=2e-11, alpha=0.3, Ku=-1e5, Ku_axis=(1.0, 0.0, 0.0))]),
     "rows longer than a chunk": dict(n=(300, 3, 2)),
     "one cell wide in x": dict(n=(1, 12, 4)),
-    "cubic left to torch, DMI in the kernel": dict(
+    "cubic, uniaxial and DMI together": dict(
         n=(20, 10, 1), materials=[Material(Kc1=-3e3, D=1e-3, Ku=1e4)]),
+    "cubic with rotated axes, two materials, layers": dict(
+        n=(13, 11, 3), region_map=two_regions((13, 11, 3)),
+        materials=[Material(name="a", Kc1=4.8e4, Kc_axis1=(1.0, 1.0, 0.0), Kc_axis2=(-1.0, 1.0, 0.3)),
+                   Material(name="b", Ms=4.8e5, Kc1=-6e3, Kc_axis1=(0.0, 0.0, 1.0), Kc_axis2=(1.0, 0.0, 0.0))]),
     "DMI disk with vacuum around it and inside, two materials, two layers": dict(
         n=(23, 19, 2), cell_nm=(2.0, 2.5, 1.0), region_map=disk_with_hole((23, 19, 2)),
         materials=[Material(name="a", Ms=5.8e5, A=1.5e-11, Ku=8e5, D=3e-3),

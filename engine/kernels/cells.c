@@ -1,5 +1,5 @@
 /* The cell-local part of an LLG evaluation in one pass over the grid: the exchange stencil, the
- * applied field, uniaxial anisotropy, the sum with the other terms' field (the demag), and the
+ * applied field, uniaxial and cubic anisotropy, interfacial DMI, the sum with the other terms' field (the demag), and the
  * Landau-Lifshitz torque. Python wrapper and the rules for using it: engine/cell_kernel.py.
  *
  * Why: on small grids (standard problem 4: 100 x 25 cells) these terms are about twenty torch
@@ -8,7 +8,7 @@
  *
  * The formulas are those of the torch terms (engine/exchange.py, zeeman.py, anisotropy.py,
  * dmi.py, llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; then the
- * other terms; then the applied field; then the anisotropy; then DMI. Built without
+ * other terms (the demag); then the applied field; uniaxial and cubic anisotropy; then DMI. Built without
  * floating-point contraction; torch fuses some multiply-adds (addcmul), so the two agree to
  * rounding, not bit for bit.
  *
@@ -42,6 +42,8 @@ enum {
     R_DMI_EX,       /* 2 A / (mu0 Ms) per cell: the exchange's share of the DMI boundary condition */
     R_DMI_D2A,      /* D / (2 A) per cell (1/m) */
     R_DX, R_DY,     /* the cell size in x and y (m), as double bits */
+    R_KC,           /* cubic anisotropy: -2 Kc1 / (mu0 Ms) per cell, or 0 */
+    R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3,   /* its three crystal axes, each (3, nz, ny, nx) */
     R_FIELDS
 };
 
@@ -316,6 +318,8 @@ static void FN(cells)(const int64_t *r)
     const real *restrict dmi_d2a = PTR(const real, R_DMI_D2A);
     double dxy[2];
     memcpy(dxy, &r[R_DX], sizeof dxy);
+    const real *restrict kc = PTR(const real, R_KC), *restrict c1 = PTR(const real, R_KC_AXIS1);
+    const real *restrict c2 = PTR(const real, R_KC_AXIS2), *restrict c3 = PTR(const real, R_KC_AXIS3);
     const real *restrict m0 = m, *restrict m1 = m + n, *restrict m2 = m + 2 * n;
     real hx[CH], hy[CH], hz[CH];
 
@@ -360,6 +364,19 @@ static void FN(cells)(const int64_t *r)
                         hx[k] += q * ux;
                         hy[k] += q * uy;
                         hz[k] += q * uz;
+                    }
+                if (kc)   /* H = kc sum_i a_i (a_j^2 + a_k^2) c_i, a_i = m.c_i */
+                    for (ptrdiff_t k = 0; k < w; k++) {
+                        const ptrdiff_t i = i0 + k;
+                        const real mx = m0[i], my = m1[i], mz = m2[i];
+                        const real a1 = mx * c1[i] + my * c1[n + i] + mz * c1[2 * n + i];
+                        const real a2 = mx * c2[i] + my * c2[n + i] + mz * c2[2 * n + i];
+                        const real a3 = mx * c3[i] + my * c3[n + i] + mz * c3[2 * n + i];
+                        const real t1 = a1 * (a2 * a2 + a3 * a3), t2 = a2 * (a1 * a1 + a3 * a3),
+                                   t3 = a3 * (a1 * a1 + a2 * a2);
+                        hx[k] += kc[i] * (t1 * c1[i] + t2 * c2[i] + t3 * c3[i]);
+                        hy[k] += kc[i] * (t1 * c1[n + i] + t2 * c2[n + i] + t3 * c3[n + i]);
+                        hz[k] += kc[i] * (t1 * c1[2 * n + i] + t2 * c2[2 * n + i] + t3 * c3[2 * n + i]);
                     }
                 if (dmi && mask)
                     FN(dmi)(m0, m1, m2, mask, dmi, dmi_ex, dmi_d2a, i0, x0, w, y, nx, ny, dxy[0], dxy[1],
