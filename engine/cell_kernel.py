@@ -17,7 +17,7 @@ two agree to rounding (about 1e-16 relative in float64), not bit for bit. The fi
 it does not take is added after the exchange (a reordering of a sum: rounding only). Before a kernel is used it is checked against the torch terms on a
 random state of the problem's own grid and materials; a difference beyond rounding, no C
 compiler, a failed build, a GPU state, or a grid of fused.MIN_CELLS cells or more without DMI
-keeps the torch path (`CellKernel.why_not` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses
+keeps the torch path (`Simulation.cells_why` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses
 it on every grid size.
 
 Build and cache: engine.native (the user's cache folder, private, keyed on source, compiler,
@@ -126,8 +126,6 @@ class CellKernel:
     1/s and `field(state)` the effective field in A/m, at state.m and state.t, like
     llg_rhs(m, sum of the terms' h) and that sum."""
 
-    why_not = None   # why the last for_terms gave None (or None)
-
     def __init__(self, lib, state, terms):
         self._lib = lib
         self.terms = list(terms)
@@ -174,18 +172,17 @@ class CellKernel:
         self._alpha = None
 
     @classmethod
-    def for_terms(cls, state, terms):
-        """A kernel for these terms of this state, or None (the torch path; CellKernel.why_not
-        says why)."""
-        cls.why_not = why = cls._why_not(state, terms)
+    def for_terms(cls, state, terms) -> tuple:
+        """(a kernel for these terms of this state, None), or (None, why the torch path runs)."""
+        why = cls._why_not(state, terms)
         if why is not None:
-            return None
+            return None, why
         kernel = cls(library(), state, terms)
-        cls.why_not = why = kernel._differs_from_torch(state)
+        why = kernel._differs_from_torch(state)
         if why is not None:
             _log.warning("the LLG cell kernel is not used: %s", why)
-            return None
-        return kernel
+            return None, why
+        return kernel, None
 
     @staticmethod
     def _why_not(state, terms) -> str | None:

@@ -90,8 +90,7 @@ class Simulation:
             terms.append(InterfacialDMI(st))
         self.terms = terms
         # the exchange, applied field, anisotropy and torque in one compiled pass on small grids
-        self.cells = CellKernel.for_terms(st, terms)
-        self.cells_why = CellKernel.why_not   # why it is None (torch runs the terms), else None
+        self.cells, self.cells_why = CellKernel.for_terms(st, terms)   # cells_why: why None (torch runs them)
 
     def update_problem(self, problem):
         """Apply edited materials, field and solver settings between steps; keep m and t.

@@ -21,7 +21,7 @@ from engine.state import normalize, vector_length
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.skipif(cell_kernel.library() is None,
-                                 reason=f"no compiled cell kernel: {CellKernel.why_not or cell_kernel.library_why_not()}")]
+                                 reason=f"no compiled cell kernel: {cell_kernel.library_why_not()}")]
 
 
 def problem(n, cell_nm=(4.0, 4.0, 3.0), materials=None, region_map=None, precision="float64", demag="fft",
@@ -102,7 +102,7 @@ CASES = {
 def test_field_and_torque_are_the_torch_terms(case, precision):
     p = problem(precision=precision, **CASES[case])
     sim = Simulation(p, m0=random_m(p.mesh.shape_zyx, seed=len(case)))
-    assert sim.cells is not None, CellKernel.why_not
+    assert sim.cells is not None, sim.cells_why
     st = sim.state
     st.t = 0.37e-9   # a time-dependent field is read at the state's time
     want_H = torch_field(sim)
@@ -128,7 +128,7 @@ def test_a_simulation_uses_it_and_steps_as_the_torch_path_does(monkeypatch):
     assert fast.cells is not None
     monkeypatch.setenv("NMAG_CELL_KERNEL", "0")
     slow = Simulation(p, m0=m0)
-    assert slow.cells is None and CellKernel.why_not == "turned off by NMAG_CELL_KERNEL=0"
+    assert slow.cells is None and slow.cells_why == "turned off by NMAG_CELL_KERNEL=0"
     assert stage_sum(slow.m, [1.0], [slow.m]) is None        # the RK arithmetic is off as well
     slow.run(5e-11)
     monkeypatch.delenv("NMAG_CELL_KERNEL")
@@ -166,7 +166,7 @@ def test_a_kernel_that_disagrees_with_torch_is_not_used(monkeypatch):
     monkeypatch.setattr(CellKernel, "_run", wrong)
     sim = Simulation(problem(n=(8, 4, 1)))
     assert sim.cells is None
-    assert "differs from the torch terms'" in CellKernel.why_not
+    assert "differs from the torch terms'" in sim.cells_why
 
 
 def test_large_grids_and_gpu_like_inputs_keep_the_torch_path(monkeypatch):
@@ -236,9 +236,11 @@ def test_a_diverging_step_still_stops_with_the_kernel():
 def test_dmi_problems_use_it_on_large_grids_too():
     """torch.compile does not fuse the DMI term: there the kernel serves grids of any size."""
     p = problem(n=(256, 256, 1), cell_nm=(2.0, 2.0, 1.0), materials=[Material(D=2e-3, Ku=5e5)], demag="none")
-    assert Simulation(p).cells is not None, CellKernel.why_not
+    sim = Simulation(p)
+    assert sim.cells is not None, sim.cells_why
     p = problem(n=(256, 256, 1), cell_nm=(2.0, 2.0, 1.0), demag="none")
-    assert Simulation(p).cells is None and "65536 cells" in CellKernel.why_not
+    sim = Simulation(p)
+    assert sim.cells is None and "65536 cells" in sim.cells_why
 
 
 def test_a_broadcast_field_and_a_scalar_alpha_are_taken_as_torch_takes_them():
@@ -254,7 +256,7 @@ def test_a_broadcast_field_and_a_scalar_alpha_are_taken_as_torch_takes_them():
             return torch.tensor([1e4, -2e4, 3e4], dtype=state.dtype)[:, None, None, None]
 
     sim.terms.append(Uniform())
-    sim.cells = CellKernel.for_terms(sim.state, sim.terms)
+    sim.cells, _ = CellKernel.for_terms(sim.state, sim.terms)
     assert sim.cells is not None
     st = sim.state
     st.alpha = torch.tensor(0.3, dtype=st.dtype)
@@ -308,21 +310,21 @@ def test_update_problem_builds_a_new_kernel():
 @pytest.mark.parametrize("word", ["0", "off", "False", "no"])
 def test_the_switch_takes_the_words_nmag_compile_takes(word, monkeypatch):
     monkeypatch.setenv("NMAG_CELL_KERNEL", word)
-    assert Simulation(problem(n=(6, 4, 1))).cells is None
-    assert CellKernel.why_not == f"turned off by NMAG_CELL_KERNEL={word}"
+    sim = Simulation(problem(n=(6, 4, 1)))
+    assert sim.cells is None and sim.cells_why == f"turned off by NMAG_CELL_KERNEL={word}"
 
 
 def test_torch_compile_everywhere_and_no_compiler_keep_the_torch_path(monkeypatch, tmp_path):
     monkeypatch.setenv("NMAG_COMPILE", "1")
-    assert Simulation(problem(n=(6, 4, 1))).cells is None
-    assert "NMAG_COMPILE=1" in CellKernel.why_not
+    sim = Simulation(problem(n=(6, 4, 1)))
+    assert sim.cells is None and "NMAG_COMPILE=1" in sim.cells_why
     monkeypatch.delenv("NMAG_COMPILE")
     monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))    # nothing built there yet
     monkeypatch.setenv("CC", "/nonexistent/cc")
     cell_kernel.forget()
     try:
         sim = Simulation(problem(n=(6, 4, 1)))
-        assert sim.cells is None and "could not build" in CellKernel.why_not
+        assert sim.cells is None and "could not build" in sim.cells_why
         sim.run(2e-12)                                           # and it runs, on torch
         assert stage_sum(sim.m, [1.0], [sim.m]) is None
     finally:
