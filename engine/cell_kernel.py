@@ -9,16 +9,17 @@ the other terms' field and the Landau-Lifshitz torque in one call.
 
 What it takes over: the Exchange, Zeeman, UniaxialAnisotropy, CubicAnisotropy and InterfacialDMI
 terms of a Simulation: every term but the demag, which (FFT or network) enters as one field, as
-would any term added later that cells.c does not know. DMI problems use it on every grid size: torch.compile does not fuse the DMI term, which
-took 830 of an evaluation's 1210 us in torch on the skyrmion disk example (64 x 64 cells).
+would any term added later that cells.c does not know. DMI problems use it on every grid size:
+torch.compile does not fuse the DMI term, which took 830 of an evaluation's 1210 us in torch on
+the skyrmion disk example (64 x 64 cells).
+
 The numbers are the torch terms' formulas summed in the same order; cells.c is built without
 floating-point contraction, while torch's own kernels fuse some multiply-adds (addcmul), so the
-two agree to rounding (about 1e-16 relative in float64), not bit for bit. The field of the terms
-it does not take is added after the exchange (a reordering of a sum: rounding only). Before a kernel is used it is checked against the torch terms on a
-random state of the problem's own grid and materials; a difference beyond rounding, no C
-compiler, a failed build, a GPU state, or a grid of fused.MIN_CELLS cells or more without DMI
-keeps the torch path (`Simulation.cells_why` says why). NMAG_CELL_KERNEL=0 turns it off, =1 uses
-it on every grid size.
+two agree to rounding (about 1e-16 relative in float64), not bit for bit. Before a kernel is
+used it is checked against the torch terms on a random state of the problem's own grid and
+materials; a difference beyond rounding, no C compiler, a failed build, a GPU state, or a grid
+of fused.MIN_CELLS cells or more without DMI keeps the torch path (`Simulation.cells_why` says
+why). NMAG_CELL_KERNEL=0 turns it off, =1 uses it on every grid size.
 
 Build and cache: engine.native (the user's cache folder, private, keyed on source, compiler,
 flags and CPU). Runs on the calling thread, single-threaded, releasing the GIL.
@@ -160,7 +161,8 @@ class CellKernel:
             put(R_KUAXIS, state.Ku_axis.expand(self.shape))
         if self.cubic is not None:
             put(R_KC, self.cubic.pref.expand(self.shape[1:]))
-            for field, axis in ((R_KC_AXIS1, state.Kc_axis1), (R_KC_AXIS2, state.Kc_axis2), (R_KC_AXIS3, state.Kc_axis3)):
+            for field, axis in zip((R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3),
+                                   (state.Kc_axis1, state.Kc_axis2, state.Kc_axis3)):
                 put(field, axis.expand(self.shape))
         if self.dmi is not None:
             put(R_DMI, self.dmi.pref.expand(self.shape[1:]))
@@ -191,7 +193,8 @@ class CellKernel:
         if not wanted(state.m[0].numel(), dmi=any(isinstance(t, InterfacialDMI) for t in terms)):
             if fused.mode() == "on":
                 return "NMAG_COMPILE=1 asks for torch.compile's loops on every grid"
-            return f"the grid has {state.m[0].numel()} cells (the kernel serves fewer than {MIN_CELLS}, or DMI problems)"
+            return (f"the grid has {state.m[0].numel()} cells (the kernel serves fewer than {MIN_CELLS}, "
+                    "or DMI problems)")
         if state.m.device.type != "cpu" or state.dtype not in _DTYPES:
             return "not a float32 or float64 CPU state"
         if not any(isinstance(t, Exchange) for t in terms):
@@ -254,7 +257,7 @@ class CellKernel:
             self._recf[R_HX:R_HZ + 1] = self.zeeman.H_vector(state.t)
         if out is not None and state.alpha is not self._alpha:
             pref, pref_alpha = llg_prefactors(state.alpha)
-            grid = self.shape[1:]   # a scalar or broadcast alpha as torch would take it: cells.c reads every cell's
+            grid = self.shape[1:]   # a scalar or broadcast alpha expanded: cells.c reads every cell's
             pref = pref.to(self.dtype).expand(grid).contiguous()
             pref_alpha = pref_alpha.to(self.dtype).expand(grid).contiguous()
             self._prefactors = (state.alpha, pref, pref_alpha)   # kept alive with their addresses
@@ -371,7 +374,8 @@ def max_norm_of_sum(h, ks) -> float | None:
 def normalized(m, mask) -> torch.Tensor | None:
     """m / |m| in the magnet (mask a bool array of the cells), 0 outside, as engine.state.normalize;
     None where the compiled kernel does not serve them."""
-    if mask.dtype is not torch.bool or mask.numel() * 3 != m.numel() or not mask.is_contiguous() or not mask.is_cpu:
+    if mask.dtype is not torch.bool or mask.numel() * 3 != m.numel() or not mask.is_contiguous() or \
+            not mask.is_cpu:
         return None
     lib = _stage_library(m, ())
     if lib is None:

@@ -248,7 +248,8 @@ class NativeLibrary:
             self._tried = True
             try:
                 self._lib, self._why = self._build_and_load()
-            except (OSError, AttributeError, ValueError, RuntimeError) as e:   # RuntimeError: Path.home() without a home   # anything else: the caller's slower path, saying why
+            # the caller's slower path, saying why (RuntimeError: Path.home() where there is no home)
+            except (OSError, AttributeError, ValueError, RuntimeError) as e:
                 self._lib, self._why = None, f"{self.what} could not be loaded ({type(e).__name__}: {e})"
             return self._lib
 

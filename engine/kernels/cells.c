@@ -1,14 +1,15 @@
 /* The cell-local part of an LLG evaluation in one pass over the grid: the exchange stencil, the
- * applied field, uniaxial and cubic anisotropy, interfacial DMI, the sum with the other terms' field (the demag), and the
- * Landau-Lifshitz torque. Python wrapper and the rules for using it: engine/cell_kernel.py.
+ * applied field, uniaxial and cubic anisotropy, interfacial DMI, the sum with the other terms'
+ * field (the demag), and the Landau-Lifshitz torque. Python wrapper and the rules for using it:
+ * engine/cell_kernel.py.
  *
  * Why: on small grids (standard problem 4: 100 x 25 cells) these terms are about twenty torch
  * calls per evaluation, each a few microseconds of overhead around a few hundred nanoseconds of
- * arithmetic; here they are one call.
+ * arithmetic; here they are one call. DMI, which torch.compile does not fuse, on every grid.
  *
  * The formulas are those of the torch terms (engine/exchange.py, zeeman.py, anisotropy.py,
- * dmi.py, llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; then the
- * other terms (the demag); then the applied field; uniaxial and cubic anisotropy; then DMI. Built without
+ * dmi.py, llg.py), summed in the same order: exchange bonds x+, x-, y+, y-, z+, z-; the other
+ * terms (the demag); the applied field; uniaxial, then cubic anisotropy; DMI. Built without
  * floating-point contraction; torch fuses some multiply-adds (addcmul), so the two agree to
  * rounding, not bit for bit.
  *
@@ -29,8 +30,8 @@ enum {
     R_HIN,          /* the other terms' field (read), or 0 */
     R_HOUT,         /* where to write the effective field, or 0 */
     R_OUT,          /* where to write dm/dt, or 0 */
-    R_CXP, R_CXM, R_CYP, R_CYM, R_CZP, R_CZM,   /* exchange bond coefficients, 1/s-free: A/m per unit of m */
-    R_MASK,         /* uint8 magnet mask, for the applied field */
+    R_CXP, R_CXM, R_CYP, R_CYM, R_CZP, R_CZM,   /* exchange: A/m per unit difference of m, per bond */
+    R_MASK,         /* uint8 magnet mask (the applied field, DMI's neighbours) */
     R_HAPP,         /* 1 where an applied field is added */
     R_HX, R_HY, R_HZ,   /* the applied field in A/m, as double bits */
     R_KU,           /* 2 Ku / (mu0 Ms) per cell, or 0 */
