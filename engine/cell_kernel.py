@@ -10,8 +10,9 @@ the other terms' field and the Landau-Lifshitz torque in one call.
 What it takes over: the Exchange, Zeeman, UniaxialAnisotropy, CubicAnisotropy and InterfacialDMI
 terms of a Simulation: every term but the demag, which (FFT or network) enters as one field, as
 would any term added later that cells.c does not know. DMI problems use it on every grid size:
-torch.compile does not fuse the DMI term (the skyrmion disk example, a step at 256^2 float32:
-44 ms here against 53 ms with torch's folded DMI stencil; 64^2: 2.2 against 3.9 ms).
+torch.compile does not fuse the DMI term (the skyrmion disk example scaled, a step, torch /
+this kernel: 1.65-1.71 at 64^2, 1.03-1.08 at 256^2, 0.99-1.09 at 512^2 on one thread and 0.90-1.33
+on two: benchmarks/bench_dmi.py).
 
 The numbers are the torch terms' formulas; cells.c is built without floating-point contraction
 and sums DMI's ghost cells term by term, while torch's DMI folds them into per-cell weights and
@@ -99,8 +100,8 @@ def wanted(cells: int, dmi: bool = False) -> bool:
     """Whether a grid of this many cells gets the kernel: NMAG_CELL_KERNEL=0 never, =1 always,
     else below fused.MIN_CELLS (above it torch.compile's fused loops run; at 256^2 float32 the
     two are even), or on any grid with DMI (which torch.compile does not fuse: the skyrmion disk
-    at 256^2 float32, 53 -> 44 ms a step), unless NMAG_COMPILE=1 asks for torch.compile's loops on
-    every grid."""
+    at 256^2 float32 on two threads 44 -> 33 ms a step; even on one), unless NMAG_COMPILE=1 asks for
+    torch.compile's loops on every grid."""
     v = _switch()
     return v != "off" and (v == "on" or (cells < MIN_CELLS or dmi) and fused.mode() != "on")
 
