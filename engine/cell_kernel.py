@@ -11,8 +11,9 @@ What it takes over: the Exchange, Zeeman, UniaxialAnisotropy, CubicAnisotropy an
 terms of a Simulation: every term but the demag, which (FFT or network) enters as one field, as
 would any term added later that cells.c does not know. DMI problems use it on every grid size:
 torch.compile does not fuse the DMI term (the skyrmion disk example scaled, a step, torch /
-this kernel: 1.65-1.71 at 64^2, 1.03-1.08 at 256^2, 0.99-1.09 at 512^2 on one thread and 0.90-1.33
-on two: benchmarks/bench_dmi.py).
+this kernel: 1.65-1.71 at 64^2, 1.03-1.08 at 256^2, 0.99-1.09 at 512^2 on one thread, and
+1.12-2.04 from 128^2 up on two, where this pass splits its rows among the threads:
+benchmarks/bench_dmi.py).
 
 The numbers are the torch terms' formulas; cells.c is built without floating-point contraction
 and sums DMI's ghost cells term by term, while torch's DMI folds them into per-cell weights and
@@ -24,7 +25,9 @@ of fused.MIN_CELLS cells or more without DMI keeps the torch path (`Simulation.c
 why). NMAG_CELL_KERNEL=0 turns it off, =1 uses it on every grid size.
 
 Build and cache: engine.native (the user's cache folder, private, keyed on source, compiler,
-flags and CPU). Runs on the calling thread, single-threaded, releasing the GIL.
+flags and CPU). Runs on the calling thread, releasing the GIL; on grids of THREADED_CELLS cells
+or more it splits the rows among as many threads as torch uses (the engine's thread policy,
+engine.threads), started and joined within the call, so the result is the same bits.
 """
 from __future__ import annotations
 
@@ -47,12 +50,18 @@ from .llg import llg_prefactors, llg_rhs
 from .zeeman import Zeeman
 
 SOURCE = Path(__file__).with_name("kernels") / "cells.c"
-FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-pthread")
+# grids of at least this many cells share a pass among torch's threads (cells.c splits the rows).
+# Below it, starting a thread costs more than half a pass saves. The pass alone, two threads
+# against one: 64^2 float32 0.072 -> 0.109 ms (slower); 128^2 0.27 -> 0.21 ms; 256^2 1.2 -> 0.86 ms;
+# 512^2 5.7 -> 3.0 ms.
+THREADED_CELLS = 16384
 ENV = "NMAG_CELL_KERNEL"
 # the fields of cells.c's table (its enum R_*), in order
 (R_DTYPE, R_NZ, R_NY, R_NX, R_M, R_HIN, R_HOUT, R_OUT, R_CXP, R_CXM, R_CYP, R_CYM, R_CZP, R_CZM,
  R_MASK, R_HAPP, R_HX, R_HY, R_HZ, R_KU, R_KUAXIS, R_PREF, R_PREF_ALPHA, R_PRECESSION,
- R_DMI, R_DMI_EX, R_DMI_D2A, R_DX, R_DY, R_KC, R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3, R_FIELDS) = range(34)
+ R_DMI, R_DMI_EX, R_DMI_D2A, R_DX, R_DY, R_KC, R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3, R_THREADS,
+ R_FIELDS) = range(35)
 # nm_stage's table (cells.c: S_*, OP_*)
 S_DTYPE, S_N, S_OP, S_OUT, S_M, S_MASK, S_COUNT, S_TERMS = range(8)
 S_MAX_TERMS = 8
@@ -100,7 +109,7 @@ def wanted(cells: int, dmi: bool = False) -> bool:
     """Whether a grid of this many cells gets the kernel: NMAG_CELL_KERNEL=0 never, =1 always,
     else below fused.MIN_CELLS (above it torch.compile's fused loops run; at 256^2 float32 the
     two are even), or on any grid with DMI (which torch.compile does not fuse: the skyrmion disk
-    at 256^2 float32 on two threads 44 -> 33 ms a step; even on one), unless NMAG_COMPILE=1 asks for
+    at 256^2 float32 on two threads 50 -> 32 ms a step; even on one), unless NMAG_COMPILE=1 asks for
     torch.compile's loops on every grid."""
     v = _switch()
     return v != "off" and (v == "on" or (cells < MIN_CELLS or dmi) and fused.mode() != "on")
@@ -141,6 +150,7 @@ class CellKernel:
         self.others = [t for t in terms if not any(t is k for k in taken)]
         self.dtype, self.shape = state.dtype, tuple(state.m.shape)
         nz, ny, nx = self.shape[1:]
+        self._cells = nz * ny * nx
         rec = np.zeros(R_FIELDS, np.int64)
         rec[[R_DTYPE, R_NZ, R_NY, R_NX]] = _DTYPES[state.dtype], nz, ny, nx
         keep = []   # every tensor whose address is in the table, kept alive with it
@@ -270,6 +280,7 @@ class CellKernel:
         rec[R_HOUT] = 0 if hout is None else hout.data_ptr()
         rec[R_OUT] = 0 if out is None else out.data_ptr()
         rec[R_PRECESSION] = int(precession)
+        rec[R_THREADS] = torch.get_num_threads() if self._cells >= THREADED_CELLS else 1
         self._lib.nm_cells(self._address)
         rec[R_M] = rec[R_HIN] = rec[R_HOUT] = rec[R_OUT] = 0   # no address outlives its call
 

@@ -331,3 +331,42 @@ def test_torch_compile_everywhere_and_no_compiler_keep_the_torch_path(monkeypatc
         monkeypatch.undo()
         cell_kernel.forget()
     assert cell_kernel.library() is not None
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_threads_sharing_the_rows_give_the_same_bits(precision):
+    """cells.c splits a large grid's rows among torch's threads: every cell's arithmetic is the
+    same whoever does it, so 1, 2 and 3 threads (uneven shares, two layers) agree bit for bit."""
+    n = (190, 97, 2)   # 36860 cells: over THREADED_CELLS; 194 rows split unevenly in three
+    assert n[0] * n[1] * n[2] >= cell_kernel.THREADED_CELLS
+    mats = [Material(name="a", D=2e-3, Ku=4e5, Ku_axis=(0, 0, 1)), Material(name="b", A=0.8e-11, D=-1e-3)]
+    sim = Simulation(problem(n, materials=mats, region_map=disk_with_hole(n), precision=precision, demag="none"),
+                     m0=random_m(n[::-1], seed=5))
+    assert sim.cells is not None, sim.cells_why
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            got[threads] = (sim.cells.field(sim.state), sim.cells.rhs(sim.state))
+    finally:
+        torch.set_num_threads(before)
+    for threads in (2, 3):
+        for a, b in zip(got[1], got[threads]):
+            assert torch.equal(a, b)
+    assert float(got[1][0].abs().max()) > 1e4
+
+
+def test_more_threads_than_rows_give_the_same_field():
+    """A grid of 9 rows asked for 16 threads (cells.c clamps to one thread a row)."""
+    n = (4096, 3, 3)
+    sim = Simulation(problem(n, materials=[Material(D=1e-3)], demag="none"), m0=random_m(n[::-1], seed=6))
+    assert sim.cells is not None, sim.cells_why
+    want = sim.cells.field(sim.state)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(16)
+        got = sim.cells.field(sim.state)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(got, want)

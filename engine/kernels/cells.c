@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#include <pthread.h>
 
 enum {
     R_DTYPE,        /* 0: double, 1: float */
@@ -45,6 +46,7 @@ enum {
     R_DX, R_DY,     /* the cell size in x and y (m), as double bits */
     R_KC,           /* cubic anisotropy: -2 Kc1 / (mu0 Ms) per cell, or 0 */
     R_KC_AXIS1, R_KC_AXIS2, R_KC_AXIS3,   /* its three crystal axes, each (3, nz, ny, nx) */
+    R_THREADS,      /* threads sharing the rows (1: this thread alone; at most MAX_THREADS) */
     R_FIELDS
 };
 
@@ -90,14 +92,46 @@ int nm_stage(const int64_t *r)
     return 1;
 }
 
+/* Rows (z, y) row0 .. row1 - 1 of a cells pass: one thread's share. Each cell's arithmetic is
+ * the same whoever computes it, so any split gives the same bits. */
+typedef struct { const int64_t *r; ptrdiff_t row0, row1; } rows_t;
+enum { MAX_THREADS = 64 };
+
+static void *cells_rows(void *arg)
+{
+    const rows_t *j = arg;
+    if (j->r[R_DTYPE] == 0)
+        cells_f64(j->r, j->row0, j->row1);
+    else
+        cells_f32(j->r, j->row0, j->row1);
+    return NULL;
+}
+
 int nm_cells(const int64_t *r)
 {
-    if (r[R_DTYPE] == 0)
-        cells_f64(r);
-    else if (r[R_DTYPE] == 1)
-        cells_f32(r);
-    else
+    if (r[R_DTYPE] != 0 && r[R_DTYPE] != 1)
         return 1;
+    const ptrdiff_t rows = (ptrdiff_t)r[R_NZ] * r[R_NY];
+    ptrdiff_t t = r[R_THREADS] < 1 ? 1 : r[R_THREADS] > MAX_THREADS ? MAX_THREADS : r[R_THREADS];
+    if (t > rows)
+        t = rows > 0 ? rows : 1;
+    rows_t jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (ptrdiff_t i = 0; i < t; i++) {
+        jobs[i].r = r;
+        jobs[i].row0 = rows * i / t;
+        jobs[i].row1 = rows * (i + 1) / t;
+    }
+    for (ptrdiff_t i = 1; i < t; i++)
+        started[i] = pthread_create(&ids[i], NULL, cells_rows, &jobs[i]) == 0;
+    cells_rows(&jobs[0]);
+    for (ptrdiff_t i = 1; i < t; i++) {
+        if (started[i])
+            pthread_join(ids[i], NULL);
+        else   /* no thread to be had: this one does that share too */
+            cells_rows(&jobs[i]);
+    }
     return 0;
 }
 
@@ -294,7 +328,7 @@ static void FN(dmi)(const real *restrict m0, const real *restrict m1, const real
     }
 }
 
-static void FN(cells)(const int64_t *r)
+static void FN(cells)(const int64_t *r, ptrdiff_t row0, ptrdiff_t row1)
 {
     enum { CH = 256 };   /* cells of a row done together: the field of a chunk stays on the stack */
     const ptrdiff_t nz = r[R_NZ], ny = r[R_NY], nx = r[R_NX];
@@ -324,75 +358,76 @@ static void FN(cells)(const int64_t *r)
     const real *restrict m0 = m, *restrict m1 = m + n, *restrict m2 = m + 2 * n;
     real hx[CH], hy[CH], hz[CH];
 
-    for (ptrdiff_t z = 0; z < nz; z++)
-        for (ptrdiff_t y = 0; y < ny; y++)
-            for (ptrdiff_t x0 = 0; x0 < nx; x0 += CH) {
-                const ptrdiff_t w = nx - x0 < CH ? nx - x0 : CH, i0 = z * sz + y * sy + x0;
-                for (ptrdiff_t k = 0; k < w; k++)
-                    hx[k] = hy[k] = hz[k] = 0;
-                /* each term is one pass over the chunk, in the torch terms' order */
-                if (cxp)
-                    FN(bond)(cxp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, x0 + w < nx ? w : w - 1, 1);
-                if (cxm)
-                    FN(bond)(cxm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, x0 == 0 ? 1 : 0, w, -1);
-                if (cyp && y + 1 < ny)
-                    FN(bond)(cyp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sy);
-                if (cym && y > 0)
-                    FN(bond)(cym + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sy);
-                if (czp && z + 1 < nz)
-                    FN(bond)(czp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sz);
-                if (czm && z > 0)
-                    FN(bond)(czm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sz);
-                if (hin)
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        const ptrdiff_t i = i0 + k;
-                        hx[k] += hin[i];
-                        hy[k] += hin[n + i];
-                        hz[k] += hin[2 * n + i];
-                    }
-                if (happ)   /* the applied field times the mask (0 or 1), as torch forms it */
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        const real on = (real)mask[i0 + k];
-                        hx[k] += hax * on;
-                        hy[k] += hay * on;
-                        hz[k] += haz * on;
-                    }
-                if (ku)
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        const ptrdiff_t i = i0 + k;
-                        const real ux = ua[i], uy = ua[n + i], uz = ua[2 * n + i];
-                        const real q = ku[i] * (m0[i] * ux + m1[i] * uy + m2[i] * uz);
-                        hx[k] += q * ux;
-                        hy[k] += q * uy;
-                        hz[k] += q * uz;
-                    }
-                if (kc)   /* H = kc sum_i a_i (a_j^2 + a_k^2) c_i, a_i = m.c_i */
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        const ptrdiff_t i = i0 + k;
-                        const real mx = m0[i], my = m1[i], mz = m2[i];
-                        const real a1 = mx * c1[i] + my * c1[n + i] + mz * c1[2 * n + i];
-                        const real a2 = mx * c2[i] + my * c2[n + i] + mz * c2[2 * n + i];
-                        const real a3 = mx * c3[i] + my * c3[n + i] + mz * c3[2 * n + i];
-                        const real t1 = a1 * (a2 * a2 + a3 * a3), t2 = a2 * (a1 * a1 + a3 * a3),
-                                   t3 = a3 * (a1 * a1 + a2 * a2);
-                        hx[k] += kc[i] * (t1 * c1[i] + t2 * c2[i] + t3 * c3[i]);
-                        hy[k] += kc[i] * (t1 * c1[n + i] + t2 * c2[n + i] + t3 * c3[n + i]);
-                        hz[k] += kc[i] * (t1 * c1[2 * n + i] + t2 * c2[2 * n + i] + t3 * c3[2 * n + i]);
-                    }
-                if (dmi && mask)
-                    FN(dmi)(m0, m1, m2, mask, dmi, dmi_ex, dmi_d2a, i0, x0, w, y, nx, ny, dxy[0], dxy[1],
-                            hx, hy, hz);
-                if (hout)
-                    for (ptrdiff_t k = 0; k < w; k++) {
-                        const ptrdiff_t i = i0 + k;
-                        hout[i] = hx[k];
-                        hout[n + i] = hy[k];
-                        hout[2 * n + i] = hz[k];
-                    }
-                if (out)
-                    FN(torque)(m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, pa + i0, precession ? pref + i0 : NULL,
-                               out + i0, out + n + i0, out + 2 * n + i0, w);
-            }
+    for (ptrdiff_t row = row0; row < row1; row++) {
+        const ptrdiff_t z = row / ny, y = row % ny;
+        for (ptrdiff_t x0 = 0; x0 < nx; x0 += CH) {
+            const ptrdiff_t w = nx - x0 < CH ? nx - x0 : CH, i0 = z * sz + y * sy + x0;
+            for (ptrdiff_t k = 0; k < w; k++)
+                hx[k] = hy[k] = hz[k] = 0;
+            /* each term is one pass over the chunk, in the torch terms' order */
+            if (cxp)
+                FN(bond)(cxp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, x0 + w < nx ? w : w - 1, 1);
+            if (cxm)
+                FN(bond)(cxm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, x0 == 0 ? 1 : 0, w, -1);
+            if (cyp && y + 1 < ny)
+                FN(bond)(cyp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sy);
+            if (cym && y > 0)
+                FN(bond)(cym + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sy);
+            if (czp && z + 1 < nz)
+                FN(bond)(czp + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, sz);
+            if (czm && z > 0)
+                FN(bond)(czm + i0, m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, 0, w, -sz);
+            if (hin)
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const ptrdiff_t i = i0 + k;
+                    hx[k] += hin[i];
+                    hy[k] += hin[n + i];
+                    hz[k] += hin[2 * n + i];
+                }
+            if (happ)   /* the applied field times the mask (0 or 1), as torch forms it */
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const real on = (real)mask[i0 + k];
+                    hx[k] += hax * on;
+                    hy[k] += hay * on;
+                    hz[k] += haz * on;
+                }
+            if (ku)
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const ptrdiff_t i = i0 + k;
+                    const real ux = ua[i], uy = ua[n + i], uz = ua[2 * n + i];
+                    const real q = ku[i] * (m0[i] * ux + m1[i] * uy + m2[i] * uz);
+                    hx[k] += q * ux;
+                    hy[k] += q * uy;
+                    hz[k] += q * uz;
+                }
+            if (kc)   /* H = kc sum_i a_i (a_j^2 + a_k^2) c_i, a_i = m.c_i */
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const ptrdiff_t i = i0 + k;
+                    const real mx = m0[i], my = m1[i], mz = m2[i];
+                    const real a1 = mx * c1[i] + my * c1[n + i] + mz * c1[2 * n + i];
+                    const real a2 = mx * c2[i] + my * c2[n + i] + mz * c2[2 * n + i];
+                    const real a3 = mx * c3[i] + my * c3[n + i] + mz * c3[2 * n + i];
+                    const real t1 = a1 * (a2 * a2 + a3 * a3), t2 = a2 * (a1 * a1 + a3 * a3),
+                               t3 = a3 * (a1 * a1 + a2 * a2);
+                    hx[k] += kc[i] * (t1 * c1[i] + t2 * c2[i] + t3 * c3[i]);
+                    hy[k] += kc[i] * (t1 * c1[n + i] + t2 * c2[n + i] + t3 * c3[n + i]);
+                    hz[k] += kc[i] * (t1 * c1[2 * n + i] + t2 * c2[2 * n + i] + t3 * c3[2 * n + i]);
+                }
+            if (dmi && mask)
+                FN(dmi)(m0, m1, m2, mask, dmi, dmi_ex, dmi_d2a, i0, x0, w, y, nx, ny, dxy[0], dxy[1],
+                        hx, hy, hz);
+            if (hout)
+                for (ptrdiff_t k = 0; k < w; k++) {
+                    const ptrdiff_t i = i0 + k;
+                    hout[i] = hx[k];
+                    hout[n + i] = hy[k];
+                    hout[2 * n + i] = hz[k];
+                }
+            if (out)
+                FN(torque)(m0 + i0, m1 + i0, m2 + i0, hx, hy, hz, pa + i0, precession ? pref + i0 : NULL,
+                           out + i0, out + n + i0, out + 2 * n + i0, w);
+        }
+    }
 }
 
 #endif
