@@ -184,6 +184,9 @@ class CellKernel:
         self._rec, self._recf, self._keep = rec, rec.view(np.float64), keep
         self._address = rec.ctypes.data
         self._alpha = None
+        # one table per kernel: a run and its twin, or a helper thread, calling at once must not
+        # rewrite the addresses cells.c's threads are reading (found in review: a segfault)
+        self._lock = threading.Lock()
 
     @classmethod
     def for_terms(cls, state, terms) -> tuple:
@@ -264,6 +267,10 @@ class CellKernel:
     def _run(self, state, hout, out, precession: bool, H):
         """cells.c on state.m with the other terms' field H (or None): the effective field into
         hout and/or dm/dt into out (each a contiguous tensor like m, or None)."""
+        with self._lock:
+            self._run_locked(state, hout, out, precession, H)
+
+    def _run_locked(self, state, hout, out, precession: bool, H):
         m, rec = state.m, self._rec
         if self.zeeman is not None:
             self._recf[R_HX:R_HZ + 1] = self.zeeman.H_vector(state.t)

@@ -85,6 +85,8 @@ class InterfacialDMI:
     def h(self, state):
         """H_DMI in A/m, shape (3, nz, ny, nx), zero outside the magnet."""
         m = state.m
+        if m.requires_grad and torch.is_grad_enabled():
+            return self._h_differentiable(m)
         mz = m[2]
         H = torch.empty_like(m)
         Hz = H[2]
@@ -100,6 +102,24 @@ class InterfacialDMI:
             _below(Hz, dim, n).addcmul_(w_up, _above(mc, dim, n), value=-1.0)
             _above(Hz, dim, n).addcmul_(w_down, _below(mc, dim, n), value=-1.0)
         return H
+
+    def _h_differentiable(self, m):
+        """The same stencil without in-place writes, for an m that autograd follows (in-place
+        writes into views of a new tensor cannot be differentiated)."""
+        mz = m[2]
+        H = [torch.zeros_like(mz), torch.zeros_like(mz), self._zz * mz]
+        for comp, dim, n, w_up, w_down, L, mPC in self._axes:
+            mc = m[comp]
+            pad_up = [0, 0] * (-dim)
+            pad_up[2 * (-dim - 1) + 1] = 1           # w_up covers cells 0 .. n-2: zero at n-1
+            pad_down = [0, 0] * (-dim)
+            pad_down[2 * (-dim - 1)] = 1             # w_down covers cells 1 .. n-1: zero at 0
+            up = torch.nn.functional.pad(w_up, pad_up)
+            down = torch.nn.functional.pad(w_down, pad_down)
+            axis = "x" if dim == -1 else "y"
+            H[comp] = H[comp] + L * mz + mPC * mc + up * shift(mz, axis, 1) + down * shift(mz, axis, -1)
+            H[2] = H[2] - L * mc - up * shift(mc, axis, 1) - down * shift(mc, axis, -1)
+        return torch.stack(H)
 
     def energy(self, state, H=None):
         return state.energy_from_field(self.h(state) if H is None else H, 0.5)

@@ -370,3 +370,42 @@ def test_more_threads_than_rows_give_the_same_field():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(got, want)
+
+
+def test_two_python_threads_calling_one_kernel_get_their_own_fields():
+    """A run and its twin (or a helper thread) may call one kernel at once: its table of
+    addresses is held for a whole call, so neither reads the other's arrays (found in review:
+    with the rows split among threads, unguarded calls crashed the process every time)."""
+    import copy
+    import threading
+    n = (190, 97, 2)
+    mats = [Material(name="a", D=2e-3, Ku=4e5, Ku_axis=(0, 0, 1)), Material(name="b", A=0.8e-11, D=-1e-3)]
+    sim = Simulation(problem(n, materials=mats, region_map=disk_with_hole(n), demag="none"),
+                     m0=random_m(n[::-1], seed=5))
+    assert sim.cells is not None, sim.cells_why
+    states = []
+    for seed in (5, 6):
+        st = copy.copy(sim.state)
+        st.m = sim.state.m.new_tensor(random_m(n[::-1], seed=seed)) * sim.state.mask
+        states.append(st)
+    want = [sim.cells.field(st) for st in states]
+    wrong, errors = [0, 0], []
+
+    def work(i):
+        try:
+            for _ in range(60):
+                wrong[i] += not torch.equal(sim.cells.field(states[i]), want[i])
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(before)
+    assert not errors and wrong == [0, 0]
