@@ -5,8 +5,10 @@ several materials (the exchange's harmonic mean at interfaces), vacuum cells, la
 longer than its chunk, uniaxial anisotropy, interfacial DMI with its boundary condition at grid
 edges and vacuum, cubic anisotropy with any axes, the demag it leaves to torch, a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
 (stage sums, the error norm, normalisation) must match the torch forms, NaN included."""
+import contextlib
 import math
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -38,6 +40,24 @@ def random_m(shape, seed=0):
     g = np.random.default_rng(seed)
     m = g.normal(size=(3,) + tuple(shape))
     return m / np.linalg.norm(m, axis=0)
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """torch's intra-op thread count set to n for the block (the cell kernel follows it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def start_and_join(threads):
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def torch_field(sim):
@@ -268,7 +288,6 @@ def test_a_broadcast_field_and_a_scalar_alpha_are_taken_as_torch_takes_them():
 def test_prefactors_asked_for_on_two_threads_are_each_threads_own():
     """The app evaluates a run and its twin on two threads: llg_prefactors must never hand one the
     other's arrays (the cell kernel would read the wrong damping, or past a smaller grid's)."""
-    import threading
     from engine.llg import llg_prefactors
     alphas = [torch.full(shape, 0.1 * (k + 1), dtype=torch.float64) for k, shape in enumerate(((1, 4, 5), (1, 9, 11)))]
     wrong = []
@@ -284,10 +303,7 @@ def test_prefactors_asked_for_on_two_threads_are_each_threads_own():
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)   # switch threads often, as a busy app's do at the worst moments
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        start_and_join(threads)
     finally:
         sys.setswitchinterval(interval)
     assert not wrong
@@ -343,14 +359,10 @@ def test_threads_sharing_the_rows_give_the_same_bits(precision):
     sim = Simulation(problem(n, materials=mats, region_map=disk_with_hole(n), precision=precision, demag="none"),
                      m0=random_m(n[::-1], seed=5))
     assert sim.cells is not None, sim.cells_why
-    before = torch.get_num_threads()
     got = {}
-    try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
+    for threads in (1, 2, 3):
+        with torch_threads(threads):
             got[threads] = (sim.cells.field(sim.state), sim.cells.rhs(sim.state))
-    finally:
-        torch.set_num_threads(before)
     for threads in (2, 3):
         for a, b in zip(got[1], got[threads]):
             assert torch.equal(a, b)
@@ -363,12 +375,8 @@ def test_more_threads_than_rows_give_the_same_field():
     sim = Simulation(problem(n, materials=[Material(D=1e-3)], demag="none"), m0=random_m(n[::-1], seed=6))
     assert sim.cells is not None, sim.cells_why
     want = sim.cells.field(sim.state)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(16)
+    with torch_threads(16):
         got = sim.cells.field(sim.state)
-    finally:
-        torch.set_num_threads(before)
     assert torch.equal(got, want)
 
 
@@ -377,7 +385,6 @@ def test_two_python_threads_calling_one_kernel_get_their_own_fields():
     addresses is held for a whole call, so neither reads the other's arrays (found in review:
     with the rows split among threads, unguarded calls crashed the process every time)."""
     import copy
-    import threading
     n = (190, 97, 2)
     mats = [Material(name="a", D=2e-3, Ku=4e5, Ku_axis=(0, 0, 1)), Material(name="b", A=0.8e-11, D=-1e-3)]
     sim = Simulation(problem(n, materials=mats, region_map=disk_with_hole(n), demag="none"),
@@ -398,14 +405,6 @@ def test_two_python_threads_calling_one_kernel_get_their_own_fields():
         except Exception as e:   # pragma: no cover - reported below
             errors.append(e)
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(2):
+        start_and_join([threading.Thread(target=work, args=(i,)) for i in (0, 1)])
     assert not errors and wrong == [0, 0]
