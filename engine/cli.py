@@ -117,8 +117,7 @@ def _check(args) -> int:
     cells = int(p.mesh.n[0]) * int(p.mesh.n[1]) * int(p.mesh.n[2])
     if str(p.solver.device) == "cpu" and cell_kernel.wanted(cells, dmi=any(mm.D != 0 for mm in p.materials)) \
             and cell_kernel.library() is None:
-        print(f"nmag: note: the exchange, anisotropy, DMI and torque would run on torch, slower on this grid "
-              f"(standard problem 4: 1.5x a step): {cell_kernel.library_why_not()}", file=sys.stderr)
+        _note_cells_on_torch("would run", cell_kernel.library_why_not())
     if not p.stages:
         print(f"nmag: note: {src.name} has no [[stages]]: `nmag run` only relaxes it", file=sys.stderr)
     return 0
@@ -223,9 +222,15 @@ def _run(args) -> int:
     for text in summary.get("warnings", []):
         print(f"nmag: warning: {text}", file=sys.stderr)
     if _cells_on_torch(sim):
-        print(f"nmag: note: the exchange, anisotropy, DMI and torque ran on torch, slower on this grid "
-              f"(standard problem 4: 1.5x a step): {sim.cells_why}", file=sys.stderr)
+        _note_cells_on_torch("ran", sim.cells_why)
     return EXIT_OK
+
+
+def _note_cells_on_torch(verb: str, why: str | None) -> None:
+    """The note `nmag check` ("would run") and `nmag run` ("ran") give where the compiled cell
+    kernel could have served the grid but cannot."""
+    print(f"nmag: note: the exchange, anisotropy, DMI and torque {verb} on torch, slower on this grid "
+          f"(standard problem 4: 1.5x a step): {why}", file=sys.stderr)
 
 
 def _cells_on_torch(sim) -> bool:
