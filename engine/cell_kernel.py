@@ -152,7 +152,7 @@ class CellKernel:
         nz, ny, nx = self.shape[1:]
         self._cells = nz * ny * nx
         rec = np.zeros(R_FIELDS, np.int64)
-        rec[[R_DTYPE, R_NZ, R_NY, R_NX]] = _DTYPES[state.dtype], nz, ny, nx
+        rec[[R_DTYPE, R_NZ, R_NY, R_NX, R_THREADS]] = _DTYPES[state.dtype], nz, ny, nx, 1
         keep = []   # every tensor whose address is in the table, kept alive with it
 
         def put(field, t):
@@ -287,7 +287,8 @@ class CellKernel:
         rec[R_HOUT] = 0 if hout is None else hout.data_ptr()
         rec[R_OUT] = 0 if out is None else out.data_ptr()
         rec[R_PRECESSION] = int(precession)
-        rec[R_THREADS] = torch.get_num_threads() if self._cells >= THREADED_CELLS else 1
+        if self._cells >= THREADED_CELLS:   # smaller grids keep the one thread set at build
+            rec[R_THREADS] = torch.get_num_threads()
         self._lib.nm_cells(self._address)
         rec[R_M] = rec[R_HIN] = rec[R_HOUT] = rec[R_OUT] = 0   # no address outlives its call
 
