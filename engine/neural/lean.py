@@ -102,6 +102,24 @@ def _conv(cin, cout, scale=1.0):
     return c
 
 
+def layered_from_one_layer(state: dict, nz: int) -> dict:
+    """The learned weights of a one-layer member (a state_dict) laid out for a film of nz layers
+    of the same cell: E_1 reads the sum of the layers and U_0 gives every layer the same far
+    field. Beyond the exact near part (R >= 20 cells) the kernel between two layers at a lateral
+    distance r differs from the in-layer one by about (layer offset / r)^2, so this is the
+    layered film's far field to that order: a start for training, not a served member
+    (measured: docs/neural.md, "One member per nz from the one-layer member")."""
+    out = dict(state)
+    e1, u0 = state["E1.weight"], state["U0.weight"]
+    if e1.shape[1] != 3 or u0.shape[0] % 3:
+        raise ValueError(f"layered_from_one_layer: E_1 reads {e1.shape[1]} channels, a one-layer member reads 3")
+    out["E1.weight"] = e1.repeat(1, nz, 1, 1)
+    # U_0's outputs are (channel, stem x stem position) for pixel_shuffle, channel 3 l + i for
+    # component i of layer l: the one-layer block repeated for every layer
+    out["U0.weight"] = u0.repeat(nz, 1, 1, 1)
+    return out
+
+
 class LeanFilmNet(nn.Module):
     """See the module docstring. config: nz layers, cell aspect dz/dx, width c, near radius,
     number of bottom convolutions, the coarsest grid's side; `stem` (2 or 4): the pooling before
@@ -323,10 +341,11 @@ class LeanFilmNet(nn.Module):
         copy of it: the near field's FFT runs outside torch and cannot be traced)."""
         return self.combine(self.near(x), (far or self.far)(x))
 
-    def combine(self, near, far_out):
+    def combine(self, near, far_out, far_scale=None):
         """The field from the near field and the learned part's output (forward's last step; the
-        two branches may be computed apart, engine.neural.overlap)."""
-        return self._add_up(near, far_out, self.far_scale, self.stem)
+        two branches may be computed apart, engine.neural.overlap). far_scale: the learned part's
+        factor when not the served one (training at several cells, engine.neural.train)."""
+        return self._add_up(near, far_out, self.far_scale if far_scale is None else far_scale, self.stem)
 
     # ------------------------------------------------------------------ bookkeeping
     def n_params(self) -> int:

@@ -11,6 +11,12 @@ samples of one grid shape; a batch is randomly rotated by 90/180/270 degrees and
 with the vector components transformed to match (the operator of a square-cell film has the
 symmetry of the square). A checkpoint is written every epoch (resume with --resume), the best
 model by validation error is kept, and the learning curve is written as PNG and JSON.
+
+Several cell aspects at once (--also-data): data sets of the same nz at other dz/dx are trained
+with the member served at their cell (the exact near kernel of that cell, the learned part scaled
+by dz/dx over the member's, as LeanFilmNet.serve does). The learned part is one operator either
+way; a tall cell weighs its far field more, so its loss asks that operator for the accuracy a
+tall or many-layer film needs when served by scaling.
 """
 from __future__ import annotations
 
@@ -139,7 +145,7 @@ class Batches:
         self.rng.shuffle(order)
         for k, idx in order:
             idx = torch.as_tensor(idx)
-            yield tuple(a[idx] for a in self.sets[k])   # M, H, mask (and the near field, if kept)
+            yield k, tuple(a[idx] for a in self.sets[k])   # M, H, mask (and the near field, if kept)
 
 
 def split(sets, val_fraction, seed):
@@ -156,33 +162,58 @@ def split(sets, val_fraction, seed):
     return train, val
 
 
+def set_aspect(key, default: float) -> float:
+    """The cell dz/dx of a set: keys are (ny, nx) for the main data set's cell, (ny, nx, dz/dx)
+    for sets at another cell (--also-data)."""
+    return float(key[2]) if len(key) > 2 else float(default)
+
+
+def served_copies(net, keys) -> dict:
+    """{dz/dx: a copy of the network served there} for every other cell aspect among the set
+    keys (that cell's exact near kernel and far scale; the copy's learned weights are those of
+    the moment, for the near field or a validation pass)."""
+    import copy
+    a0 = float(net.config.get("aspect", 1.0))
+    out = {}
+    for k in keys:
+        a = set_aspect(k, a0)
+        if a != a0 and a not in out:
+            out[a] = copy.deepcopy(net).serve(a)
+    return out
+
+
 @torch.no_grad()
 def with_near_field(net, sets, chunk=8):
-    """Each set's (M, H, mask) with the lean network's exact near field of M appended. That
+    """Each set's (M, H, mask) with the lean network's exact near field of M appended (of the
+    set's own cell for sets at another dz/dx, see set_aspect). That
     part is fixed (not learned) and commutes with the square's symmetries and the z mirror
     (the Newell kernel of a square cell and its radial window do), so a training step turns it
     with M and H instead of recomputing it: an FFT at full resolution, about a quarter of a
     step's time with a 40-cell exact part."""
-    out = {}
+    out, served = {}, served_copies(net, sets)
     for key, (M, H, mk) in sets.items():
         Mt = torch.as_tensor(M)
-        near = torch.cat([net.near(Mt[i:i + chunk]) for i in range(0, len(Mt), chunk)])
+        n = served.get(set_aspect(key, net.config.get("aspect", 1.0)), net)
+        near = torch.cat([n.near(Mt[i:i + chunk]) for i in range(0, len(Mt), chunk)])
         out[key] = (M, H, mk, near.to(Mt.dtype).contiguous())
     return out
 
 
 @torch.no_grad()
 def evaluate(net, sets, batch=16):
-    """{shape name: median rel L2} and all errors concatenated."""
+    """{shape name: median rel L2} and all errors concatenated; sets at another cell are
+    evaluated with the network served there and named "NYxNX@dz/dx"."""
     net.eval()
     out, allv = {}, []
-    for (ny, nx), (M, H, mk) in sets.items():
+    served = served_copies(net, sets)
+    for key, (M, H, mk) in sets.items():
+        n = served.get(set_aspect(key, net.config.get("aspect", 1.0)), net)
         errs = []
         for i in range(0, len(M), batch):
             Mb, Hb, mb = (torch.as_tensor(a[i:i + batch]) for a in (M, H, mk))
-            errs.append(rel_err(net(Mb), Hb, mb))
+            errs.append(rel_err(n(Mb), Hb, mb))
         e = torch.cat(errs).numpy()
-        out[f"{ny}x{nx}"] = float(np.median(e))
+        out[f"{key[0]}x{key[1]}" + (f"@{key[2]:g}" if len(key) > 2 else "")] = float(np.median(e))
         allv.append(e)
     net.train()
     return out, (np.concatenate(allv) if allv else np.zeros(0))
@@ -218,6 +249,9 @@ def build_parser():
     ap = argparse.ArgumentParser(prog="nmag train", description="train the neural demag network (lean multi-level, "
                                  "or the first U-Net with --arch unet)")
     ap.add_argument("--data", required=True, help="HDF5 data set from engine.neural.data")
+    ap.add_argument("--also-data", action="append", default=[], metavar="FILE",
+                    help="lean: another data set of the same nz at another cell dz/dx, trained with the member "
+                         "served at that cell (repeatable)")
     ap.add_argument("--val-data", default=None, help="optional separate HDF5 validation set")
     ap.add_argument("--out", required=True, help="output folder (checkpoints, curve, model.pt)")
     ap.add_argument("--epochs", type=int, default=20)
@@ -288,7 +322,7 @@ def main_train(argv=None) -> dict:
             init_net, init_meta = load_weights(a.init)
         except WeightsError as e:
             raise SystemExit(f"nmag train: --init {e}") from None
-    for key, path in (("--data", a.data), ("--val-data", a.val_data)):
+    for key, path in (("--data", a.data), ("--val-data", a.val_data), *(("--also-data", f) for f in a.also_data)):
         if path is not None:
             problem = training_data_problem(path)
             if problem:
@@ -307,6 +341,19 @@ def main_train(argv=None) -> dict:
         data_attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     sets = load_h5(a.data)
     train, val = split(sets, a.val_fraction, a.seed)
+    if a.also_data and a.arch != "lean":
+        raise SystemExit("nmag train: --also-data trains the lean network only (--arch lean)")
+    for path in a.also_data:
+        with h5py.File(path, "r") as f:
+            other, other_nz = float(f.attrs.get("aspect_dz_dx", 1.0)), int(f.attrs.get("nz", 1))
+        if other_nz != nz:
+            raise SystemExit(f"nmag train: --also-data {path} is for films of nz = {other_nz} layers, "
+                             f"--data {a.data} for nz = {nz}: one network serves one nz")
+        t, v = split(load_h5(path), a.val_fraction, a.seed)
+        for into, part in ((train, t), (val, v)):
+            for k, arrays in part.items():
+                k = k if other == aspect else (*k, other)
+                into[k] = arrays if k not in into else tuple(np.concatenate([x, y]) for x, y in zip(into[k], arrays))
     if a.val_data:
         for k, v in load_h5(a.val_data).items():
             val[k] = v
@@ -327,7 +374,8 @@ def main_train(argv=None) -> dict:
         # the same learned weights; the exact near field follows this data set's cell (and
         # --local-radius when given: the learned far field then adapts to the wider exact part).
         # From a lean network of another nz, the weights of the levels below the first carry over
-        # (they act on c features whatever the layer count); E_1 and U_0 start afresh
+        # (they act on c features whatever the layer count); E_1 and U_0 start afresh, except
+        # from a one-layer member (see below)
         config = dict(net0.config, aspect=aspect, nz=nz)
         if a.local_radius is not None and config.get("arch") == "lean":
             config["near_radius"] = a.local_radius
@@ -337,8 +385,14 @@ def main_train(argv=None) -> dict:
         # the learned weights that fit: another --stem, --u0-kernel or nz changes U_0's shape
         # (stem^2 x 3 nz outputs, its kernel size) and another nz E_1's (3 nz inputs), so those
         # start afresh, small, as in a new network
-        own = net.state_dict()
-        fits = {k: v for k, v in net0.state_dict().items() if k in own and own[k].shape == v.shape}
+        own, given = net.state_dict(), net0.state_dict()
+        if config.get("arch") == "lean" and int(net0.config.get("nz", 1)) == 1 and nz > 1:
+            # a one-layer member starts a layered one as its far field to leading order
+            # (layered_from_one_layer): measured far better than E_1 and U_0 afresh
+            from .lean import layered_from_one_layer
+            given = layered_from_one_layer(given, nz)
+            print(f"--init: the one-layer member's far field laid out for {nz} layers")
+        fits = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
         net.load_state_dict(fits, strict=False)
         if len(fits) < len(own):
             print(f"--init: started afresh: {', '.join(sorted(set(own) - set(fits)))}")
@@ -389,13 +443,13 @@ def main_train(argv=None) -> dict:
                      n_val=sum(len(v[0]) for v in val.values()), seed=a.seed, lr=a.lr, batch=a.batch,
                      epochs=a.epochs, ms_ref=MS_REF, batch_cells=a.batch_cells, arch=a.arch, aspect_dz_dx=aspect, git_commit=git_commit(),
                      n_params=net.n_params(), threads=a.threads, inplane_fraction=a.inplane_fraction,
-                     stages=stages, init=a.init, nz=nz)
+                     stages=stages, init=a.init, nz=nz, also_data=[str(f) for f in a.also_data])
     t0 = clock["t0"] = time.time()
     for epoch in range(start_epoch, a.epochs):
         losses, errs = [], []
         bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",
                    disable=a.no_progress, leave=False)
-        for batch in bar:
+        for key, batch in bar:
             # the vector fields of the batch: M, H and, when with_near_field kept it, the near field
             fields, mk = [batch[0], batch[1], *batch[3:]], batch[2]
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
@@ -410,7 +464,10 @@ def main_train(argv=None) -> dict:
                 for f in fields:
                     f[:, 2] = 0
             M, H, near = fields[0], fields[1], (fields[2] if len(fields) > 2 else None)
-            pred = net(M) if near is None else net.combine(near, net.far(M))
+            if near is None:
+                pred = net(M)
+            else:   # a set at another cell: its own near field, the learned part scaled as served
+                pred = net.combine(near, net.far(M), set_aspect(key, aspect) / aspect)
             loss, e = split_loss(pred, H, mk, with_rel=True)
             loss = loss.mean()
             opt.zero_grad(set_to_none=True)
