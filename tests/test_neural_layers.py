@@ -159,6 +159,29 @@ def test_loss_and_error_equal_their_per_channel_definitions(layers, mask_layers)
     loss = whole + d2[:, xy].sum(1) / (t2[:, xy].sum(1) + 0.01 * t2.sum(1))
     torch.testing.assert_close(rel_err(P, H, mk), whole.sqrt(), rtol=1e-12, atol=0)
     torch.testing.assert_close(split_loss(P, H, mk), loss, rtol=1e-12, atol=0)
+    # --far-loss: the error against the far field alone, H - near, as a third term
+    near = torch.randn(B, 3 * layers, ny, nx, generator=g, dtype=torch.float64)
+    f2 = ((H - near) ** 2 * w).sum(dim=(2, 3))
+    torch.testing.assert_close(split_loss(P, H, mk, near=near), loss + d2.sum(1) / (f2.sum(1) + 0.01 * t2.sum(1)),
+                               rtol=1e-12, atol=0)
+
+
+def test_far_loss_weighs_the_learned_part_of_hz():
+    """A uniform out-of-plane film: H_z is the local -Mz within a few per cent, and the far part
+    of it is the learned part's job. A prediction that leaves that part out is 2 % off: the
+    whole-field loss barely sees it (4e-4); the far-field term, whose denominator is the far
+    field's norm plus 1 % of the whole field's, weighs it about 100 times more."""
+    mk = torch.ones(1, 16, 16, dtype=torch.bool)
+    near = torch.zeros(1, 3, 16, 16)
+    near[:, 2] = -0.98
+    H = near.clone()
+    H[:, 2] -= 0.02                   # the far field beyond the exact part
+    pred = near.clone()               # a learned part with no zz far field
+    plain = split_loss(pred, H, mk)
+    far = split_loss(pred, H, mk, near=near)
+    assert float(plain) == pytest.approx(0.02 ** 2, rel=1e-3)
+    assert float(far - plain) == pytest.approx(0.02 ** 2 / (0.02 ** 2 + 0.01), rel=1e-3)
+    assert float(far - plain) > 50 * float(plain)
 
 
 def test_training_an_nz2_network(tmp_path):

@@ -32,21 +32,24 @@ def test_a_set_at_another_cell_is_trained_as_the_member_is_served_there():
     assert set(served_copies(net, [(24, 40), (8, 8, 4.0), (8, 9, 4.0), (8, 8, 0.5)])) == {4.0, 0.5}
 
 
-def test_nmag_train_with_a_second_cell(tmp_path, capsys):
+def test_nmag_train_with_a_second_cell(tmp_path):
     a1, a4, nz2 = tmp_path / "a1.h5", tmp_path / "a4.h5", tmp_path / "nz2.h5"
     write_h5(a1, [(12, 12)], [6], seed=6, progress=False)
     write_h5(a4, [(12, 12), (16, 12)], [6, 6], seed=8, aspect=4.0, progress=False)
     args = ["--data", str(a1), "--also-data", str(a4), "--out", str(tmp_path / "run"), "--batch", "3",
             "--val-fraction", "0.34", "--channels", "4", "--no-progress", "--warmup", "1", "--epochs", "1",
-            "--local-radius", "3"]
+            "--local-radius", "3", "--far-loss"]
     res = main_train(args)
     val = res["history"][0]["val_median"]
     assert set(val) == {"12x12", "12x12@4", "16x12@4"}
     from engine.neural.weights import load_weights
     net, meta = load_weights(tmp_path / "run" / "best.pt")
     assert net.config["aspect"] == 1.0 and meta["also_data"] == [str(a4)] and meta["n_train"] == 12
+    assert meta["far_loss"] is True
     write_h5(nz2, [(12, 12)], [4], seed=9, progress=False, nz=2)
     with pytest.raises(SystemExit, match="nz = 2 layers"):
         main_train(args[:3] + [str(nz2)] + args[4:])
     with pytest.raises(SystemExit, match="--also-data trains the lean network only"):
         main_train(args + ["--arch", "unet"])
+    with pytest.raises(SystemExit, match="--far-loss needs the lean network"):
+        main_train(args[:2] + args[4:] + ["--arch", "unet"])
