@@ -109,8 +109,7 @@ class Examples(QObject):
     @Slot(list)
     def _on_rows(self, rows) -> None:
         try:
-            for row in rows:
-                self.loop_panel.add_row(row)
+            self.loop_panel.add_rows(rows)
         except Exception:  # noqa: BLE001 - a slot must not raise into Qt
             traceback.print_exc()
 

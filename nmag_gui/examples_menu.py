@@ -17,7 +17,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMenu, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
@@ -164,10 +164,18 @@ class ExampleInfoPanel(QWidget):
         return self.label.text()
 
 
+# the loop's points are dots up to this many; beyond (a long plain run) the line alone, which
+# pyqtgraph draws in a fraction of the time of thousands of symbols
+LOOP_SYMBOLS_UP_TO = 400
+LOOP_REDRAW_MS = 100      # new rows are drawn at most this often (ms)
+
+
 class HysteresisLoopPanel(QWidget):
     """One table column against another, joined in the order recorded (a loop for a sweep).
 
-    add_row(row) takes a table row dict (the engine's table_row()); set_rows(rows) replaces all.
+    add_rows(rows) appends table row dicts (the engine's table_row()) and redraws once, at most
+    every LOOP_REDRAW_MS: redrawing the whole curve for every row of every frame made a long
+    plain run O(n^2) on the GUI thread until the window froze. set_rows(rows) replaces all.
     """
 
     def __init__(self, x: str = "Bx_mT", y: str = "mx", parent=None):
@@ -187,20 +195,31 @@ class HysteresisLoopPanel(QWidget):
         lay.addWidget(self.plot)
         self.xs: list[float] = []
         self.ys: list[float] = []
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(LOOP_REDRAW_MS)
+        self._redraw.timeout.connect(self._draw)
 
-    def add_row(self, row: dict) -> None:
-        if self.x_name in row and self.y_name in row:
-            self.xs.append(float(row[self.x_name]))
-            self.ys.append(float(row[self.y_name]))
-            self.curve.setData(self.xs, self.ys)
-
-    def set_rows(self, rows) -> None:
-        self.xs, self.ys = [], []
+    def _take(self, rows) -> None:
         for r in rows:
             if self.x_name in r and self.y_name in r:
                 self.xs.append(float(r[self.x_name]))
                 self.ys.append(float(r[self.y_name]))
-        self.curve.setData(self.xs, self.ys)
+
+    def add_rows(self, rows) -> None:
+        n = len(self.xs)
+        self._take(rows)
+        if len(self.xs) != n and not self._redraw.isActive():
+            self._redraw.start()
+
+    def set_rows(self, rows) -> None:
+        self.xs, self.ys = [], []
+        self._take(rows)
+        self._redraw.stop()
+        self._draw()
+
+    def _draw(self) -> None:
+        self.curve.setData(self.xs, self.ys, symbol="o" if len(self.xs) <= LOOP_SYMBOLS_UP_TO else None)
 
 
 def _axis_label(name: str) -> str:

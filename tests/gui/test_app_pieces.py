@@ -122,6 +122,31 @@ def test_loop_plot_names_its_y_axis_and_reads_plain_numbers(qtbot):
     assert lo < -0.25 and 0.9 < hi < 1.1
 
 
+def test_loop_plot_draws_a_frame_of_rows_once_and_a_long_run_as_a_line(qtbot):
+    """A plain run of the hysteresis example sent a table row every few steps, and the loop
+    panel redrew the whole curve for every row: O(n^2) on the GUI thread, the window (and a GUI
+    test) stuck in pyqtgraph's scatter update. Rows now go in per frame and are drawn at most
+    every LOOP_REDRAW_MS; past LOOP_SYMBOLS_UP_TO points the curve is a line without dots."""
+    from nmag_gui.examples_menu import LOOP_SYMBOLS_UP_TO, HysteresisLoopPanel
+    panel = HysteresisLoopPanel("Bx_mT", "mx")
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    draws = []
+    real = panel.curve.setData
+    panel.curve.setData = lambda *a, **k: (draws.append(len(a[0])), real(*a, **k))
+    for frame in range(20):                       # 20 frames of 10 rows each, as fast as they come
+        panel.add_rows([{"Bx_mT": 20.0, "mx": 0.01 * (10 * frame + i), "t": 0.0} for i in range(10)])
+    qtbot.waitUntil(lambda: bool(draws) and draws[-1] == 200, timeout=2000)
+    assert len(draws) <= 3, draws                 # one redraw for all of them, not 200
+    assert panel.curve.opts["symbol"] == "o"
+    panel.add_rows([{"Bx_mT": 20.0, "mx": 0.0}] * LOOP_SYMBOLS_UP_TO + [{"t": 1.0}])   # no mx: not a point
+    qtbot.waitUntil(lambda: draws[-1] == 200 + LOOP_SYMBOLS_UP_TO, timeout=2000)
+    assert panel.curve.opts["symbol"] is None and len(panel.xs) == 200 + LOOP_SYMBOLS_UP_TO
+    panel.set_rows([{"Bx_mT": 1.0, "mx": 1.0}])  # a new run: redrawn at once, dots again
+    assert draws[-1] == 1 and panel.curve.opts["symbol"] == "o"
+
+
 def test_live_plots_time_axis_of_a_single_point_reads_in_picoseconds(qtbot):
     """A fresh window (one point at t = 0) showed a time axis '5e-07 ... 1.5e-06' ns."""
     from nmag_gui.plots import LivePlots
