@@ -360,8 +360,9 @@ def main_train(argv=None) -> dict:
         aspect = float(f.attrs.get("aspect_dz_dx", 1.0))
         nz = int(f.attrs.get("nz", 1))
         data_attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    sets = load_h5(a.data)
-    train, val = split(sets, a.val_fraction, a.seed)
+    # split makes the copies training keeps: the loaded set is not held beside them (a
+    # four-layer set twice over ran a 24 GiB machine out of memory)
+    train, val = split(load_h5(a.data), a.val_fraction, a.seed)
     if a.also_data and a.arch != "lean":
         raise SystemExit("nmag train: --also-data trains the lean network only (--arch lean)")
     if a.far_loss and a.arch != "lean":
