@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The one-hour family from scratch (docs/neural.md, "Why the from-scratch members missed ..."):
+# one member per nz = 1..4, each trained on dz/dx 1 and 4 data with --far-loss and a 40-cell
+# exact part, served for dz/dx 0.25 to 4. Two cores, one torch thread per process.
+#   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
+# Memory: the four-layer member peaks at about 12 GB and the three-layer one at about 10;
+# beside each other they need about 22 GB. With less, set ONE_AT_A_TIME=1: the four-layer
+# member then trains after the others (measured 2026-12-04 on 24 GiB: 72.5 minutes in all,
+# against 52.5 with the two side by side; benchmarks/results/one_hour_family/times_s22.log).
+set -eu
+OUT=${1:?usage: scripts/one_hour_family.sh OUTDIR}
+mkdir -p "$OUT" && cd "$OUT"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+T="--epochs 300 --batch-cells 65536 --warmup 20 --threads 1 --val-fraction 0.05 --no-progress"
+S="64x64,128x128,256x256,96x192,40x160,512x512"
+D="python -m engine.neural.data --llg-fraction 0 --workers 1"
+BIG="$S,1024x1024 --counts 800,400,128,96,128,48,8"
+MID="$S --counts 800,400,128,96,128,64"
+log() { echo "$(date +%H:%M:%S) $*" >> times.log; }
+log start
+$D --out g1.h5 --seed 905 --aspect 1.0 --nz 1 --shapes $S,1024x1024 --counts 1600,800,192,160,192,96,16 > g1.log 2>&1 &
+$D --out f1.h5 --seed 915 --aspect 4.0 --nz 1 --shapes $S,1024x1024 --counts 1600,800,192,160,192,96,16 > f1.log 2>&1
+wait; log data1_done
+# stage 1: the one-layer member from random weights on core 1, the layered data on core 2
+nmag train --data g1.h5 --also-data f1.h5 --out c1 --far-loss --lr 2e-3 --max-minutes 30 --seed 921 --stem 4 \
+    --u0-kernel 3 --local-radius 40 --near-full 20 $T > c1.log 2>&1 &
+C1=$!
+( $D --out g2.h5 --seed 906 --aspect 1.0 --nz 2 --shapes $BIG
+  $D --out f2.h5 --seed 916 --aspect 4.0 --nz 2 --shapes $BIG
+  $D --out g4.h5 --seed 908 --aspect 1.0 --nz 4 --shapes $MID
+  $D --out f4.h5 --seed 918 --aspect 4.0 --nz 4 --shapes $MID
+  $D --out g3.h5 --seed 907 --aspect 1.0 --nz 3 --shapes $MID
+  $D --out f3.h5 --seed 917 --aspect 4.0 --nz 3 --shapes $MID ) > data2.log 2>&1
+log data2_done
+wait $C1; log c1_done
+# stage 2: the layered members start from the one-layer one (its far field laid out for the layers)
+train_layered() {   # nz minutes seed
+  nmag train --data g$1.h5 --also-data f$1.h5 --out c$1 --far-loss --lr 3e-4 --max-minutes $2 --seed $3 \
+      --init c1/best.pt $T > c$1.log 2>&1; log c$1_done; }
+if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then
+  train_layered 2 9 922; train_layered 3 9 933; train_layered 4 18 934
+else
+  ( train_layered 2 9 922; train_layered 3 9 933 ) &
+  train_layered 4 18 934
+  wait
+fi
+log all_done
+# measure: python benchmarks/member_held_out.py c1/best.pt c2/best.pt c3/best.pt c4/best.pt
