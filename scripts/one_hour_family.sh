@@ -5,7 +5,7 @@
 #   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
 # Memory: the four-layer member peaks at about 12 GB and the three-layer one at about 10;
 # beside each other they need about 22 GB. With less, set ONE_AT_A_TIME=1: the four-layer
-# member then trains after the others (measured 2026-12-04 on 24 GiB: 72.5 minutes in all,
+# member then trains after the others (2026-12-04 on 24 GiB: 72.5 minutes of stages in turn,
 # against 52.5 with the two side by side; benchmarks/results/one_hour_family/times_s22.log).
 set -eu
 OUT=${1:?usage: scripts/one_hour_family.sh OUTDIR}
