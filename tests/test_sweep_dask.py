@@ -108,12 +108,13 @@ def _sequential(tmp_path, sweep, monkeypatch):
 def test_worker_killed_mid_sweep_loses_nothing(tmp_path, cluster, monkeypatch):
     """`nmag sweep --scheduler` in its own process; the file is read while it runs; when the
     first point is in, the worker holding a running point is killed: every point still arrives,
-    equal to the sequential run of the same points. Six points, so work is still running when the
-    first result reaches the file however fast the points run (with four, a fast machine once
-    finished them all between two reads of the file)."""
+    equal to the sequential run of the same points. Six points of two lengths, so work is still
+    running when the first result reaches the file however fast the points run (four, then six
+    equal ones, were once all finished between two reads of the file on a fast machine)."""
     from distributed import Client
     from engine.sweep import load_sweep
     from engine.sweep.results import read_point, read_sweep
+    assert "duration_ns" in SIX_POINTS and "B_mT" not in SIX_POINTS
     sweep_path = write_sweep(tmp_path, SIX_POINTS)
     out = tmp_path / "dask.h5"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "sweep", str(sweep_path), "--out", str(out),
@@ -171,14 +172,16 @@ def test_failing_point_is_marked_and_the_others_go_on(tmp_path, cluster):
         read_point(out, 1)
 
 
-# six points: after the first is written at least two more rounds of the two worker threads
-# remain, so the interrupt lands mid-sweep however fast the points run (four raced the end)
-SIX_POINTS = FOUR_POINTS.replace("values = [0.05, 0.2]", "values = [0.05, 0.1, 0.2]")
+# six points of two lengths (0.06 and 0.5 ns of field): when a short one is in the file a long
+# one is still running, however fast the machine: four, then six equal points, raced the end
+# (all finished between two reads of the file on a fast, quiet machine)
+SIX_POINTS = FOUR_POINTS.replace("values = [0.05, 0.2]", "values = [0.05, 0.1, 0.2]").replace(
+    'key = "stages[1].B_mT"\nvalues = [[-60.0, 5.0, 0.0], [-80.0, 5.0, 0.0]]',
+    'key = "stages[1].duration_ns"\nvalues = [0.06, 0.5]')
 
 
 def test_ctrl_c_leaves_a_resumable_file(tmp_path, cluster, capsys):
     from engine.sweep.results import read_sweep
-    assert SIX_POINTS != FOUR_POINTS
     sweep_path = write_sweep(tmp_path, SIX_POINTS)
     out = tmp_path / "c.h5"
     cmd = [sys.executable, "-m", "engine.cli", "sweep", str(sweep_path), "--out", str(out),
