@@ -241,17 +241,23 @@ def plot_curve(history, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(7.5, 4), dpi=100)
     ep = [h["epoch"] for h in history]
-    ax.semilogy(ep, [h["train_rel_l2"] for h in history], "o-", label="train (mean rel L2)")
-    keys = sorted({k for h in history for k in h.get("val_median", {})})
-    for k in keys:
-        ax.semilogy(ep, [h["val_median"].get(k, np.nan) for h in history], "s--", label=f"val {k} (median)")
+    ax.semilogy(ep, [h["train_rel_l2"] for h in history], "k.-", lw=1, label="train (mean rel L2)")
+    keys = {k for h in history for k in h.get("val_median", {})}
+    # one colour per grid (by cell count), solid at the data set's own cell, dashed at the
+    # cell aspects of --also-data ("NYxNX@a"): with ten colours cycled, 14 curves shared colours
+    shapes = sorted({k.split("@")[0] for k in keys}, key=lambda g: int(g.split("x")[0]) * int(g.split("x")[1]))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(shapes))))
+    for k in sorted(keys, key=lambda k: (shapes.index(k.split("@")[0]), k)):
+        ls = "--" if "@" in k else "-"
+        ax.semilogy(ep, [h["val_median"].get(k, np.nan) for h in history], ls, marker=".", ms=3, lw=1,
+                    color=colours[shapes.index(k.split("@")[0])], label=f"val {k}")
     ax.axhline(0.02, color="gray", lw=0.8, ls=":", label="2 % target")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("relative L2 error of H_d")
+    ax.set_ylabel("relative L2 error of H_d (val: median)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
