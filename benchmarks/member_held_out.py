@@ -27,18 +27,15 @@ CARD_ASPECTS = (0.25, 0.63, 1.0, 1.587, 4.0)
 
 def uniform_probe(net, n=512, aspects=(1.0, 4.0)) -> dict:
     """{"mz@1": %, "mx@1": %, ...}: the member on uniform n x n squares of its own nz."""
-    import copy
-
     import numpy as np
     import torch
-    from engine.neural.card_measure import rel_err
+    from engine.neural.card_measure import rel_err, served_at
     from engine.neural.data import Labeller
 
     nz = int(net.config.get("nz", 1))
-    trained = float(net.config.get("aspect", 1.0))
     out = {}
     for a in aspects:
-        served = copy.deepcopy(net).serve(a) if a != trained else net
+        served = served_at(net, a)
         lab = Labeller(a)
         for axis, name in ((2, "mz"), (0, "mx")):
             M = np.zeros((1, 3 * nz, n, n))

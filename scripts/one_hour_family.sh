@@ -14,12 +14,13 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 T="--epochs 300 --batch-cells 65536 --warmup 20 --threads 1 --val-fraction 0.05 --no-progress"
 S="64x64,128x128,256x256,96x192,40x160,512x512"
 D="python -m engine.neural.data --llg-fraction 0 --workers 1"
+ONE="$S,1024x1024 --counts 1600,800,192,160,192,96,16"
 BIG="$S,1024x1024 --counts 800,400,128,96,128,48,8"
 MID="$S --counts 800,400,128,96,128,64"
 log() { echo "$(date +%H:%M:%S) $*" >> times.log; }
 log start
-$D --out g1.h5 --seed 905 --aspect 1.0 --nz 1 --shapes $S,1024x1024 --counts 1600,800,192,160,192,96,16 > g1.log 2>&1 &
-$D --out f1.h5 --seed 915 --aspect 4.0 --nz 1 --shapes $S,1024x1024 --counts 1600,800,192,160,192,96,16 > f1.log 2>&1
+$D --out g1.h5 --seed 905 --aspect 1.0 --nz 1 --shapes $ONE > g1.log 2>&1 &
+$D --out f1.h5 --seed 915 --aspect 4.0 --nz 1 --shapes $ONE > f1.log 2>&1
 wait; log data1_done
 # stage 1: the one-layer member from random weights on core 1, the layered data on core 2
 nmag train --data g1.h5 --also-data f1.h5 --out c1 --far-loss --lr 2e-3 --max-minutes 30 --seed 921 --stem 4 \

@@ -114,7 +114,6 @@ def test_worker_killed_mid_sweep_loses_nothing(tmp_path, cluster, monkeypatch):
     from distributed import Client
     from engine.sweep import load_sweep
     from engine.sweep.results import read_point, read_sweep
-    assert "duration_ns" in SIX_POINTS and "B_mT" not in SIX_POINTS
     sweep_path = write_sweep(tmp_path, SIX_POINTS)
     out = tmp_path / "dask.h5"
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "sweep", str(sweep_path), "--out", str(out),
@@ -178,6 +177,7 @@ def test_failing_point_is_marked_and_the_others_go_on(tmp_path, cluster):
 SIX_POINTS = FOUR_POINTS.replace("values = [0.05, 0.2]", "values = [0.05, 0.1, 0.2]").replace(
     'key = "stages[1].B_mT"\nvalues = [[-60.0, 5.0, 0.0], [-80.0, 5.0, 0.0]]',
     'key = "stages[1].duration_ns"\nvalues = [0.06, 0.5]')
+assert "duration_ns" in SIX_POINTS and "B_mT" not in SIX_POINTS    # both replacements took
 
 
 def test_ctrl_c_leaves_a_resumable_file(tmp_path, cluster, capsys):

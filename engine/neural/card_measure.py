@@ -97,6 +97,13 @@ def range_aspects(lo: float, hi: float, trained: float, points: int = 4) -> list
     return sorted({round(float(v), 3) for v in [*steps, trained] if lo <= v <= hi or v == trained})
 
 
+def served_at(net, aspect: float):
+    """The member as it serves cells of dz/dx `aspect`: itself at its trained dz/dx, else a copy
+    served there (LeanFilmNet.serve: exact near kernel of the cell, learned part scaled)."""
+    trained = float(net.config.get("aspect", 1.0))
+    return net if aspect == trained else copy.deepcopy(net).serve(aspect)
+
+
 def measure_member(net, seed=777, aspects=None):
     """Held-out errors per grid for one network (dict of stats) on films of its own nz, at its
     trained dz/dx or at each of `aspects` (served through LeanFilmNet.serve: exact near kernel
@@ -107,7 +114,7 @@ def measure_member(net, seed=777, aspects=None):
     aspects = [trained] if not aspects else list(aspects)
     per, allv, by, large, by_large = {}, [], {}, [], {}
     for a in aspects:
-        served = copy.deepcopy(net).serve(a) if a != trained else net
+        served = served_at(net, a)
         mine, mine_large = [], []
         for ny, nx, count in HELD_OUT:
             e, _ = held_out(served, (ny, nx), count, seed, a, nz)

@@ -248,11 +248,10 @@ def plot_curve(history, path):
     # one colour per grid (by cell count), solid at the data set's own cell, dashed at the
     # cell aspects of --also-data ("NYxNX@a"): with ten colours cycled, 14 curves shared colours
     shapes = sorted({k.split("@")[0] for k in keys}, key=lambda g: int(g.split("x")[0]) * int(g.split("x")[1]))
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(shapes))))
+    colour = dict(zip(shapes, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(shapes))))))
     for k in sorted(keys, key=lambda k: (shapes.index(k.split("@")[0]), k)):
-        ls = "--" if "@" in k else "-"
-        ax.semilogy(ep, [h["val_median"].get(k, np.nan) for h in history], ls, marker=".", ms=3, lw=1,
-                    color=colours[shapes.index(k.split("@")[0])], label=f"val {k}")
+        ax.semilogy(ep, [h["val_median"].get(k, np.nan) for h in history], "--" if "@" in k else "-",
+                    marker=".", ms=3, lw=1, color=colour[k.split("@")[0]], label=f"val {k}")
     ax.axhline(0.02, color="gray", lw=0.8, ls=":", label="2 % target")
     ax.set_xlabel("epoch")
     ax.set_ylabel("relative L2 error of H_d (val: median)")
