@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The one-hour family from scratch (docs/neural.md, "Why the from-scratch members missed ..."):
-# one member per nz = 1..4, each trained on dz/dx 1 and 4 data with --far-loss and a 40-cell
-# exact part, served for dz/dx 0.25 to 4. Two cores, one torch thread per process.
+# five members, each trained on dz/dx 1 and 4 data with --far-loss:
+#   r10: one layer, a 10-cell exact part (the fast one, for cubic to moderately tall cells);
+#   c1:  one layer, a 40-cell exact part (tall cells), and the start of c2, c3, c4;
+#   c2, c3, c4: two, three and four layers, 40-cell exact parts.
+# Two cores, one torch thread per process.
 #   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
-# Memory: the four-layer member peaks at about 12 GB and the three-layer one at about 10;
-# beside each other they need about 22 GB. With less, set ONE_AT_A_TIME=1: the four-layer
-# member then trains after the others (2026-12-04 on 24 GiB: 72.5 minutes of stages in turn,
-# against 52.5 with the two side by side; benchmarks/results/one_hour_family/times_s22.log).
+# Stage 1: c1 on one core; the layered data, then r10, on the other. Stage 2: c4 on one core;
+# c2, then c3, on the other. Memory: the three- and four-layer members side by side need about
+# 18 GB (nmag train keeps the far target, not the field and its near field). With less, set
+# ONE_AT_A_TIME=1: the four-layer member then trains after the others (about 20 minutes more).
 set -eu
 OUT=${1:?usage: scripts/one_hour_family.sh OUTDIR}
 mkdir -p "$OUT" && cd "$OUT"
@@ -33,6 +36,10 @@ C1=$!
   $D --out g3.h5 --seed 907 --aspect 1.0 --nz 3 --shapes $MID
   $D --out f3.h5 --seed 917 --aspect 4.0 --nz 3 --shapes $MID ) > data2.log 2>&1
 log data2_done
+# the fast one-layer member, from random weights, until about when c1 ends
+nmag train --data g1.h5 --also-data f1.h5 --out r10 --far-loss --lr 2e-3 --max-minutes 21 --seed 941 --stem 4 \
+    --u0-kernel 3 --local-radius 10 --near-full 3 $T > r10.log 2>&1
+log r10_done
 wait $C1; log c1_done
 # stage 2: the layered members start from the one-layer one (its far field laid out for the layers)
 train_layered() {   # nz minutes seed
@@ -46,4 +53,4 @@ else
   wait
 fi
 log all_done
-# measure: python benchmarks/member_held_out.py c1/best.pt c2/best.pt c3/best.pt c4/best.pt
+# measure: python benchmarks/member_held_out.py r10/best.pt c1/best.pt c2/best.pt c3/best.pt c4/best.pt

@@ -373,19 +373,22 @@ def test_transform_in_one_gather_equals_turn_by_turn(nz):
 
 
 @pytest.mark.parametrize("nz", [1, 2])
-def test_kept_near_field_turns_with_the_sample(nz):
-    """Training keeps each sample's exact near field once (with_near_field) and turns it with M
-    and H. That is exact: the near field of the turned sample is the turned near field for every
-    symmetry of the square, for the z mirror (nz > 1) and for in-plane-only samples (nz = 1); and
-    combine() of it is the network's own forward, gradients included."""
+def test_kept_far_target_turns_with_the_sample(nz):
+    """Training keeps each sample's far target F = H - near once, with the sums of squares the
+    loss needs (with_far_target), and turns F with M. That is exact: the near field of the
+    turned sample is the turned near field for every symmetry of the square, for the z mirror
+    (nz > 1) and for in-plane-only samples (nz = 1); and the loss from F and the kept sums is
+    split_loss of the network's own forward against H, far term and gradients included."""
     from engine.neural.lean import LeanFilmNet
-    from engine.neural.train import with_near_field
+    from engine.neural.train import _square_sums, loss_from_sums, with_far_target
     torch.manual_seed(1)
     net = LeanFilmNet(nz=nz, near_radius=6, stem=4, aspect=0.7)
-    M = torch.randn(3, 3 * nz, 20, 28)
-    kept = with_near_field(net, {(20, 28): (M, M, torch.ones(3, 20, 28, dtype=torch.bool))})[(20, 28)]
-    assert len(kept) == 4 and kept[0] is M
-    near = kept[3]
+    M, H = torch.randn(3, 3 * nz, 20, 28), torch.randn(3, 3 * nz, 20, 28)
+    mk = torch.rand(3, 20, 28) > 0.3
+    kept = with_far_target(net, {(20, 28): (M, H, mk)})[(20, 28)]
+    assert len(kept) == 4 and kept[0] is M and kept[2] is mk
+    F, sums = kept[1], kept[3]
+    near = H - F
     tol = 1e-5 * float(near.abs().max())
     with torch.no_grad():
         for k, mir in all_symmetries():
@@ -399,9 +402,14 @@ def test_kept_near_field_turns_with_the_sample(nz):
             assert (net.near(Mi) - Ni).abs().max() <= tol
     for p in net.parameters():   # a learned part that is not zero
         torch.nn.init.normal_(p, std=0.05)
-    got = net.combine(near, net.far(M))
-    g1 = torch.autograd.grad(got.square().sum(), net.U0.weight)[0]
-    want = net(M)
-    g2 = torch.autograd.grad(want.square().sum(), net.U0.weight)[0]
-    assert (got - want).abs().max() <= tol
+    k, mir = 1, True
+    Mt, Ft, Ht, mt = transform(M, k, mir), transform(F, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
+    err = net.combine(-Ft, net.far(Mt))
+    d2 = _square_sums(err, mt.to(err.dtype).reshape(3, 1, 1, *mt.shape[-2:]))   # turned: 28 x 20
+    got = loss_from_sums(d2, sums[:, 0].float(), sums[:, 1].float()).sum()
+    want = split_loss(net(Mt), Ht, mt, near=Ht - Ft).sum()
+    g1 = torch.autograd.grad(got, net.U0.weight)[0]
+    g2 = torch.autograd.grad(want, net.U0.weight)[0]
+    assert abs(float(got - want)) <= 1e-5 * float(want)
     assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6 * float(g2.abs().max()))
+    assert float(want - split_loss(net(Mt), Ht, mt).sum()) > 0.1 * float(want)   # the far term counts

@@ -8,7 +8,7 @@ import torch
 
 from engine.neural.data import write_h5
 from engine.neural.lean import LeanFilmNet
-from engine.neural.train import main_train, served_copies, set_aspect, with_near_field
+from engine.neural.train import main_train, served_copies, set_aspect, with_far_target
 
 
 def test_a_set_at_another_cell_is_trained_as_the_member_is_served_there():
@@ -16,18 +16,18 @@ def test_a_set_at_another_cell_is_trained_as_the_member_is_served_there():
     net = LeanFilmNet(nz=2, channels=4, stem=4, near_radius=6, aspect=1.0)
     for p in net.parameters():   # a learned part that is not zero
         torch.nn.init.normal_(p, std=0.05)
-    M = torch.randn(2, 6, 24, 40)
+    M, H = torch.randn(2, 6, 24, 40), torch.randn(2, 6, 24, 40)
     mk = torch.ones(2, 24, 40, dtype=torch.bool)
-    kept = with_near_field(net, {(24, 40): (M, M, mk), (24, 40, 4.0): (M, M, mk)})
+    kept = with_far_target(net, {(24, 40): (M, H, mk), (24, 40, 4.0): (M, H, mk)})
     served = copy.deepcopy(net).serve(4.0)
     with torch.no_grad():
-        near1, near4 = kept[(24, 40)][3], kept[(24, 40, 4.0)][3]
+        near1, near4 = H - kept[(24, 40)][1], H - kept[(24, 40, 4.0)][1]
         assert (near1 - net.near(M)).abs().max() <= 1e-5 * near1.abs().max()
         assert (near4 - served.near(M)).abs().max() <= 1e-5 * near4.abs().max()
         assert (near4 - near1).abs().max() > 0.1 * near1.abs().max()   # another cell, another near field
-    # what the training step computes for the dz/dx = 4 set is the served network, gradients included
-    got = net.combine(near4, net.far(M), set_aspect((24, 40, 4.0), 1.0) / 1.0)
-    want = served(M)
+    # what the training step computes for the dz/dx = 4 set is the served network's error, gradients included
+    got = net.combine(-kept[(24, 40, 4.0)][1], net.far(M), set_aspect((24, 40, 4.0), 1.0) / 1.0)
+    want = served(M) - H
     assert (got - want).abs().max() <= 1e-5 * want.abs().max()
     assert set(served_copies(net, [(24, 40), (8, 8, 4.0), (8, 9, 4.0), (8, 8, 0.5)])) == {4.0, 0.5}
 

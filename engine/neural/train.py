@@ -114,7 +114,7 @@ def split_loss(pred, target, mask, eps=0.01, with_rel=False, near=None):
     in-plane part (x and y of every layer) has as denominator its own norm plus eps times the
     whole field's, so a small in-plane field (flux-closed and in-plane states, where the large
     local Hz does not dominate) is fitted as well. With `near` (the exact near field of the
-    sample, engine.neural.train.with_near_field) a third term measures the error against the
+    sample; training keeps F = target - near instead, with_far_target) a third term measures the error against the
     far field alone, target - near, the learned part's own target (denominator its norm plus eps
     times the whole field's): without it the learned part's share of Hz, a few per cent of the
     local -Mz, weighs almost nothing, and a member trained at cubic cells left it out (the
@@ -123,12 +123,22 @@ def split_loss(pred, target, mask, eps=0.01, with_rel=False, near=None):
     with_rel: also the relative L2 error of the whole field per sample (rel_err's number,
     from the same sums)."""
     d2, t2 = component_sums(pred, target, mask)
-    tot = t2.sum(1).clamp_min(1e-30)
-    whole = d2.sum(1) / tot
-    loss = whole + d2[:, :2].sum(1) / (t2[:, :2].sum(1) + eps * tot)
+    far2 = None
     if near is not None:
         B, C, ny, nx = pred.shape
         far2 = _square_sums(target - near, mask.to(pred.dtype).reshape(B, -1, 1, ny, nx))
+    return loss_from_sums(d2, t2, far2, eps, with_rel)
+
+
+def loss_from_sums(d2, t2, far2=None, eps=0.01, with_rel=False):
+    """split_loss from its (B, 3) sums per vector component over the magnet's cells: d2 of the
+    error, t2 of the target field, far2 (or None) of the target's far field (target - near).
+    Only these sums meet the target, so training can keep them per sample instead of the field
+    and its near field (with_far_target)."""
+    tot = t2.sum(1).clamp_min(1e-30)
+    whole = d2.sum(1) / tot
+    loss = whole + d2[:, :2].sum(1) / (t2[:, :2].sum(1) + eps * tot)
+    if far2 is not None:
         loss = loss + d2.sum(1) / (far2.sum(1) + eps * tot)
     return (loss, whole.detach().sqrt()) if with_rel else loss
 
@@ -143,7 +153,7 @@ def git_commit(cwd=None) -> str:
 
 # ------------------------------------------------------------------ data handling
 class Batches:
-    """Same-shape mini-batches over {shape: (M, H, mask[, near field])} arrays (torch). With batch_cells > 0
+    """Same-shape mini-batches over {shape: (M, H, mask) or (M, F, mask, sums)} arrays (torch). With batch_cells > 0
     a batch holds about that many cells (so large grids come in small batches)."""
 
     def __init__(self, sets, batch, rng, batch_cells=0):
@@ -201,19 +211,33 @@ def served_copies(net, keys) -> dict:
 
 
 @torch.no_grad()
-def with_near_field(net, sets, chunk=8):
-    """Each set's (M, H, mask) with the lean network's exact near field of M appended (of the
-    set's own cell for sets at another dz/dx, see set_aspect). That
-    part is fixed (not learned) and commutes with the square's symmetries and the z mirror
-    (the Newell kernel of a square cell and its radial window do), so a training step turns it
-    with M and H instead of recomputing it: an FFT at full resolution, about a quarter of a
-    step's time with a 40-cell exact part."""
+def with_far_target(net, sets, chunk=8):
+    """Each set's (M, H, mask) as (M, F, mask, sums) for the lean network. F = H - near is the
+    learned part's own target: the field's error, near + learned - H, is learned - F. sums
+    (n, 2, 3) holds the squares of H and of F per vector component over the magnet's cells,
+    all that the loss needs of them (loss_from_sums). So a sample keeps one field-sized array
+    beside M, not H and its near field (memory: the three- and four-layer members train side
+    by side on 24 GiB). The near field is exact, not learned, and commutes with the square's
+    symmetries and the z mirror (the Newell kernel of a square cell and its radial window do),
+    so a step turns F with M instead of recomputing the near field (an FFT at full resolution,
+    about a quarter of a step with a 40-cell exact part); the sums do not change under those
+    turns, and in-plane-only samples (nz = 1) zero their z entries. The near field is that of
+    the set's own cell (set_aspect)."""
     out, served = {}, served_copies(net, sets)
     for key, (M, H, mk) in sets.items():
-        Mt = torch.as_tensor(M)
+        Mt, Ht = torch.as_tensor(M), torch.as_tensor(H)
         n = served.get(set_aspect(key, net.config.get("aspect", 1.0)), net)
-        near = torch.cat([n.near(Mt[i:i + chunk]) for i in range(0, len(Mt), chunk)])
-        out[key] = (M, H, mk, near.to(Mt.dtype).contiguous())
+        F = torch.empty_like(Ht)
+        sums = torch.empty((len(Mt), 2, 3), dtype=torch.float64)
+        for i in range(0, len(Mt), chunk):
+            h = Ht[i:i + chunk]
+            f = F[i:i + chunk]
+            torch.sub(h, n.near(Mt[i:i + chunk]).to(Ht.dtype), out=f)
+            b, C, ny, nx = h.shape
+            w = torch.as_tensor(mk[i:i + chunk]).to(h.dtype).reshape(b, -1, 1, ny, nx)
+            sums[i:i + chunk, 0] = _square_sums(h.double(), w.double())
+            sums[i:i + chunk, 1] = _square_sums(f.double(), w.double())
+        out[key] = (M, F, mk, sums)
     return out
 
 
@@ -436,8 +460,8 @@ def main_train(argv=None) -> dict:
         print(f"starting from {a.init}")
     if hasattr(net, "combine"):
         t_near = time.time()
-        train = with_near_field(net, train)
-        print(f"near field kept for {sum(len(v[0]) for v in train.values())} training samples "
+        train = with_far_target(net, train)
+        print(f"far-field targets kept for {sum(len(v[0]) for v in train.values())} training samples "
               f"({time.time() - t_near:.0f} s)")
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     rng = np.random.default_rng(a.seed)
@@ -480,8 +504,8 @@ def main_train(argv=None) -> dict:
         bar = tqdm(batches.epoch(), total=len(batches), desc=f"epoch {epoch + 1}/{a.epochs}",
                    disable=a.no_progress, leave=False)
         for key, batch in bar:
-            # the vector fields of the batch: M, H and, when with_near_field kept it, the near field
-            fields, mk = [batch[0], batch[1], *batch[3:]], batch[2]
+            # the vector fields of the batch: M and H, or M and the far target F (with_far_target)
+            fields, mk, sums = [batch[0], batch[1]], batch[2], (batch[3] if len(batch) > 3 else None)
             k, mir = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             fields, mk = [transform(f, k, mir) for f in fields], transform_mask(mk, k, mir)
             if nz > 1 and rng.random() < 0.5:   # z -> -z: layers reversed, z components negated
@@ -493,12 +517,18 @@ def main_train(argv=None) -> dict:
                 fields = [f.clone() for f in fields]
                 for f in fields:
                     f[:, 2] = 0
-            M, H, near = fields[0], fields[1], (fields[2] if len(fields) > 2 else None)
-            if near is None:
-                pred = net(M)
-            else:   # a set at another cell: its own near field, the learned part scaled as served
-                pred = net.combine(near, net.far(M), set_aspect(key, aspect) / aspect)
-            loss, e = split_loss(pred, H, mk, with_rel=True, near=near if a.far_loss else None)
+                if sums is not None:
+                    sums = sums.clone()
+                    sums[..., 2] = 0
+            M = fields[0]
+            if sums is None:
+                loss, e = split_loss(net(M), fields[1], mk, with_rel=True)
+            else:   # the error is the learned part, scaled as served at the set's cell, minus F
+                err = net.combine(-fields[1], net.far(M), set_aspect(key, aspect) / aspect)
+                B, C, ny, nx = err.shape
+                d2 = _square_sums(err, mk.to(err.dtype).reshape(B, -1, 1, ny, nx))
+                loss, e = loss_from_sums(d2, sums[:, 0].to(d2.dtype), sums[:, 1].to(d2.dtype)
+                                         if a.far_loss else None, with_rel=True)
             loss = loss.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
