@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         from .neural.train import main_train
-        return main_train(argv[1:]) or 0
+        main_train(argv[1:])   # its result (the history) is for scripts and tests; the shell gets 0
+        return 0
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

@@ -46,6 +46,11 @@ def test_nmag_train_with_a_second_cell(tmp_path):
     net, meta = load_weights(tmp_path / "run" / "best.pt")
     assert net.config["aspect"] == 1.0 and meta["also_data"] == [str(a4)] and meta["n_train"] == 12
     assert meta["far_loss"] is True
+    # `nmag train` from the shell: exit status 0 (it once handed the shell its history dict, which
+    # Python prints and exits 1 for, and a script under `set -e` stopped after its first member)
+    from engine.cli import main as nmag
+    assert nmag(["train", *args[:5], str(tmp_path / "again"), *args[6:]]) == 0
+    assert (tmp_path / "again" / "best.pt").exists()
     write_h5(nz2, [(12, 12)], [4], seed=9, progress=False, nz=2)
     with pytest.raises(SystemExit, match="nz = 2 layers"):
         main_train(args[:3] + [str(nz2)] + args[4:])
