@@ -43,8 +43,16 @@ def target_ratio(s) -> float:
 
 
 def member_label(m) -> str:
-    """A member's name in the card's tables and keys: "nz=1 dz/dx=0.6"."""
-    return f"nz={int(m.get('nz', 1))} dz/dx={float(m['dz_dx']):g}"
+    """A member's name in the card's tables and keys: "nz=1 dz/dx=1 R=10" (nz, the dz/dx it
+    was trained for, and the radius in cells of its exact near part, which tells two members
+    trained at the same cell apart), or "nz=1 dz/dx=0.6" for a member that does not give R."""
+    r = f" R={int(m['near_radius'])}" if m.get("near_radius") is not None else ""
+    return f"nz={int(m.get('nz', 1))} dz/dx={float(m['dz_dx']):g}{r}"
+
+
+def member_key(m) -> tuple:
+    """What tells members apart: (nz, trained dz/dx, near radius)."""
+    return int(m.get("nz", 1)), float(m["dz_dx"]), int(m.get("near_radius", 2))
 
 
 def span_text(lo: float, hi: float) -> str:

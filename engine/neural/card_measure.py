@@ -5,7 +5,7 @@ textures, named states through the error probe, and the card JSON and Markdown.
     python -m engine.neural.card_measure --keep --model runs/nz2/best.pt   # add or replace one member
     python -m engine.neural.card_measure --keep --extra benchmarks/results/card_measured.json
         # no --model: the members as they are, only the measured block (speed, SP4) refreshed
-    python -m engine.neural.card_measure --remeasure [--range lean_nz3_dzdx1.pt@0.25:1.6 ...]
+    python -m engine.neural.card_measure --remeasure [--range lean_nz3_dzdx1_R40.pt@0.25:1.6 ...]
         # every shipped member measured again (and given a new dz/dx range), weights untouched
 
 Every member is measured on fresh textures of its own kind of film (its nz and dz/dx).
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..resources import resource_path
-from .card import (DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, TARGETS, ModelCard, member_label,
+from .card import (DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, TARGETS, ModelCard, member_key, member_label,
                    span_text, target_ratio)
 from .data import make_samples
 
@@ -89,12 +89,12 @@ def stats(e):
 
 
 def range_aspects(lo: float, hi: float, trained: float, points: int = 4) -> list[float]:
-    """Where a member's dz/dx range is measured: both ends, the trained aspect and geometric
-    steps between (rounded to 3 digits)."""
+    """Where a member's dz/dx range is measured: both ends, the trained aspect where the range
+    holds it, and geometric steps between (rounded to 3 digits)."""
     if hi <= lo:
         return [float(trained)]
     steps = np.geomspace(lo, hi, points)
-    return sorted({round(float(v), 3) for v in [*steps, trained] if lo <= v <= hi or v == trained})
+    return sorted({round(float(v), 3) for v in [*steps, trained] if lo <= v <= hi})
 
 
 def served_at(net, aspect: float):
@@ -149,7 +149,7 @@ def main_card(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", action="store_true",
                     help="keep the shipped card's other members (and its measured numbers) as they are; "
-                         "a --model replaces the member of its own nz and dz/dx")
+                         "a --model replaces the member of its own nz, dz/dx and near radius")
     ap.add_argument("--remeasure", action="store_true",
                     help="measure every shipped member again (the held-out set as it is now), keeping its weights "
                          "and training record; --range FILE@LO:HI gives a member a new dz/dx range")
@@ -172,10 +172,10 @@ def main_card(argv=None):
         unknown = set(ranges) - {m["file"] for m in old.get("members", [])}
         if unknown:
             raise SystemExit(f"card_measure: --range: no shipped member {', '.join(sorted(unknown))}")
-        # a --model replaces the shipped member of its own nz and dz/dx: that one is not measured
-        replaced = {(int(net.config["nz"]), float(net.config["aspect"])) for _, _, net, _ in models}
+        # a --model replaces the shipped member of its own nz, dz/dx and R: that one is not measured
+        replaced = {config_key(net.config) for _, _, net, _ in models}
         for m in old.get("members", []):
-            if (int(m.get("nz", 1)), float(m["dz_dx"])) in replaced:
+            if member_key(m) in replaced:
                 continue
             net, _ = load_weights(resource_path("neural/" + m["file"]))
             lo, hi = ranges.get(m["file"], ModelCard.aspect_range(m))
@@ -193,10 +193,12 @@ def main_card(argv=None):
         cfg = net.config
         aspect = float(cfg["aspect"])
         lo, hi = (float(v) for v in span.split(":")) if span else (aspect, aspect)
-        if not lo <= aspect <= hi:
+        if not lo <= aspect <= hi and not meta.get("also_data"):
+            # a member trained at one cell serves around it; one trained at several (nmag train
+            # --also-data) may serve a range away from its reference dz/dx
             raise SystemExit(f"card_measure: --model {spec}: the range {lo:g}:{hi:g} must hold the trained "
-                             f"dz/dx {aspect:g}")
-        fname = f"lean_nz{cfg['nz']}_dzdx{aspect:g}.pt"
+                             f"dz/dx {aspect:g} (or the member be trained at several, --also-data)")
+        fname = member_file(cfg)
         out_pt = resource_path("neural/" + fname)
         save_weights(net, out_pt, {k: v for k, v in meta.items() if k != "history"})
         t0 = time.time()
@@ -205,7 +207,8 @@ def main_card(argv=None):
         hist = meta.get("history", [])
         members.append({
             "file": fname, "nz": int(cfg["nz"]), "dz_dx": aspect, "dz_dx_range": [lo, hi], "square_cells": True,
-            "default": int(cfg["nz"]) == 1 and abs(aspect - a.default_aspect) < 1e-9, "channels": cfg["channels"],
+            "default": int(cfg["nz"]) == 1 and lo <= a.default_aspect <= hi and
+            not any(m.get("default") for m in members), "channels": cfg["channels"],
             "near_radius": int(cfg.get("near_radius", 2)), "near_full": net.near_full, "stem": net.stem,
             "u0_kernel": net.u0_kernel, "n_params": net.n_params(), "macs_per_column": net.macs_per_cell(),
             "far_macs_per_column": net.far_macs_per_cell(), "file_bytes": out_pt.stat().st_size,
@@ -223,6 +226,16 @@ def main_card(argv=None):
     write_card(card, resource_path(DEFAULT_CARD), resource_path("neural/model_card.md"))
     print(json.dumps(card["validation"], indent=1))
     return card
+
+
+def config_key(cfg) -> tuple:
+    """member_key of the member a network's config would make."""
+    return int(cfg["nz"]), float(cfg["aspect"]), int(cfg.get("near_radius", 2))
+
+
+def member_file(cfg) -> str:
+    """The shipped file of a member: lean_nz2_dzdx1_R40.pt (nz, trained dz/dx, near radius)."""
+    return f"lean_nz{cfg['nz']}_dzdx{float(cfg['aspect']):g}_R{int(cfg.get('near_radius', 2))}.pt"
 
 
 def measure_range(net, lo: float, hi: float, cache: Path | None = None, source: Path | None = None):
@@ -244,9 +257,9 @@ def measure_range(net, lo: float, hi: float, cache: Path | None = None, source: 
 def build_card(members: list, arch, old: dict, extra=None) -> dict:
     """The card (JSON) from its measured members: `old` members of another (nz, dz/dx) are
     kept, and old's measured block where `extra` gives none."""
-    new = {(m["nz"], m["dz_dx"]) for m in members}
-    members = [m for m in old.get("members", []) if (int(m.get("nz", 1)), float(m["dz_dx"])) not in new] + members
-    members.sort(key=lambda m: (int(m.get("nz", 1)), -float(m["dz_dx"])))
+    new = {member_key(m) for m in members}
+    members = [m for m in old.get("members", []) if member_key(m) not in new] + members
+    members.sort(key=lambda m: (int(m.get("nz", 1)), -ModelCard.aspect_range(m)[1], -float(m["dz_dx"])))
     if not any(m.get("default") for m in members):
         members[0]["default"] = True
     for m in members:   # members kept from a card written before this key: same architecture, nz = 1
