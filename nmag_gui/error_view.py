@@ -26,7 +26,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton,
                                QTextBrowser, QVBoxLayout, QWidget)
 
-from engine.neural.card import ModelCard, member_label, span_text
+from engine.neural.card import ModelCard, member_label, span_text, trained_text
 
 from .model_card import (_lookup, card_path, load_model_card, model_card_summary,  # noqa: F401
                          outside_model_card)
@@ -152,10 +152,11 @@ class ModelCardDialog(QDialog):
         """One row per member: the films it serves and its held-out error (what a user asks
         first: will my grid get the network, and how wrong is it)."""
         members = sorted((m for m in card.get("members", []) if isinstance(m, dict) and "dz_dx" in m),
-                         key=lambda m: (int(m.get("nz", 1)), float(m["dz_dx"])))
+                         key=lambda m: (int(m.get("nz", 1)), *ModelCard.aspect_range(m)))
         if not members:
             return ""
-        head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>held-out median</th>"
+        head = ("<tr><th>layers nz</th><th>dz/dx served</th><th>trained at</th><th>exact part (cells)</th>"
+                "<th>held-out median</th>"
                 "<th>p90</th><th>targets (1 %, 2 %)</th><th>on 256² and up: median</th><th>p90</th>"
                 "<th>targets there</th></tr>")
         body = []
@@ -170,7 +171,7 @@ class ModelCardDialog(QDialog):
             large_cells = (f"<td>{pct(large.get('median'))}</td><td>{pct(large.get('p90'))}</td>"
                            f"<td>{html.escape(str(met_large))}</td>") if large else "<td colspan=3>not measured</td>"
             body.append(f"<tr><td>{int(m.get('nz', 1))}</td><td>{span_text(*ModelCard.aspect_range(m))}</td>"
-                        f"<td>{float(m['dz_dx']):g}</td>"
+                        f"<td>{html.escape(trained_text(m))}</td><td>{m.get('near_radius', '–')}</td>"
                         f"<td>{pct(ho.get('median'))}</td><td>{pct(ho.get('p90'))}</td>"
                         f"<td>{html.escape(str(met))}</td>{large_cells}</tr>")
         return (f"<p><b>Which films get the network</b> (square cells dx = dy; anything else gets the exact "

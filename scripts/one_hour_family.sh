@@ -7,9 +7,10 @@
 # Two cores, one torch thread per process.
 #   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
 # Stage 1: c1 on one core; the layered data, then r10, on the other. Stage 2: c4 on one core;
-# c2, then c3, on the other. Memory: the three- and four-layer members side by side need about
-# 18 GB (nmag train keeps the far target, not the field and its near field). With less, set
-# ONE_AT_A_TIME=1: the four-layer member then trains after the others (about 20 minutes more).
+# c2, then c3, on the other. 2026-12-04 on 2 cores / 23 GiB: 53.3 minutes, 18.4 GB resident at
+# the peak (c3 and c4 side by side; benchmarks/results/one_hour_family/times_s23.log). With less
+# than about 20 GB, set ONE_AT_A_TIME=1: c4 then trains after the others (about 20 minutes more).
+# The members ship as resources/neural/lean_nz*_R*.pt (docs/neural.md, "Reproduce").
 set -eu
 OUT=${1:?usage: scripts/one_hour_family.sh OUTDIR}
 mkdir -p "$OUT" && cd "$OUT"

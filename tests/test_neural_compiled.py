@@ -40,19 +40,22 @@ def test_the_compiled_learned_part_is_the_networks_operator(file, ny, nx, one_to
     net.fold(ny, nx)                              # torch's path folds the coarse levels, the compiled does not
     cf = CompiledFar.build(net, ny, nx)
     assert cf is not None
-    x = torch.randn(1, net.cio, ny, nx, generator=torch.Generator().manual_seed(ny * nx))
+    # a magnetization with a mean (a far field to speak of: pure noise has almost none, and the
+    # 40-cell members leave the learned part a few 1e-4 of such a field on these grids)
+    x = 1.0 + torch.randn(1, net.cio, ny, nx, generator=torch.Generator().manual_seed(ny * nx))
     x[..., : ny // 3, : nx // 4] = 0          # a magnet that does not fill the grid
     with torch.no_grad():
         near = net.near(x)
         ref = net(x)
         out = cf(x, near.clone())
         alone = cf.prolonged()
+        learned_ref = net.combine(torch.zeros_like(near), net.far(x))    # torch's learned part alone
     scale = float(ref.abs().max())
-    learned = float((ref - near).abs().max())
-    assert learned > 1e-3 * scale                 # the learned part is a real share of the field
+    learned = float(learned_ref.abs().max())
+    assert learned > 2e-4 * scale                 # the learned part is a share of the field (4e-4 at least here)
     # against the learned part's own size, so that a 0.1 % error in it fails
-    assert float((out - ref).abs().max()) < 1e-4 * learned
-    assert float((near + alone - ref).abs().max()) < 1e-4 * learned
+    assert float((alone - learned_ref).abs().max()) < 1e-4 * learned
+    assert float((out - ref).abs().max()) < 1e-4 * learned + 1e-6 * scale   # plus float32 rounding of the sum
 
 
 @needs_library

@@ -55,6 +55,12 @@ def member_key(m) -> tuple:
     return int(m.get("nz", 1)), float(m["dz_dx"]), int(m.get("near_radius", 2))
 
 
+def trained_text(m) -> str:
+    """The cell aspects a member was trained on: "1, 4" (nmag train --also-data), or its dz/dx."""
+    aspects = m.get("trained_dz_dx") or [m["dz_dx"]]
+    return ", ".join(f"{float(a):g}" for a in aspects)
+
+
 def span_text(lo: float, hi: float) -> str:
     """A dz/dx range as people read it: "0.25 to 0.6", or one number when it is a point."""
     return f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
@@ -180,7 +186,12 @@ class ModelCard:
         if nz not in nzs:
             out.append(f"{nz} layers: the networks are for films of nz = {', '.join(map(str, nzs))}")
         elif self._match(n, d) is None:
-            ok = sorted(self.aspect_range(m) for m in self.members if int(m.get("nz", 1)) == nz)
+            ok = []   # the ranges of this nz's members, those that meet joined: "0.25 to 4", not "0.25 to 1.26, 1.26 to 4"
+            for lo, hi in sorted(self.aspect_range(m) for m in self.members if int(m.get("nz", 1)) == nz):
+                if ok and lo <= ok[-1][1] * (1 + ASPECT_TOLERANCE):
+                    ok[-1] = (ok[-1][0], max(ok[-1][1], hi))
+                else:
+                    ok.append((lo, hi))
             spans = ", ".join(span_text(lo, hi) for lo, hi in ok)
             out.append(f"cell aspect dz/dx = {dz / dx:.4g}: the networks for nz = {nz} serve dz/dx = {spans} "
                        f"only (within {ASPECT_TOLERANCE:.1%})")

@@ -23,6 +23,7 @@ import torch
 
 from ..resources import resource_path
 from .card import (DEFAULT_CARD, LARGE_CELLS, TARGET_MEDIAN, TARGET_P90, TARGETS, ModelCard, member_key, member_label,
+                   trained_text,
                    span_text, target_ratio)
 from .data import make_samples
 
@@ -207,6 +208,7 @@ def main_card(argv=None):
         hist = meta.get("history", [])
         members.append({
             "file": fname, "nz": int(cfg["nz"]), "dz_dx": aspect, "dz_dx_range": [lo, hi], "square_cells": True,
+            "trained_dz_dx": trained_aspects(aspect, hist),
             "default": int(cfg["nz"]) == 1 and lo <= a.default_aspect <= hi and
             not any(m.get("default") for m in members), "channels": cfg["channels"],
             "near_radius": int(cfg.get("near_radius", 2)), "near_full": net.near_full, "stem": net.stem,
@@ -226,6 +228,13 @@ def main_card(argv=None):
     write_card(card, resource_path(DEFAULT_CARD), resource_path("neural/model_card.md"))
     print(json.dumps(card["validation"], indent=1))
     return card
+
+
+def trained_aspects(aspect: float, history: list) -> list[float]:
+    """The cell aspects a member was trained on: its own and those of its --also-data sets,
+    which its validation names "NYxNX@dz/dx"."""
+    last = (history[-1].get("val_median") or {}) if history else {}
+    return sorted({float(aspect)} | {float(k.rpartition("@")[2]) for k in last if "@" in k})
 
 
 def config_key(cfg) -> tuple:
@@ -407,7 +416,7 @@ def card_markdown(card) -> str:
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in card["members"]:
         s = m["held_out"]["all"]
-        md.append(f"| {m['file']} | {m['nz']} | {m['dz_dx']:g} | {span_text(*ModelCard.aspect_range(m))} | "
+        md.append(f"| {m['file']} | {m['nz']} | {trained_text(m)} | {span_text(*ModelCard.aspect_range(m))} | "
                   f"{m.get('stem', 2)} | {m.get('near_radius', 2)} | {m['channels']} | {m['n_params']} | "
                   f"{s['median']:.2%} | {s['p90']:.2%} | {s['max']:.2%} | {s['count']} | {_met(m)} | "
                   f"{_met(m, True) or 'not measured'} |")
