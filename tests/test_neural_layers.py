@@ -375,7 +375,7 @@ def test_kept_far_target_turns_with_the_sample(nz):
     (nz > 1) and for in-plane-only samples (nz = 1); and the loss from F and the kept sums is
     split_loss of the network's own forward against H, far term and gradients included."""
     from engine.neural.lean import LeanFilmNet
-    from engine.neural.train import _square_sums, loss_from_sums, with_far_target
+    from engine.neural.train import _square_sums, loss_from_sums, mask_weight, with_far_target
     torch.manual_seed(1)
     net = LeanFilmNet(nz=nz, near_radius=6, stem=4, aspect=0.7)
     M, H = torch.randn(3, 3 * nz, 20, 28), torch.randn(3, 3 * nz, 20, 28)
@@ -400,7 +400,7 @@ def test_kept_far_target_turns_with_the_sample(nz):
     k, mir = 1, True
     Mt, Ft, Ht, mt = transform(M, k, mir), transform(F, k, mir), transform(H, k, mir), transform_mask(mk, k, mir)
     err = net.combine(-Ft, net.far(Mt))
-    d2 = _square_sums(err, mt.to(err.dtype).reshape(3, 1, 1, *mt.shape[-2:]))   # turned: 28 x 20
+    d2 = _square_sums(err, mask_weight(mt, err))   # turned: 28 x 20
     got = loss_from_sums(d2, sums[:, 0].float(), sums[:, 1].float()).sum()
     want = split_loss(net(Mt), Ht, mt, near=Ht - Ft).sum()
     g1 = torch.autograd.grad(got, net.U0.weight)[0]

@@ -239,7 +239,7 @@ def trained_aspects(aspect: float, history: list) -> list[float]:
 
 def config_key(cfg) -> tuple:
     """member_key of the member a network's config would make."""
-    return int(cfg["nz"]), float(cfg["aspect"]), int(cfg.get("near_radius", 2))
+    return member_key({"nz": cfg["nz"], "dz_dx": cfg["aspect"], "near_radius": cfg.get("near_radius", 2)})
 
 
 def member_file(cfg) -> str:

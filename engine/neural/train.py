@@ -92,14 +92,20 @@ def _square_sums(x, w):
     return (x * x * w).sum(dim=(1, 3, 4))
 
 
+def mask_weight(mask, x):
+    """A (B, ny, nx) or (B, nz, ny, nx) cell mask as _square_sums' weight for the (B, 3 nz, ny, nx)
+    field x: x's dtype, shaped (B, nz or 1, 1, ny, nx) to broadcast over the components."""
+    B, ny, nx = x.shape[0], x.shape[-2], x.shape[-1]
+    return torch.as_tensor(mask).to(x.dtype).reshape(B, -1, 1, ny, nx)
+
+
 def component_sums(pred, target, mask):
     """Per sample and vector component (x, y, z, summed over the layers): the squared error and
     the squared target over the magnet's cells, two (B, 3) tensors. A (B, ny, nx) mask serves
     every layer, a (B, nz, ny, nx) one each layer its own; the mask broadcasts over the
     components instead of being copied per channel, and the in-plane part is picked from these
     small sums, not from field-sized copies (the loss and its backward 2-3x faster)."""
-    B, C, ny, nx = pred.shape
-    w = mask.to(pred.dtype).reshape(B, -1, 1, ny, nx)
+    w = mask_weight(mask, pred)
     return _square_sums(pred - target, w), _square_sums(target, w)
 
 
@@ -125,8 +131,7 @@ def split_loss(pred, target, mask, eps=0.01, with_rel=False, near=None):
     d2, t2 = component_sums(pred, target, mask)
     far2 = None
     if near is not None:
-        B, C, ny, nx = pred.shape
-        far2 = _square_sums(target - near, mask.to(pred.dtype).reshape(B, -1, 1, ny, nx))
+        far2 = _square_sums(target - near, mask_weight(mask, pred))
     return loss_from_sums(d2, t2, far2, eps, with_rel)
 
 
@@ -233,10 +238,10 @@ def with_far_target(net, sets, chunk=8):
             h = Ht[i:i + chunk]
             f = F[i:i + chunk]
             torch.sub(h, n.near(Mt[i:i + chunk]).to(Ht.dtype), out=f)
-            b, C, ny, nx = h.shape
-            w = torch.as_tensor(mk[i:i + chunk]).to(h.dtype).reshape(b, -1, 1, ny, nx)
-            sums[i:i + chunk, 0] = _square_sums(h.double(), w.double())
-            sums[i:i + chunk, 1] = _square_sums(f.double(), w.double())
+            hd = h.double()
+            w = mask_weight(mk[i:i + chunk], hd)
+            sums[i:i + chunk, 0] = _square_sums(hd, w)
+            sums[i:i + chunk, 1] = _square_sums(f.double(), w)
         out[key] = (M, F, mk, sums)
     return out
 
@@ -525,8 +530,7 @@ def main_train(argv=None) -> dict:
                 loss, e = split_loss(net(M), fields[1], mk, with_rel=True)
             else:   # the error is the learned part, scaled as served at the set's cell, minus F
                 err = net.combine(-fields[1], net.far(M), set_aspect(key, aspect) / aspect)
-                B, C, ny, nx = err.shape
-                d2 = _square_sums(err, mk.to(err.dtype).reshape(B, -1, 1, ny, nx))
+                d2 = _square_sums(err, mask_weight(mk, err))
                 loss, e = loss_from_sums(d2, sums[:, 0].to(d2.dtype), sums[:, 1].to(d2.dtype)
                                          if a.far_loss else None, with_rel=True)
             loss = loss.mean()
