@@ -673,6 +673,30 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     return _pair(fwd, inv, pipes, n, padded, dtype, device, threads), "measured"
 
 
+def measured_ms(n, padded, dtype, device="cpu", threads=None):
+    """The chosen forward + inverse of this grid on this padding, in ms, as measured and cached by
+    choose_backend (measuring it once if it was not); None where nothing is measured (torch
+    alone). What fastest_padding compares."""
+    threads = torch.get_num_threads() if threads is None else threads
+    names = available_backends(device)
+    key = shape_key(n, dtype, threads, padded)
+    rec = _read_choices().get(key, {})
+    if not _usable(rec, names):
+        choose_backend(n, padded, dtype, device, "auto", threads)   # measures and caches once per padding
+        rec = _read_choices().get(key, {})
+    try:
+        return rec["forward_ms"][rec["forward"]] + rec["inverse_ms"][rec["inverse"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def measuring(force="auto", device="cpu") -> bool:
+    """Whether choices are made by measurement here: not with a forced backend (an argument or
+    NMAG_FFT) or where torch is the only one."""
+    return force == "auto" and os.environ.get("NMAG_FFT", "auto") not in BACKENDS and \
+        available_backends(device) != ("torch",)
+
+
 def fastest_padding(n, paddings, dtype, device="cpu", force="auto", threads=None) -> tuple:
     """Of several zero paddings that give the same (short-range) convolution, the one whose
     chosen forward + inverse measured fastest (each padding measured and cached as
@@ -680,19 +704,12 @@ def fastest_padding(n, paddings, dtype, device="cpu", force="auto", threads=None
     alone, or one padding only. Why: the smallest fast length is not the fastest one; for the
     neural near field at 256^2, 288 (2^5 3^2) took 20 % less than 270 (2 3^3 5) here."""
     paddings = [tuple(p) for p in dict.fromkeys(tuple(p) for p in paddings)]
-    threads = torch.get_num_threads() if threads is None else threads
-    if len(paddings) == 1 or force != "auto" or os.environ.get("NMAG_FFT", "auto") in BACKENDS:
+    if len(paddings) == 1 or not measuring(force, device):
         return paddings[0]
     best, best_ms = paddings[0], float("inf")
-    names = available_backends(device)
     for p in paddings:
-        rec = _read_choices().get(shape_key(n, dtype, threads, p), {})
-        if not _usable(rec, names):
-            choose_backend(n, p, dtype, device, force, threads)   # measures and caches once per padding
-            rec = _read_choices().get(shape_key(n, dtype, threads, p), {})
-        try:
-            ms = rec["forward_ms"][rec["forward"]] + rec["inverse_ms"][rec["inverse"]]
-        except (KeyError, TypeError):
+        ms = measured_ms(n, p, dtype, device, threads)
+        if ms is None:
             return paddings[0]   # nothing measured (torch alone): no grounds to choose
         if ms < best_ms:
             best, best_ms = p, ms

@@ -176,3 +176,108 @@ def test_traced_network_of_a_small_grid_runs_its_folded_levels(monkeypatch):
     with torch.no_grad():
         nd.net._folds.clear()
         assert rel(far(x), nd.net.far(x)) < 1e-5   # against every level run eagerly
+
+
+# ----------------------------------------------------------------------------- tiles (overlap-save)
+from engine.neural import near_fft as nfft   # noqa: E402
+
+
+@pytest.mark.parametrize("nz,R,ny,nx,tile", [(1, 4, 100, 70, (32, 30)), (1, 10, 97, 131, (40, 64)),
+                                             (2, 3, 45, 61, (20, 61)), (3, 2, 33, 50, (33, 17))])
+def test_near_field_in_tiles_is_the_direct_convolution(nz, R, ny, nx, tile):
+    """Tiles that do not divide the grid, an axis left whole, layered films: each tile's box holds
+    its R-cell halo, so the circular convolution's wrap-around never reaches a kept cell."""
+    torch.manual_seed(2)
+    w = torch.tensor(retargeted_near_kernel(0.7, 1.0, nz, R), dtype=torch.float32)
+    x = torch.randn(1, 3 * nz, ny, nx)
+    nf = nfft.TiledNearFieldFFT(w, ny, nx, tile)
+    assert nf.tiles == (-(-ny // tile[0]), -(-nx // tile[1]))
+    ref = F.conv2d(x.double(), w.double(), padding=R).float()
+    first = nf(x)
+    assert rel(first, ref) < 1e-5
+    assert rel(nf(2 * x), 2 * ref) < 1e-5 and rel(first, ref) < 1e-5   # fresh: not overwritten
+    # the buffered path the network's h takes: M written into input_view, one output tensor
+    nf.input_view().copy_(x[0].view(nz, 3, ny, nx).transpose(0, 1))
+    out = nf.convolve_input()
+    assert out is nf.convolve_input()
+    assert rel(out.transpose(0, 1).reshape(1, 3 * nz, ny, nx), ref) < 1e-5
+
+
+def test_tilings_keep_a_halo_budget_and_leave_short_axes_whole():
+    assert nfft.tilings(1024, 1024, 10) == [(171, 171), (256, 256), (342, 342)]
+    assert nfft.tilings(1024, 1024, 40) == [(256, 256)]          # only boxes whose tiles are >= 6 R
+    assert nfft.tilings(2000, 100, 10) == [(167, 100), (250, 100), (334, 100)]
+    assert nfft.tilings(100, 100, 10) == []                       # fits one box of each size
+    assert all(t <= b - 2 * 10 for (t, _), b in zip(nfft.tilings(1000, 1000, 10), nfft.TILE_BOXES))
+
+
+@pytest.fixture
+def tile_cache(tmp_path, monkeypatch):
+    """Tiles tried on small grids, in small boxes, measured into a private cache."""
+    monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("NMAG_FFT", raising=False)
+    monkeypatch.setattr(nfft, "TILE_MIN_CELLS", 64 * 64)
+    monkeypatch.setattr(nfft, "TILE_BOXES", (48, 64))
+    return tmp_path / "cache" / nfft.CHOICE_FILE
+
+
+@pytest.mark.skipif("scipy" not in fb.available_backends(), reason="one backend: nothing is measured")
+def test_whole_or_tiles_is_measured_once_and_the_cached_choice_decides(tile_cache, one_torch_thread):
+    import json
+    w = torch.tensor(retargeted_near_kernel(1.0, 1.0, 1, 4), dtype=torch.float32)
+    first = nfft.near_field_fft(w, 96, 80)
+    data = json.loads(tile_cache.read_text())
+    (key, rec), = data.items()
+    assert key == "80x96x1:R=4:float32:threads=1"
+    assert set(rec["ms"]) == {"whole"} | {f"{a}x{b}" for a, b in nfft.tilings(96, 80, 4)}
+    fastest = min(rec["ms"], key=rec["ms"].get)
+    tiled = fastest != "whole" and rec["ms"][fastest] <= nfft.TILE_GAIN * rec["ms"]["whole"]
+    assert isinstance(first, nfft.TiledNearFieldFFT) == tiled
+    # planted choices decide without measuring again, both ways round
+    for planted, kind in ((list(nfft.tilings(96, 80, 4)[0]), nfft.TiledNearFieldFFT), (None, nfft.NearFieldFFT)):
+        rec["tile"] = planted
+        tile_cache.write_text(json.dumps(data))
+        assert type(nfft.near_field_fft(w, 96, 80)) is kind
+    # a choice no longer among the tilings (other boxes) is measured again
+    rec["tile"] = [7, 7]
+    tile_cache.write_text(json.dumps(data))
+    nfft.near_field_fft(w, 96, 80)
+    assert json.loads(tile_cache.read_text())[key]["tile"] != [7, 7]
+
+
+def test_small_grids_and_forced_backends_take_the_whole_grid(tile_cache, monkeypatch, one_torch_thread):
+    w = torch.tensor(retargeted_near_kernel(1.0, 1.0, 1, 4), dtype=torch.float32)
+    assert type(nfft.near_field_fft(w, 40, 40)) is nfft.NearFieldFFT           # below TILE_MIN_CELLS
+    assert type(nfft.near_field_fft(w, 96, 80, fft="torch")) is nfft.NearFieldFFT
+    monkeypatch.setenv("NMAG_FFT", "torch")
+    assert type(nfft.near_field_fft(w, 96, 80)) is nfft.NearFieldFFT
+    assert not tile_cache.exists()                                          # nothing was measured
+
+
+def test_the_network_served_through_tiles_gives_the_same_field(tile_cache, monkeypatch, one_torch_thread):
+    """NeuralDemag's buffered h (M written into the tiled near field's source buffer, the compiled
+    learned part reading it there) and its near() against the whole grid's near field."""
+    import json
+    from engine.neural.demag import NeuralDemag
+    n = (150, 200, 1)
+    monkeypatch.setattr(nfft, "TILE_BOXES", (100,))   # tiles of at least 6 R = 60 cells for R = 10
+    tile = list(nfft.tilings(200, 150, 10)[0])
+    tile_cache.parent.mkdir(parents=True)
+    tile_cache.write_text(json.dumps({"150x200x1:R=10:float32:threads=1": {"tile": tile}}))
+    nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
+    nd.split = False
+    assert nd.member["near_radius"] == 10
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
+    mask = torch.ones(1, 200, 150, dtype=torch.bool)
+    mask[:, :30, :40] = False
+    from types import SimpleNamespace
+    st = SimpleNamespace(m=m / m.norm(dim=0, keepdim=True) * mask, mask=mask, Ms=8e5 * mask.double())
+    h = nd.h(st)
+    near = nd.net._near_fft[(200, 150, 1)]
+    assert isinstance(near, nfft.TiledNearFieldFFT) and near.tile == tuple(tile)
+    whole = nfft.NearFieldFFT(nd.net.near_w, 200, 150)
+    nd.net._near_fft[(200, 150, 1)] = whole        # the same network with the whole grid's near field
+    nd._buffer_plans.clear()
+    ref = nd.h(st)
+    assert float((h - ref).norm() / ref.norm()) < 1e-6

@@ -326,9 +326,9 @@ class NeuralDemag(Demag):
             return None
         threads = torch.get_num_threads()
         plan = self._buffer_plans.get(threads, False)
-        if plan is False:   # the same NearFieldFFT the network's near() uses
-            from .near_fft import NearFieldFFT
-            near = self.net._near_fft_for((ny, nx, threads), NearFieldFFT, ny, nx)
+        if plan is False:   # the same near-field FFT (whole grid or tiles) the network's near() uses
+            from .near_fft import near_field_fft
+            near = self.net._near_fft_for((ny, nx, threads), near_field_fft, ny, nx)
             plan = self._buffer_plans[threads] = _BufferPlan(near, self.compiled, threads) \
                 if near.input_view() is not None else None
         return plan

@@ -152,7 +152,7 @@ class LeanFilmNet(nn.Module):
         self.register_buffer("near_w", torch.tensor(near_kernel(aspect, nz, self.R, self.near_full), dtype=torch.float32),
                              persistent=False)
         self.served_aspect, self.far_scale = float(aspect), 1.0
-        # near field by FFT, built per grid (see near()): (ny, nx, threads) -> NearFieldFFT for one
+        # near field by FFT, built per grid (see near()): (ny, nx, threads) -> near_fft.near_field_fft's choice for one
         # sample, ("batch", ny, nx) -> BatchedNearFFT; rebuilt after serve() and never copied
         self._near_fft = {}
 
@@ -321,7 +321,7 @@ class LeanFilmNet(nn.Module):
         ny, nx = x.shape[-2:]
         if not torch.is_grad_enabled() and x.device.type == "cpu" and x.shape[0] == 1 and x.dtype == torch.float32:
             key = (ny, nx, torch.get_num_threads())   # the pipelines take their thread count when built
-            return self._near_fft_for(key, near_fft.NearFieldFFT, ny, nx)(x, fresh)
+            return self._near_fft_for(key, near_fft.near_field_fft, ny, nx)(x, fresh)
         if self.R >= 3 and x.device.type == "cpu":
             # batches (training, held-out measurement): by torch.fft; the near kernel is fixed and
             # x is data, so no gradient flows through this part
