@@ -15,8 +15,9 @@
    small grid's FFT can be slower than on one), the stricter race.
 2. --frontier: error against time. For each trained network given by --frontier-models
    NAME=PATH,... (any config: width, near radius, stem): neural/FFT at 256^2, 1024^2, 2048^2
-   (1 thread, its own weights) and its held-out error (engine.neural.card_measure, cached
-   beside the weights).
+   (1 thread, its own weights run as the app runs a member, at --dz-dx) and its held-out error
+   (engine.neural.card_measure, cached beside the weights). --weights PATH times one such file
+   in place of the card's member (a candidate before it joins the card).
 3. --errors: held-out relative L2 error (median, p90) of every member of the model card on
    fresh textures (engine.neural.card.measure_member), grids 64^2..1024^2.
 CUDA (--device cuda): the same timing with the network under bf16 autocast replayed through a
@@ -82,30 +83,30 @@ def cuda_runner(net, x, dtype=None):
     return run
 
 
+def served_weights(path, dz_dx):
+    """A weights file's network served at dz_dx (its near kernel for that cell, LeanFilmNet.serve),
+    ready for NeuralDemag(weights=...), which runs it as it runs a card member."""
+    import copy
+    from engine.neural.weights import load_weights
+    net = copy.deepcopy(load_weights(path)[0]).serve(dz_dx)
+    net.config = dict(net.config, aspect=dz_dx)   # served here already: NeuralDemag keeps it as it is
+    return net
+
+
 def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
     """Interleaved timing of FFT and network at one size (n x n x nz, cells 3 x 3 x 3 dz_dx nm):
-    the model card's member, or `model` (a weights file, run as its LeanFilmNet); prints one
-    JSON line."""
+    the model card's member, or `model` (a weights file, served at dz_dx), each run as the app
+    runs a member (NeuralDemag: compiled learned part, near field by FFT, whole or in tiles);
+    prints one JSON line."""
     import engine.threads   # noqa: F401 - first: the app's OpenMP wait policy, read when torch loads
     import torch
     from engine.demag import FFTDemag
+    from engine.neural.demag import NeuralDemag
     d = (3e-9, 3e-9, 3e-9 * dz_dx)
     fft = FFTDemag((n, n, nz), d, torch.float32, device)
-    if model:
-        from engine.neural.weights import load_weights
-        net = load_weights(model)[0].to(device).eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        run = lambda M: net(M[:, 0][None])   # noqa: E731
-        split, learned = False, "eager"
-    else:
-        from engine.neural.demag import NeuralDemag
-        nd = NeuralDemag((n, n, nz), d, torch.float32, device)
-        assert nd.fallback is None, nd.warnings
-        run = nd.h_from_M
-        net = nd.net
-        split = nd.split
-        learned = nd.learned_part
+    nd = NeuralDemag((n, n, nz), d, torch.float32, device, weights=served_weights(model, dz_dx) if model else None)
+    assert nd.fallback is None, nd.warnings
+    run, net, split, learned = nd.h_from_M, nd.net, nd.split, nd.learned_part
     if str(device).startswith("cuda"):
         cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
         run = lambda M: cr(M[:, 0][None])   # noqa: E731
@@ -192,9 +193,11 @@ def plot(results, path, threads):
     plt.close(fig)
 
 
-def frontier(models, threads=(1,), sizes=(256, 1024, 2048)):
+def frontier(models, threads=(1,), sizes=(256, 1024, 2048), dz_dx=1.0, aspects=None):
     """One row per trained network {name: path}: its config, multiply-adds per cell (learned
-    part and direct near field), neural/FFT at each size and its held-out error."""
+    part and direct near field), neural/FFT at each size (films of its nz, cells of dz_dx) and
+    its held-out error (engine.neural.card_measure.measure_member: at `aspects`, the dz/dx it is
+    served at, else its trained one; cached beside the weights per set of aspects)."""
     import torch
     from engine.neural.card_measure import measure_member
     from engine.neural.weights import load_weights
@@ -203,39 +206,44 @@ def frontier(models, threads=(1,), sizes=(256, 1024, 2048)):
         torch.set_num_threads(1)
         net, meta = load_weights(path)
         row = {"name": name, "config": net.config, "far_macs_per_cell": net.far_macs_per_cell(),
-               "near_taps": (2 * net.R + 1) ** 2, "ratio": {}, "train_time_s": meta.get("train_time_s")}
+               "near_taps": (2 * net.R + 1) ** 2, "ratio": {}, "train_time_s": meta.get("train_time_s"),
+               "dz_dx": dz_dx, "learned_part": None, "held_out_dz_dx": aspects or [net.config.get("aspect", 1.0)]}
         for n in sizes:
-            r = run_one(n, threads, 3 if n >= 1024 else 10, model=path)
+            r = run_one(n, threads, 3 if n >= 1024 else 10, model=path, nz=int(net.config.get("nz", 1)), dz_dx=dz_dx)
+            row["learned_part"] = r["learned_part"]
             row["ratio"][str(n)] = r["times"][str(threads[0])]["ratio"]
-        cache = Path(path + ".card.json")   # the same file card_measure keeps for these weights
+        cache = Path(f"{path}.frontier-{'-'.join(f'{v:g}' for v in row['held_out_dz_dx'])}.json")
         if cache.exists() and cache.stat().st_mtime > Path(path).stat().st_mtime:
-            row["held_out"] = json.loads(cache.read_text())["held_out"]["all"]
+            ho = json.loads(cache.read_text())
         else:
-            ho = measure_member(net)
-            cache.write_text(json.dumps({"held_out": ho, "named": {}}))
-            row["held_out"] = ho["all"]
+            ho = measure_member(net, aspects=aspects)
+            cache.write_text(json.dumps(ho))
+        row.update(held_out=ho["all"], held_out_large=ho["large"], by_dz_dx_large=ho.get("by_dz_dx_large", {}))
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
 def plot_frontier(rows, path):
-    """Held-out median error against time (neural/FFT at 1024^2, 1 thread), one point per network."""
+    """Held-out error on large grids (median, bar to p90) against time (neural/FFT, 1 thread) at
+    each measured size, one colour per network."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
-    for r in rows:
-        x = r["ratio"].get("1024")
-        if x is None:
-            continue
-        y = 100 * r["held_out"]["median"]
-        ax.errorbar([x], [y], yerr=[[0], [100 * r["held_out"]["p90"] - y]], fmt="s", capsize=3,
-                    label=f"{r['name']} (median, bar to p90)")
-    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="target median 1 %")
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
+    markers = {"256": "o", "1024": "s", "2048": "^"}
+    for i, r in enumerate(rows):
+        err = r.get("held_out_large") or r["held_out"]
+        y, top = 100 * err["median"], 100 * err["p90"]
+        for n, x in r["ratio"].items():
+            ax.errorbar([x], [y], yerr=[[0], [top - y]], fmt=markers.get(n, "d"), color=f"C{i}", capsize=3,
+                        label=r["name"] if n == "256" else None)
+    for n, mk in markers.items():
+        ax.plot([], [], mk, color="gray", label=f"{n}\u00b2")
+    ax.axhline(2.0, color="k", lw=0.8, ls=":", label="target p90 2 %")
     ax.axvline(0.7, color="r", lw=0.8, ls="--", label="target time ratio 0.7")
-    ax.set_xlabel("neural / FFT time, 1024 x 1024, 1 thread")
-    ax.set_ylabel("held-out relative L2 error (%)")
+    ax.set_xlabel("neural / FFT time, 1 thread")
+    ax.set_ylabel("held-out error, grids 256\u00b2 and up (%)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -266,7 +274,11 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--frontier", action="store_true")
     ap.add_argument("--frontier-models", default="", help="NAME=PATH,...: trained weights, one point each")
+    ap.add_argument("--frontier-aspects", default="",
+                    help="dz/dx values each frontier network's held-out error is measured at (default: its trained one)")
     ap.add_argument("--errors", action="store_true")
+    ap.add_argument("--weights", default=None,
+                    help="time this weights file (served at --dz-dx) in place of the card's member")
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/neural_speed.json"))
     ap.add_argument("--png", default=str(ROOT / "benchmarks/results/neural_speed.png"))
     ap.add_argument("--nz", type=int, default=1,
@@ -288,7 +300,7 @@ def main(argv=None):
           f"{'near/fft':>9} {'vs fastest':>10}")
     for n in sizes:
         rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
-        r = run_one(n, threads, rep, a.device, nz=a.nz, dz_dx=a.dz_dx, omp_wait=a.omp_wait)
+        r = run_one(n, threads, rep, a.device, model=a.weights, nz=a.nz, dz_dx=a.dz_dx, omp_wait=a.omp_wait)
         results.append(r)
         for th in threads:
             x = r["times"][str(th)]
@@ -300,7 +312,7 @@ def main(argv=None):
                 load_average=os.getloadavg(), python=platform.python_version(),
                 torch=__import__("torch").__version__, device=a.device,
                 date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", nz=a.nz, dz_dx=a.dz_dx,
-                omp_wait_policy=a.omp_wait,
+                omp_wait_policy=a.omp_wait, weights=a.weights,
                 results=results)
     targets = {}
     for th in threads:
@@ -320,7 +332,8 @@ def main(argv=None):
     print("targets (ratio <= 0.7; per-cell spread <= 1.5):", json.dumps(targets))
     if a.frontier:
         models = dict(kv.split("=", 1) for kv in a.frontier_models.split(",") if "=" in kv)
-        info["frontier"] = frontier(models)
+        aspects = [float(v) for v in a.frontier_aspects.split(",") if v] or None
+        info["frontier"] = frontier(models, dz_dx=a.dz_dx, aspects=aspects)
         plot_frontier(info["frontier"], str(Path(a.png).with_name("neural_frontier.png")))
     if a.errors:
         info["errors"] = member_errors()

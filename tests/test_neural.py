@@ -458,3 +458,21 @@ def test_a_member_trained_at_two_cells_is_measured_only_where_it_serves():
     assert trained_aspects(1.0, []) == [1.0]
     shipped = {m["file"]: m for m in ModelCard.load().members}
     assert shipped["lean_nz1_dzdx1_R40.pt"]["trained_dz_dx"] == [1.0, 4.0]
+
+
+def test_the_frontier_is_a_table_in_the_card():
+    """bench_neural.py --frontier's rows (via card_measured.py) become the card's frontier table:
+    each network's time against the FFT per size and its held-out error, worst large-grid dz/dx
+    named; no frontier, no section."""
+    from engine.neural.card_measure import frontier_markdown
+    assert frontier_markdown({}) == [] and frontier_markdown({"frontier": []}) == []
+    stats = lambda med, p90: {"median": med, "p90": p90, "max": 2 * p90, "count": 14}   # noqa: E731
+    rows = [{"name": "R 24", "config": {"near_radius": 24}, "far_macs_per_cell": 289.5,
+             "ratio": {"2048": 0.33, "256": 0.68, "1024": 0.47}, "held_out_dz_dx": [0.25, 1, 4],
+             "held_out": stats(0.001, 0.004), "held_out_large": stats(0.002, 0.008),
+             "by_dz_dx_large": {"0.25": stats(0.001, 0.002), "4": stats(0.004, 0.0129), "1": stats(0.001, 0.005)}}]
+    md = frontier_markdown({"frontier": rows, "frontier_date": "2026-12-04 22:00"})
+    assert "2026-12-04 22:00" in md[1] and "neural_frontier.png" in md[1]
+    assert md[2].index("256²") < md[2].index("1024²") < md[2].index("2048²")   # sizes in order
+    assert md[-1] == ("| R 24 | 24 | 290 | 0.68 | 0.47 | 0.33 | 0.25, 1, 4 | 0.10% / 0.40% | 0.20% / 0.80% "
+                      "| 4: 0.40% / 1.29% |")

@@ -407,6 +407,31 @@ def _served_met(rows: dict) -> str:
             + "; ".join(f"{a}: {', '.join(v)}" for a, v in bad.items()))
 
 
+def frontier_markdown(measured: dict) -> list:
+    """The error-against-time frontier (bench_neural.py --frontier) as a table: each trained
+    network's time against the FFT and its held-out error, the plot's numbers."""
+    rows = measured.get("frontier") or []
+    if not rows:
+        return []
+    sizes = sorted({n for r in rows for n in r["ratio"]}, key=int)
+    md = ["", f"## Frontier: error against time ({measured.get('frontier_date', '')}; plot "
+              "benchmarks/results/neural_frontier.png)",
+          "| network | near R | learned multiply-adds per cell | " + " | ".join(f"neural / FFT {n}²" for n in sizes)
+          + " | held out at dz/dx | median / p90, all grids | the same, 256² and up | worst dz/dx, 256² and up |",
+          "|---|---|---|" + "---|" * len(sizes) + "---|---|---|---|"]
+    for r in rows:
+        ho, large = r["held_out"], r.get("held_out_large")
+        by = r.get("by_dz_dx_large") or {}
+        worst = max(by.items(), key=lambda t: t[1]["p90"]) if by else None
+        md.append(f"| {r['name']} | {r['config'].get('near_radius', '')} | {r.get('far_macs_per_cell', 0):.0f} | "
+                  + " | ".join(f"{r['ratio'][n]:.2f}" if n in r["ratio"] else "" for n in sizes) + " | "
+                  + ", ".join(f"{v:g}" for v in r.get("held_out_dz_dx", [])) + " | "
+                  f"{ho['median']:.2%} / {ho['p90']:.2%} | "
+                  + (f"{large['median']:.2%} / {large['p90']:.2%}" if large else "") + " | "
+                  + (f"{worst[0]}: {worst[1]['median']:.2%} / {worst[1]['p90']:.2%}" if worst else "") + " |")
+    return md
+
+
 def card_markdown(card) -> str:
     md = [f"# Model card: {card['name']}", "", card["method"] + ".", "", "## Architecture",
           *[f"- {k}: {v}" for k, v in card["architecture"].items()], "",
@@ -453,6 +478,7 @@ def card_markdown(card) -> str:
     md += ["", "## Valid for", *[f"- {k}: {v}" for k, v in card["valid"].items()], "",
            "## Training", *[f"- {m['file']}: {json.dumps({k: v for k, v in m['training'].items() if k != 'val_median_by_epoch'})}"
                             for m in card["members"]]]
+    md += frontier_markdown(card.get("measured", {}))
     if "measured" in card:
         md += ["", "## Measured (benchmarks/bench_neural.py, bench_neural_sp4.py)", "```",
                json.dumps(card["measured"], indent=1), "```"]
