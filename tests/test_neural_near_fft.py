@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import fft_backends as fb
+from engine.neural.card import ModelCard
 from engine.neural.lean import LeanFilmNet, retargeted_near_kernel
 from engine.neural.near_fft import NearFieldFFT, near_padded_shape, near_paddings, smooth_length
 from engine.neural.weights import load_weights
@@ -56,7 +57,7 @@ def test_padded_shape_and_its_own_backend_choice():
     assert fb.shape_key(n, torch.float32, 1, (1, 70, 70)) != fb.shape_key(n, torch.float32, 1)
 
 
-@pytest.mark.parametrize("member", ["lean_nz1_dzdx1_R10.pt", "lean_nz1_dzdx1_R40.pt", "lean_nz3_dzdx1_R40.pt"])
+@pytest.mark.parametrize("member", ["lean_nz1_dzdx1_R24.pt", "lean_nz2_dzdx1_R40.pt", "lean_nz3_dzdx1_R40.pt"])
 def test_shipped_member_without_autograd_equals_the_autograd_path(member):
     """Inference (near field by FFT, in-place prolongation) and training (direct convolution,
     autograd) compute the same field, also after serve() changes the near kernel."""
@@ -205,7 +206,8 @@ def test_near_field_in_tiles_is_the_direct_convolution(nz, R, ny, nx, tile):
 
 def test_tilings_keep_a_halo_budget_and_leave_short_axes_whole():
     assert nfft.tilings(1024, 1024, 10) == [(171, 171), (256, 256), (342, 342)]
-    assert nfft.tilings(1024, 1024, 40) == [(256, 256)]          # only boxes whose tiles are >= 6 R
+    assert nfft.tilings(1024, 1024, 24) == [(205, 205), (256, 256)]   # only boxes whose tiles are >= 8 R
+    assert nfft.tilings(1024, 1024, 40) == []                    # a halo of 80 cells: never measured
     assert nfft.tilings(2000, 100, 10) == [(167, 100), (250, 100), (334, 100)]
     assert nfft.tilings(100, 100, 10) == []                       # fits one box of each size
     assert all(t <= b - 2 * 10 for (t, _), b in zip(nfft.tilings(1000, 1000, 10), nfft.TILE_BOXES))
@@ -259,14 +261,14 @@ def test_the_network_served_through_tiles_gives_the_same_field(tile_cache, monke
     learned part reading it there) and its near() against the whole grid's near field."""
     import json
     from engine.neural.demag import NeuralDemag
-    n = (150, 200, 1)
-    monkeypatch.setattr(nfft, "TILE_BOXES", (100,))   # tiles of at least 6 R = 60 cells for R = 10
-    tile = list(nfft.tilings(200, 150, 10)[0])
+    n, R = (150, 200, 1), ModelCard.load().default_member()["near_radius"]
+    monkeypatch.setattr(nfft, "TILE_BOXES", (2 * R + 8 * R,))   # tiles of at least 8 R cells
+    tile = list(nfft.tilings(200, 150, R)[0])
     tile_cache.parent.mkdir(parents=True)
-    tile_cache.write_text(json.dumps({"150x200x1:R=10:float32:threads=1": {"tile": tile}}))
+    tile_cache.write_text(json.dumps({f"150x200x1:R={R}:float32:threads=1": {"tile": tile}}))
     nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
     nd.split = False
-    assert nd.member["near_radius"] == 10
+    assert nd.member["near_radius"] == R
     g = torch.Generator().manual_seed(3)
     m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
     mask = torch.ones(1, 200, 150, dtype=torch.bool)

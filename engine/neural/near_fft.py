@@ -110,11 +110,12 @@ class NearFieldFFT(FFTDemag):
 
 # tiles are tried on grids of at least this many cells (a smaller grid's whole box stays in the
 # cache), in boxes of about TILE_BOXES cells a side whose tiles are at least TILE_MIN_PER_R x R
-# (the halo, 2R, is the overhead), and taken where they measured at most TILE_GAIN of the whole
-# grid's time (a margin for the noise of a shared machine)
+# (the halo, 2R, is the overhead: R = 40 lost to the whole grid at every size and layer count
+# measured, so its members are not measured at all), and taken where they measured at most
+# TILE_GAIN of the whole grid's time (a margin for the noise of a shared machine)
 TILE_MIN_CELLS = 384 * 384
 TILE_BOXES = (192, 288, 384)
-TILE_MIN_PER_R = 6
+TILE_MIN_PER_R = 8
 TILE_GAIN = 0.95
 CHOICE_FILE = "near_tiles.json"   # in engine.fft_backends.cache_dir(), beside the FFT choices
 
