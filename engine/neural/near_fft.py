@@ -15,9 +15,11 @@ convolution in tests).
 Large grids go in tiles (overlap-save, TiledNearFieldFFT): one box of a few hundred cells a side,
 transformed once per tile, whose spectra stay in the CPU's cache, so the near field's cost per
 cell stops growing with the grid (an FFT over the whole grid is O(N log N) and leaves the cache
-from about 512^2: R = 10 at 1024^2, one thread, 27 -> 20 ms; at 2048^2 126 -> 78 ms, measured
-here). Each tile reads R cells of its neighbours on each side, so its box is the tile plus 2R:
-worth it for short kernels only (R = 40 at 1024^2: tiles 31 ms against 27). near_field_fft
+from about 512^2; measured here, one thread: R = 10 at 1024^2 27 -> 20 ms, at 2048^2 126 -> 78
+ms; R = 24, the shipped one-layer member, 29 -> 25 and 123 -> 95 ms). Each tile reads R cells of
+its neighbours on each side, so its box is the tile plus 2R: worth it for short kernels only
+(R = 40 at 1024^2: tiles 31 ms against 27), and on one thread (two threads share one whole-grid
+FFT better than a tile: R = 24 at 1024^2 16 ms whole against 25 in tiles). near_field_fft
 chooses by measuring each way once per grid (cached).
 """
 from __future__ import annotations
