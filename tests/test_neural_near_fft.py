@@ -145,11 +145,12 @@ def test_adding_the_coarse_field_without_a_shuffled_copy_is_exact(f, ny, nx):
 
 
 def test_near_field_paddings_are_short_boxes_of_small_factors():
-    """NearFieldFFT chooses between the smallest 5-smooth and 3-smooth boxes at least R longer
-    (each exact: the wrap-around reads zeros)."""
+    """NearFieldFFT chooses between the smallest 5-smooth, 3-smooth and power-of-two boxes at
+    least R longer, the latter two where not much longer (each exact: the wrap-around reads zeros)."""
     five, *rest = near_paddings(1, 256, 256, 10)
-    assert five == (1, 270, 270) and rest == [(1, 288, 288)]
+    assert five == (1, 270, 270) and rest == [(1, 288, 288)]            # 512: far too long
     assert near_paddings(3, 100, 25, 10)[0] == (5, 120, 36)
+    assert near_paddings(1, 25, 100, 24) == [(1, 50, 125), (1, 54, 128), (1, 64, 128)]   # SP4's grid, R = 24
     for _, Py, Px in near_paddings(1, 1000, 37, 10):
         assert Py >= 1010 and Px >= 47
         for L in (Py, Px):
