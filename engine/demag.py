@@ -31,6 +31,7 @@ import torch
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
 from .fft_backends import available_backends, choose_backend, describe, make_pipeline, padded_shape
+from .spectrum_kernel import film_multiply
 
 
 class Demag:
@@ -147,7 +148,13 @@ class FFTDemag(Demag):
     def _use_pipeline(self, pipe) -> None:
         self._pipe = pipe
         self._kneg = self._kernel(pipe)
+        self._kneg_real = self._real(self._kneg)
         self._general = None
+
+    def _real(self, k: dict) -> dict | None:
+        """The real kernels of k (not repeated for view_as_real), for the compiled multiply of a
+        film (engine.spectrum_kernel); None for layered grids, which keep the torch passes."""
+        return {c: v[..., 0].contiguous() for c, v in k.items()} if self.thin else None
 
     def _general_pipe(self):
         """A pipeline for any leading shape (batches), used when the chosen one is bound to the
@@ -156,10 +163,15 @@ class FFTDemag(Demag):
             name = "scipy" if "scipy" in available_backends(self.device) else "torch"
             self._general = make_pipeline(name, self.n, self.padded, self.dtype, self.device)
             self._kneg_general = self._kernel(self._general)
+            self._kneg_general_real = self._real(self._kneg_general)
         return self._general
 
-    def _multiply(self, X, k):
-        """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data."""
+    def _multiply(self, X, k, k_real=None):
+        """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data. A
+        film's spectrum with its real kernels k_real goes through one compiled pass
+        (engine.spectrum_kernel) where it can; else torch's passes."""
+        if k_real is not None and film_multiply(X, k_real):
+            return X
         Mx, My, Mz = torch.view_as_real(X).unbind(0)
         if self.thin:
             t = Mx * k["xy"]
@@ -181,8 +193,11 @@ class FFTDemag(Demag):
         pipe = self._pipe
         if not pipe.accepts(M):
             pipe = self._general_pipe()
-        k = self._kneg if pipe is self._pipe else self._kneg_general
-        return pipe.inverse(self._multiply(pipe.forward(M.detach()), k))
+        if pipe is self._pipe:
+            k, k_real = self._kneg, self._kneg_real
+        else:
+            k, k_real = self._kneg_general, self._kneg_general_real
+        return pipe.inverse(self._multiply(pipe.forward(M.detach()), k, k_real))
 
     def h_from_M(self, M: torch.Tensor) -> torch.Tensor:
         """H_d = -N * M for a magnetization M in A/m, (3, nz, ny, nx) (or a batch along the
@@ -198,7 +213,7 @@ class FFTDemag(Demag):
     def convolve_input(self) -> torch.Tensor:
         """-N * (what was written into input_view()): a view of a buffer the next call overwrites."""
         pipe = self._pipe
-        return pipe.inverse(self._multiply(pipe.forward(None), self._kneg))
+        return pipe.inverse(self._multiply(pipe.forward(None), self._kneg, self._kneg_real))
 
     def h(self, state) -> torch.Tensor:
         buf = self.input_view()
