@@ -31,7 +31,7 @@ import torch
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
 from .fft_backends import available_backends, choose_backend, describe, make_pipeline, padded_shape
-from .spectrum_kernel import film_multiply
+from .spectrum_kernel import film_multiplier
 
 
 class Demag:
@@ -148,13 +148,14 @@ class FFTDemag(Demag):
     def _use_pipeline(self, pipe) -> None:
         self._pipe = pipe
         self._kneg = self._kernel(pipe)
-        self._kneg_real = self._real(self._kneg)
+        self._mul = self._compiled_multiply(self._kneg)
         self._general = None
 
-    def _real(self, k: dict) -> dict | None:
-        """The real kernels of k (not repeated for view_as_real), for the compiled multiply of a
-        film (engine.spectrum_kernel); None for layered grids, which keep the torch passes."""
-        return {c: v[..., 0].contiguous() for c, v in k.items()} if self.thin else None
+    def _compiled_multiply(self, k: dict):
+        """The compiled multiply of a film (engine.spectrum_kernel) with k's real kernels (k not
+        repeated for view_as_real); None for layered grids, which keep the torch passes, or where
+        it cannot run."""
+        return film_multiplier({c: v[..., 0].contiguous() for c, v in k.items()}) if self.thin else None
 
     def _general_pipe(self):
         """A pipeline for any leading shape (batches), used when the chosen one is bound to the
@@ -163,14 +164,14 @@ class FFTDemag(Demag):
             name = "scipy" if "scipy" in available_backends(self.device) else "torch"
             self._general = make_pipeline(name, self.n, self.padded, self.dtype, self.device)
             self._kneg_general = self._kernel(self._general)
-            self._kneg_general_real = self._real(self._kneg_general)
+            self._mul_general = self._compiled_multiply(self._kneg_general)
         return self._general
 
-    def _multiply(self, X, k, k_real=None):
+    def _multiply(self, X, k, compiled=None):
         """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data. A
-        film's spectrum with its real kernels k_real goes through one compiled pass
-        (engine.spectrum_kernel) where it can; else torch's passes."""
-        if k_real is not None and film_multiply(X, k_real):
+        film's spectrum goes through `compiled`, k's one-pass compiled multiply
+        (engine.spectrum_kernel), where it can; else torch's passes."""
+        if compiled is not None and compiled(X):
             return X
         Mx, My, Mz = torch.view_as_real(X).unbind(0)
         if self.thin:
@@ -194,10 +195,10 @@ class FFTDemag(Demag):
         if not pipe.accepts(M):
             pipe = self._general_pipe()
         if pipe is self._pipe:
-            k, k_real = self._kneg, self._kneg_real
+            k, mul = self._kneg, self._mul
         else:
-            k, k_real = self._kneg_general, self._kneg_general_real
-        return pipe.inverse(self._multiply(pipe.forward(M.detach()), k, k_real))
+            k, mul = self._kneg_general, self._mul_general
+        return pipe.inverse(self._multiply(pipe.forward(M.detach()), k, mul))
 
     def h_from_M(self, M: torch.Tensor) -> torch.Tensor:
         """H_d = -N * M for a magnetization M in A/m, (3, nz, ny, nx) (or a batch along the
@@ -213,7 +214,7 @@ class FFTDemag(Demag):
     def convolve_input(self) -> torch.Tensor:
         """-N * (what was written into input_view()): a view of a buffer the next call overwrites."""
         pipe = self._pipe
-        return pipe.inverse(self._multiply(pipe.forward(None), self._kneg, self._kneg_real))
+        return pipe.inverse(self._multiply(pipe.forward(None), self._kneg, self._mul))
 
     def h(self, state) -> torch.Tensor:
         buf = self.input_view()

@@ -10,7 +10,7 @@ Used where the spectrum is a contiguous CPU tensor (3, ...) of complex64/complex
 planes match the kernels' (a one-layer film, not a batch), else the torch passes run (the same
 formulas; results agree to rounding). Build and cache: engine.native (the user's private cache
 folder); no compiler or a failed build: the torch passes, silently. NMAG_SPECTRUM_KERNEL=0
-turns it off. Runs on the calling thread, releasing the GIL.
+turns it off for demags built after it is set. Runs on the calling thread, releasing the GIL.
 """
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ _LIBRARY = native.NativeLibrary(SOURCE, "spectrum", FLAGS, declare=_declare, env
                                 what="the spectrum multiply", logger=_log)
 
 
+def library():
+    """The compiled spectrum.c (a ctypes library), built on first use; None where it cannot be."""
+    return _LIBRARY.library()
+
+
 def why_not() -> str | None:
     """Why the compiled multiply is not in use (None where it is, or before the first try)."""
     return _LIBRARY.why_not()
@@ -51,20 +56,34 @@ def forget() -> None:
     _LIBRARY.forget()
 
 
-def film_multiply(X: torch.Tensor, k: dict) -> bool:
-    """H^ = -N^ M^ in place on a film's spectrum X (3, ...) with the real kernels k ("xx", "xy",
-    "yy", "zz", each shaped like one of X's components) by spectrum.c; False (X untouched) where
-    it cannot: another dtype or device, a batch, non-contiguous tensors, no library."""
-    fn_name = _FUNCTIONS.get(X.dtype)
-    if fn_name is None or X.device.type != "cpu" or not X.is_contiguous() or X.shape[0] != 3:
-        return False
-    kx = (k["xx"], k["xy"], k["yy"], k["zz"])
-    n = X[0].numel()
-    real = torch.float32 if X.dtype == torch.complex64 else torch.float64
-    if any(t.numel() != n or t.dtype != real or not t.is_contiguous() or t.device.type != "cpu" for t in kx):
-        return False
-    lib = _LIBRARY.library()
-    if lib is None:
-        return False
-    getattr(lib, fn_name)(X.data_ptr(), *(t.data_ptr() for t in kx), n)
-    return True
+class FilmMultiply:
+    """spectrum.c's pass bound to one set of real kernels (checked once here: each call is on the
+    hot path, standard problem 4 makes thousands a second, and checking the kernels and finding
+    the library each time took about 6 of 12 us there). Calling it on a spectrum X does
+    H^ = -N^ M^ in place and says True, or leaves X untouched and says False where it cannot:
+    another dtype or device, a batch (more planes than the kernels), a non-contiguous X."""
+
+    def __init__(self, fn, k: dict, dtype):
+        self._kernels = tuple(k[c] for c in ("xx", "xy", "yy", "zz"))   # kept: their addresses are passed
+        self._ptrs = tuple(t.data_ptr() for t in self._kernels)
+        self._fn, self._dtype, self._n = fn, dtype, self._kernels[0].numel()
+
+    def __call__(self, X: torch.Tensor) -> bool:
+        if X.dtype != self._dtype or X.numel() != 3 * self._n or X.device.type != "cpu" or not X.is_contiguous():
+            return False
+        self._fn(X.data_ptr(), *self._ptrs, self._n)
+        return True
+
+
+def film_multiplier(k: dict) -> FilmMultiply | None:
+    """The compiled multiply for the real kernels k ("xx", "xy", "yy", "zz": -N^ of a film, each
+    shaped like one component of its spectrum, float32 or float64), or None where it cannot run:
+    kernels it has no loop for (another dtype or device, non-contiguous, unequal sizes), no
+    library, NMAG_SPECTRUM_KERNEL=0."""
+    kx = [k[c] for c in ("xx", "xy", "yy", "zz")]
+    dtype = {torch.float32: torch.complex64, torch.float64: torch.complex128}.get(kx[0].dtype)
+    if dtype is None or any(t.dtype != kx[0].dtype or t.numel() != kx[0].numel() or not t.is_contiguous()
+                            or t.device.type != "cpu" for t in kx):
+        return None
+    lib = library()
+    return None if lib is None else FilmMultiply(getattr(lib, _FUNCTIONS[dtype]), k, dtype)

@@ -9,7 +9,7 @@ from engine.demag import FFTDemag
 from engine.fft_backends import available_backends
 
 BACKENDS = [b for b in ("torch", "torch@xy", "scipy", "scipy@yx", "fftw") if b.split("@")[0] in available_backends()]
-needs_library = pytest.mark.skipif(spectrum_kernel._LIBRARY.library() is None,
+needs_library = pytest.mark.skipif(spectrum_kernel.library() is None,
                                    reason=f"no compiled multiply here: {spectrum_kernel.why_not()}")
 
 
@@ -36,17 +36,18 @@ def test_compiled_multiply_gives_the_torch_passes_field(fft, dtype, tol, monkeyp
 @needs_library
 def test_the_compiled_pass_runs_on_films_and_not_on_batches_or_layers(monkeypatch, one_torch_thread):
     calls = []
-    real = spectrum_kernel.film_multiply
-    monkeypatch.setattr("engine.demag.film_multiply", lambda X, k: calls.append(X.shape) or real(X, k))
+    real = spectrum_kernel.FilmMultiply.__call__
+    monkeypatch.setattr(spectrum_kernel.FilmMultiply, "__call__", lambda self, X: calls.append(real(self, X)) or calls[-1])
     fd = FFTDemag((16, 12, 1), (1e-9,) * 3, torch.float64, fft="scipy")
     fd.h_from_M(torch.randn(3, 1, 12, 16, dtype=torch.float64))
-    assert calls and spectrum_kernel.film_multiply(torch.zeros(3, 5, dtype=torch.complex128),
-                                                   {c: torch.zeros(5, dtype=torch.float64) for c in ("xx", "xy", "yy", "zz")})
+    kernels = {c: torch.zeros(5, dtype=torch.float64) for c in ("xx", "xy", "yy", "zz")}
+    assert calls == [True] and spectrum_kernel.film_multiplier(kernels)(torch.zeros(3, 5, dtype=torch.complex128))
     # a batch of films along the third-last axis: the kernels' planes do not match, torch's passes
     batch = torch.randn(3, 4, 12, 16, dtype=torch.float64)
     got = fd.h_from_M(batch)
     ref = torch.stack([fd.h_from_M(batch[:, i:i + 1])[:, 0] for i in range(4)], dim=1)
     assert torch.allclose(got, ref, rtol=1e-12, atol=1e-9 * float(ref.abs().max()))
-    assert not spectrum_kernel.film_multiply(torch.zeros(3, 2, 5, dtype=torch.complex128),
-                                             {c: torch.zeros(5, dtype=torch.float64) for c in ("xx", "xy", "yy", "zz")})
-    assert FFTDemag((8, 8, 2), (1e-9,) * 3, torch.float64)._kneg_real is None      # layered: torch's passes
+    assert not spectrum_kernel.film_multiplier(kernels)(torch.zeros(3, 2, 5, dtype=torch.complex128))
+    assert not spectrum_kernel.film_multiplier(kernels)(torch.zeros(3, 5, dtype=torch.complex64))   # another dtype
+    assert spectrum_kernel.film_multiplier({**kernels, "xy": torch.zeros(4, dtype=torch.float64)}) is None
+    assert FFTDemag((8, 8, 2), (1e-9,) * 3, torch.float64)._mul is None      # layered: torch's passes
