@@ -193,6 +193,18 @@ def plot(results, path, threads):
     plt.close(fig)
 
 
+def frontier_cache(path, aspects) -> Path:
+    """Where a weights file's held-out error at these dz/dx is kept between frontier runs: the
+    user's cache folder (engine.fft_backends.cache_dir), named by the file's content, never
+    beside the weights (a shipped member's folder is the installed package's resources)."""
+    import hashlib
+    from engine.fft_backends import cache_dir
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+    cache = cache_dir() / "frontier" / f"{digest}-{'-'.join(f'{v:g}' for v in aspects)}.json"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def frontier(models, threads=(1,), sizes=(256, 1024, 2048), dz_dx=1.0, aspects=None):
     """One row per trained network {name: path}: its config, multiply-adds per cell (learned
     part and direct near field), neural/FFT at each size (films of its nz, cells of dz_dx) and
@@ -212,8 +224,8 @@ def frontier(models, threads=(1,), sizes=(256, 1024, 2048), dz_dx=1.0, aspects=N
             r = run_one(n, threads, 3 if n >= 1024 else 10, model=path, nz=int(net.config.get("nz", 1)), dz_dx=dz_dx)
             row["learned_part"] = r["learned_part"]
             row["ratio"][str(n)] = r["times"][str(threads[0])]["ratio"]
-        cache = Path(f"{path}.frontier-{'-'.join(f'{v:g}' for v in row['held_out_dz_dx'])}.json")
-        if cache.exists() and cache.stat().st_mtime > Path(path).stat().st_mtime:
+        cache = frontier_cache(path, row["held_out_dz_dx"])
+        if cache.exists():   # named by the weights' content: never stale
             ho = json.loads(cache.read_text())
         else:
             ho = measure_member(net, aspects=aspects)
