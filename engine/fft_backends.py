@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_atomic
+from .atomic import JsonObjectFile, write_atomic
+from .timing import best_in_turns, clock_for
 
 BACKENDS = ("torch", "scipy", "fftw")
 LAYOUTS = ("yx", "xy")   # the spectrum's last axis: kx (as rfftn gives it) or ky (films, transposed)
@@ -499,32 +500,9 @@ def _choice_file() -> Path:
     return cache_dir() / "fft_backends.json"
 
 
-_CHOICES_READ = [None, {}]   # [the file's bytes when last parsed, its choices]
-
-
-def _read_choices() -> dict:
-    """The measured choices on disk, {shape key: record}: a new dict each call (records shared;
-    callers replace them, never edit them). The file is parsed again only when its bytes changed
-    (reading them costs well under a millisecond; parsing a cache that has seen many shapes, 200
-    kB, 12 ms here): a neural demag's build asked for it about five times. Bytes, not the file's
-    time and size: another process's rewrite within one timestamp tick, of the same size, would
-    otherwise go unseen."""
-    try:
-        raw = _choice_file().read_bytes()
-        if _CHOICES_READ[0] != raw:
-            data = json.loads(raw)
-            _CHOICES_READ[:] = [raw, data if isinstance(data, dict) else {}]
-        return dict(_CHOICES_READ[1])
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_choices(data: dict) -> None:
-    try:
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        write_atomic(_choice_file(), json.dumps(data, indent=1, sort_keys=True))
-    except OSError:
-        pass   # a read-only home only costs a re-measurement next time
+# the measured choices, {shape key: record}, parsed again only when the file's bytes change (a
+# neural demag's build asked for them about five times)
+_CHOICES = JsonObjectFile(_choice_file)
 
 
 def shape_key(n, dtype, threads, padded=None) -> str:
@@ -582,33 +560,26 @@ def save_wisdom() -> None:
 
 def time_pipelines(pipes: dict, n, dtype, rounds=3, budget_s=0.5, threads=1) -> dict:
     """{name: (best forward s, best inverse s)} of a random (3, nz, ny, nx) field, each pipeline
-    warmed up once, then timed in turns (round robin, at least `rounds` rounds and until
-    `budget_s`, at most 8), so that a slow spell of a shared machine hits every backend alike
-    instead of one (one pipeline after the other once chose scipy's forward at 1024^2 where
-    torch's is 25 % faster). One thread: the process's CPU time, which other jobs disturb far
-    less than the wall clock; several threads: the wall clock (CPU time would add them up)."""
-    clock = time.process_time if threads == 1 else time.perf_counter
+    warmed up once (one that fails its warm-up is left out), then timed in turns
+    (engine.timing.best_in_turns)."""
+    clock = clock_for(threads)
     nx, ny, nz = n
     M = torch.rand((3, nz, ny, nx), dtype=dtype)
-    best, runnable = {}, {}
-    for name, pipe in pipes.items():   # a pipeline that fails its warm-up is left out
+    rounds_of = {}
+    for name, pipe in pipes.items():
         try:
             pipe.inverse(pipe.forward(M))
         except (RuntimeError, ValueError, MemoryError):
             continue
-        best[name], runnable[name] = [float("inf"), float("inf")], pipe
-    start, done = time.perf_counter(), 0
-    while done < 8 and (done < rounds or time.perf_counter() - start < budget_s):
-        for name, pipe in runnable.items():
+
+        def one_round(pipe=pipe):
             t0 = clock()
             X = pipe.forward(M)
             t1 = clock()
             pipe.inverse(X)
-            t2 = clock()
-            b = best[name]
-            b[0], b[1] = min(b[0], t1 - t0), min(b[1], t2 - t1)
-        done += 1
-    return {k: tuple(v) for k, v in best.items()}
+            return t1 - t0, clock() - t1
+        rounds_of[name] = one_round
+    return best_in_turns(rounds_of, rounds, budget_s)
 
 
 _WARNED = set()
@@ -648,7 +619,7 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
     if names == ("torch",):
         return make_pipeline("torch", n, padded, dtype, device, threads), "only"
     key = shape_key(n, dtype, threads, padded)
-    choices = _read_choices()
+    choices = _CHOICES.read()
     known = choices.get(key, {})
     if _usable(known, names):
         try:
@@ -669,7 +640,7 @@ def choose_backend(n, padded, dtype, device="cpu", force="auto", threads=None):
                     "forward_ms": {k: round(v[0] * 1e3, 3) for k, v in timings.items()},
                     "inverse_ms": {k: round(v[1] * 1e3, 3) for k, v in timings.items()},
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    _write_choices(choices)
+    _CHOICES.write(choices)
     return _pair(fwd, inv, pipes, n, padded, dtype, device, threads), "measured"
 
 
@@ -680,10 +651,10 @@ def measured_ms(n, padded, dtype, device="cpu", threads=None):
     threads = torch.get_num_threads() if threads is None else threads
     names = available_backends(device)
     key = shape_key(n, dtype, threads, padded)
-    rec = _read_choices().get(key, {})
+    rec = _CHOICES.read().get(key, {})
     if not _usable(rec, names):
         choose_backend(n, padded, dtype, device, "auto", threads)   # measures and caches once per padding
-        rec = _read_choices().get(key, {})
+        rec = _CHOICES.read().get(key, {})
     try:
         return rec["forward_ms"][rec["forward"]] + rec["inverse_ms"][rec["inverse"]]
     except (KeyError, TypeError):

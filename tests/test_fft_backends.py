@@ -350,23 +350,23 @@ def test_a_padding_already_measured_is_chosen_without_building_its_pipelines(mon
 
 def test_the_choice_file_is_parsed_again_only_when_it_changed(monkeypatch, tmp_path):
     monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path))
-    assert fb._read_choices() == {}
-    fb._write_choices({"a": {"forward": "torch"}})
-    first = fb._read_choices()
+    assert fb._CHOICES.read() == {}
+    fb._CHOICES.write({"a": {"forward": "torch"}})
+    first = fb._CHOICES.read()
     assert first == {"a": {"forward": "torch"}}
     first["b"] = {}                                      # a caller's edit stays its own
     parsed = []
     real_loads = fb.json.loads
     monkeypatch.setattr(fb.json, "loads", lambda text: parsed.append(1) or real_loads(text))
-    assert fb._read_choices() == {"a": {"forward": "torch"}} and not parsed   # unchanged: not parsed
-    fb._write_choices({"a": {"forward": "fftw"}})        # another process (or this one) wrote it
-    assert fb._read_choices() == {"a": {"forward": "fftw"}} and parsed == [1]
+    assert fb._CHOICES.read() == {"a": {"forward": "torch"}} and not parsed   # unchanged: not parsed
+    fb._CHOICES.write({"a": {"forward": "fftw"}})        # another process (or this one) wrote it
+    assert fb._CHOICES.read() == {"a": {"forward": "fftw"}} and parsed == [1]
     # a rewrite of the same size within one timestamp tick (as on a coarse-clock file system)
     path = tmp_path / "fft_backends.json"
     before = path.stat()
     path.write_text(path.read_text().replace("fftw", "ffte"))
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size
-    assert fb._read_choices() == {"a": {"forward": "ffte"}}
+    assert fb._CHOICES.read() == {"a": {"forward": "ffte"}}
     path.write_text("not json")
-    assert fb._read_choices() == {}
+    assert fb._CHOICES.read() == {}

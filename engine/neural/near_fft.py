@@ -24,15 +24,15 @@ chooses by measuring each way once per grid (cached).
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import JsonObjectFile
 from ..demag import FFTDemag
 from ..fft_backends import cache_dir, fastest_padding, measuring
+from ..timing import best_in_turns, clock_for, whole_call
 from .lean import COMPONENT_INDEX
 
 
@@ -132,6 +132,7 @@ TILE_BOXES = (192, 288, 384)
 TILE_MIN_PER_R = 8
 TILE_GAIN = 0.95
 CHOICE_FILE = "near_tiles.json"   # in engine.fft_backends.cache_dir(), beside the FFT choices
+_CHOICES = JsonObjectFile(lambda: cache_dir() / CHOICE_FILE)
 
 
 def tilings(ny: int, nx: int, R: int) -> list:
@@ -146,23 +147,6 @@ def tilings(ny: int, nx: int, R: int) -> list:
         if tile != (ny, nx) and tile not in out:
             out.append(tile)
     return out
-
-
-def _time_round_robin(calls: dict, rounds: int = 3, budget_s: float = 1.0) -> dict:
-    """{name: best seconds} of each call, warmed up once and timed in turns (a slow spell of a
-    shared machine hits all alike), at least `rounds` rounds and until `budget_s`, at most 8;
-    one thread: process CPU time (less disturbed by other jobs), else the wall clock."""
-    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
-    for f in calls.values():
-        f()
-    best, start, done = dict.fromkeys(calls, float("inf")), time.perf_counter(), 0
-    while done < 8 and (done < rounds or time.perf_counter() - start < budget_s):
-        for name, f in calls.items():
-            t0 = clock()
-            f()
-            best[name] = min(best[name], clock() - t0)
-        done += 1
-    return best
 
 
 def _choice_key(nz, ny, nx, R, dtype) -> str:
@@ -180,8 +164,8 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     tiles = tilings(ny, nx, R)
     if ny * nx < TILE_MIN_CELLS or not tiles or not measuring(fft):
         return NearFieldFFT(weight, ny, nx, dtype, fft)
-    key, path = _choice_key(nz, ny, nx, R, dtype), cache_dir() / CHOICE_FILE
-    choices = _read_json(path)
+    key = _choice_key(nz, ny, nx, R, dtype)
+    choices = _CHOICES.read()
     known = choices.get(key, {}).get("tile", "")
     if known is None or (isinstance(known, list) and tuple(known) in tiles):
         return NearFieldFFT(weight, ny, nx, dtype, fft) if known is None else \
@@ -189,29 +173,21 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     ways = {"whole": NearFieldFFT(weight, ny, nx, dtype, fft)}
     ways.update({f"{Ty}x{Tx}": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft) for Ty, Tx in tiles})
     x = torch.rand((1, 3 * nz, ny, nx), dtype=dtype)
-    times = _time_round_robin({k: (lambda w=w: w(x, fresh=False)) for k, w in ways.items()})
+    clock = clock_for(torch.get_num_threads())
+    for w in ways.values():
+        w(x, fresh=False)   # warm-up
+    times = {k: t for k, (t,) in best_in_turns({k: whole_call(lambda w=w: w(x, fresh=False), clock)
+                                                 for k, w in ways.items()}, budget_s=1.0).items()}
     name = min(times, key=times.get)
     if times[name] > TILE_GAIN * times["whole"]:
         name = "whole"
     way = ways[name]
-    choices = _read_json(path)   # another process may have written meanwhile
+    choices = _CHOICES.read()   # another process may have written meanwhile
     choices[key] = {"tile": None if name == "whole" else list(way.tile),
                     "ms": {k: round(v * 1e3, 3) for k, v in times.items()},
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(choices, indent=1, sort_keys=True))
-    except OSError:
-        pass   # a read-only home only costs a re-measurement next time
+    _CHOICES.write(choices)
     return way
-
-
-def _read_json(path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 class TiledNearFieldFFT:
