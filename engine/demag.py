@@ -31,7 +31,7 @@ import torch
 from .constants import MU0
 from .demag_kernel import PARITY, demag_tensor_quadrant, unfold
 from .fft_backends import available_backends, choose_backend, describe, make_pipeline, padded_shape
-from .spectrum_kernel import film_multiplier
+from .spectrum_kernel import spectrum_multiplier
 
 
 class Demag:
@@ -152,10 +152,9 @@ class FFTDemag(Demag):
         self._general = None
 
     def _compiled_multiply(self, k: dict):
-        """The compiled multiply of a film (engine.spectrum_kernel) with k's real kernels (k not
-        repeated for view_as_real); None for layered grids, which keep the torch passes, or where
-        it cannot run."""
-        return film_multiplier({c: v[..., 0].contiguous() for c, v in k.items()}) if self.thin else None
+        """The compiled multiply (engine.spectrum_kernel) with k's real kernels (k not repeated for
+        view_as_real); None where it cannot run."""
+        return spectrum_multiplier({c: v[..., 0].contiguous() for c, v in k.items()})
 
     def _general_pipe(self):
         """A pipeline for any leading shape (batches), used when the chosen one is bound to the
@@ -168,9 +167,9 @@ class FFTDemag(Demag):
         return self._general
 
     def _multiply(self, X, k, compiled=None):
-        """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data. A
-        film's spectrum goes through `compiled`, k's one-pass compiled multiply
-        (engine.spectrum_kernel), where it can; else torch's passes."""
+        """H^ = -N^ M^, in place on the spectrum X (3, ...): real kernel times complex data. The
+        spectrum goes through `compiled`, k's one-pass compiled multiply (engine.spectrum_kernel),
+        where it can (not a batch of films); else torch's passes."""
         if compiled is not None and compiled(X):
             return X
         Mx, My, Mz = torch.view_as_real(X).unbind(0)

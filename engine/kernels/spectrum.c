@@ -1,10 +1,11 @@
-/* The exact demag's spectrum multiply for a film (one layer), in one pass: H^ = -N^ M^ in place.
+/* The exact demag's spectrum multiply in one pass: H^ = -N^ M^ in place.
  *
  * X: the spectrum of (Mx, My, Mz), three contiguous blocks of n complex numbers (real and
- * imaginary parts interleaved, as C99 and torch store them); kxx, kxy, kyy, kzz: the real
- * kernel spectra (n each, -N^ with the pipeline's scale folded in). The same arithmetic as
- * engine.demag.FFTDemag._multiply's torch passes (Hx = kxx Mx + kxy My, Hy = kxy Mx + kyy My,
- * Hz = kzz Mz), which read and write the spectrum six times.
+ * imaginary parts interleaved, as C99 and torch store them); kxx, kxy, ...: the real kernel
+ * spectra (n each, -N^ with the pipeline's scale folded in). The same arithmetic as
+ * engine.demag.FFTDemag._multiply's torch passes, which read and write the spectrum six times
+ * (a film: Hx = kxx Mx + kxy My, Hy = kxy Mx + kyy My, Hz = kzz Mz) or eleven (layers: the full
+ * symmetric 3 x 3 tensor, kxz and kyz included).
  */
 #include <stddef.h>
 
@@ -25,3 +26,23 @@
 
 FILM_MULTIPLY(nm_film_multiply_f32, float)
 FILM_MULTIPLY(nm_film_multiply_f64, double)
+
+#define LAYERED_MULTIPLY(NAME, T)                                                                \
+    void NAME(T *X, const T *kxx, const T *kxy, const T *kxz, const T *kyy, const T *kyz,        \
+              const T *kzz, ptrdiff_t n) {                                                       \
+        T *x = X, *y = X + 2 * n, *z = X + 4 * n;                                                \
+        for (ptrdiff_t i = 0; i < 2 * n; i += 2) {                                               \
+            const ptrdiff_t k = i / 2;                                                           \
+            const T a = kxx[k], b = kxy[k], c = kxz[k], d = kyy[k], e = kyz[k], f = kzz[k];      \
+            const T xr = x[i], xi = x[i + 1], yr = y[i], yi = y[i + 1], zr = z[i], zi = z[i + 1]; \
+            x[i] = a * xr + b * yr + c * zr;                                                     \
+            x[i + 1] = a * xi + b * yi + c * zi;                                                 \
+            y[i] = b * xr + d * yr + e * zr;                                                     \
+            y[i + 1] = b * xi + d * yi + e * zi;                                                 \
+            z[i] = c * xr + e * yr + f * zr;                                                     \
+            z[i + 1] = c * xi + e * yi + f * zi;                                                 \
+        }                                                                                        \
+    }
+
+LAYERED_MULTIPLY(nm_layered_multiply_f32, float)
+LAYERED_MULTIPLY(nm_layered_multiply_f64, double)
