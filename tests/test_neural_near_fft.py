@@ -184,15 +184,19 @@ def test_traced_network_of_a_small_grid_runs_its_folded_levels(monkeypatch):
 from engine.neural import near_fft as nfft   # noqa: E402
 
 
-@pytest.mark.parametrize("nz,R,ny,nx,tile", [(1, 4, 100, 70, (32, 30)), (1, 10, 97, 131, (40, 64)),
-                                             (2, 3, 45, 61, (20, 61)), (3, 2, 33, 50, (33, 17))])
-def test_near_field_in_tiles_is_the_direct_convolution(nz, R, ny, nx, tile):
-    """Tiles that do not divide the grid, an axis left whole, layered films: each tile's box holds
-    its R-cell halo, so the circular convolution's wrap-around never reaches a kept cell."""
+@pytest.mark.parametrize("nz,R,ny,nx,tile,shared", [(1, 4, 100, 70, (32, 30), False), (1, 10, 97, 131, (40, 64), False),
+                                                    (2, 3, 45, 61, (20, 61), False), (3, 2, 33, 50, (33, 17), False),
+                                                    (1, 4, 100, 70, (32, 30), True), (2, 3, 45, 61, (20, 20), True)])
+def test_near_field_in_tiles_is_the_direct_convolution(nz, R, ny, nx, tile, shared):
+    """Tiles that do not divide the grid, an axis left whole, layered films, tiles shared with the
+    near-field worker: each tile's box holds its R-cell halo, so the circular convolution's
+    wrap-around never reaches a kept cell."""
     torch.manual_seed(2)
     w = torch.tensor(retargeted_near_kernel(0.7, 1.0, nz, R), dtype=torch.float32)
     x = torch.randn(1, 3 * nz, ny, nx)
-    nf = nfft.TiledNearFieldFFT(w, ny, nx, tile)
+    own = torch.get_num_threads()
+    nf = nfft.TiledNearFieldFFT(w, ny, nx, tile, shared=shared)
+    assert torch.get_num_threads() == own and (nf.helper_box is not None) == shared
     assert nf.tiles == (-(-ny // tile[0]), -(-nx // tile[1]))
     ref = F.conv2d(x.double(), w.double(), padding=R).float()
     first = nf(x)
@@ -246,6 +250,32 @@ def test_whole_or_tiles_is_measured_once_and_the_cached_choice_decides(tile_cach
     tile_cache.write_text(json.dumps(data))
     nfft.near_field_fft(w, 96, 80)
     assert json.loads(tile_cache.read_text())[key]["tile"] != [7, 7]
+
+
+@pytest.mark.skipif("scipy" not in fb.available_backends(), reason="one backend: nothing is measured")
+def test_two_threads_also_measure_tiles_shared_with_the_worker(tile_cache, monkeypatch):
+    import json
+    w = torch.tensor(retargeted_near_kernel(1.0, 1.0, 1, 4), dtype=torch.float32)
+    own = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = nfft.near_field_fft(w, 96, 80)
+        rec = json.loads(tile_cache.read_text())["80x96x1:R=4:float32:threads=2"]
+        tiles = [f"{a}x{b}" for a, b in nfft.tilings(96, 80, 4)]
+        assert set(rec["ms"]) == {"whole"} | set(tiles) | {t + " shared" for t in tiles}
+        assert getattr(first, "shared", False) == rec["shared"]
+        # a record written before shared tiles were a way is measured again on two threads
+        data = {"80x96x1:R=4:float32:threads=2": {"tile": None, "ms": {}}}
+        tile_cache.write_text(json.dumps(data))
+        nfft.near_field_fft(w, 96, 80)
+        assert "shared" in json.loads(tile_cache.read_text())["80x96x1:R=4:float32:threads=2"]
+        # and a planted shared choice decides
+        tile_cache.write_text(json.dumps({"80x96x1:R=4:float32:threads=2": {"tile": list(nfft.tilings(96, 80, 4)[0]),
+                                                                            "shared": True}}))
+        got = nfft.near_field_fft(w, 96, 80)
+        assert isinstance(got, nfft.TiledNearFieldFFT) and got.shared and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(own)
 
 
 def test_small_grids_and_forced_backends_take_the_whole_grid(tile_cache, monkeypatch, one_torch_thread):

@@ -18,13 +18,16 @@ cell stops growing with the grid (an FFT over the whole grid is O(N log N) and l
 from about 512^2; measured here, one thread: R = 10 at 1024^2 27 -> 20 ms, at 2048^2 126 -> 78
 ms; R = 24, the shipped one-layer member, 29 -> 25 and 123 -> 95 ms). Each tile reads R cells of
 its neighbours on each side, so its box is the tile plus 2R: worth it for short kernels only
-(R = 40 at 1024^2: tiles 31 ms against 27), and on one thread (two threads share one whole-grid
-FFT better than a tile: R = 24 at 1024^2 16 ms whole against 25 in tiles). near_field_fft
-chooses by measuring each way once per grid (cached).
+(R = 40 at 1024^2: tiles 31 ms against 27). On two threads one whole-grid FFT splits each
+transform across both cores (R = 24 at 1024^2: 16 ms whole against 25 in tiles on one thread), so
+there the tiles may also be shared: half on this thread, half on the near-field worker
+(engine.neural.overlap), each with a box of its own. near_field_fft chooses by measuring each way
+once per grid (cached).
 """
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -34,6 +37,7 @@ from ..demag import FFTDemag
 from ..fft_backends import cache_dir, fastest_padding, measuring
 from ..timing import best_in_turns, clock_for, whole_call
 from .lean import COMPONENT_INDEX
+from .overlap import near_worker, on_worker, torch_threads
 
 
 def near_padded_shape(nz: int, ny: int, nx: int, R: int, smooth: int = 5) -> tuple:
@@ -155,25 +159,31 @@ def _choice_key(nz, ny, nx, R, dtype) -> str:
 
 def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, fft: str = "auto"):
     """The near field's FFT for this grid: over the whole grid (NearFieldFFT) or in tiles
-    (TiledNearFieldFFT), whichever measured faster here, whole included (each way built and timed
-    in turns on a random field once per grid, kernel radius, precision and thread count; the
-    choice is cached in CHOICE_FILE). Where nothing is measured (a forced backend, torch alone)
-    or the grid is small: the whole grid."""
+    (TiledNearFieldFFT; on two or more threads also tiles shared by two threads), whichever
+    measured faster here, whole included (each way built and timed in turns on a random field
+    once per grid, kernel radius, precision and thread count; the choice is cached in
+    CHOICE_FILE). Where nothing is measured (a forced backend, torch alone) or the grid is small:
+    the whole grid."""
     nz, R = weight.shape[0] // 3, (weight.shape[-1] - 1) // 2
     ny, nx = int(ny), int(nx)
     tiles = tilings(ny, nx, R)
     if ny * nx < TILE_MIN_CELLS or not tiles or not measuring(fft):
         return NearFieldFFT(weight, ny, nx, dtype, fft)
+    threads = torch.get_num_threads()
     key = _choice_key(nz, ny, nx, R, dtype)
-    choices = _CHOICES.read()
-    known = choices.get(key, {}).get("tile", "")
-    if known is None or (isinstance(known, list) and tuple(known) in tiles):
-        return NearFieldFFT(weight, ny, nx, dtype, fft) if known is None else \
-            TiledNearFieldFFT(weight, ny, nx, known, dtype, fft)
+    known = _CHOICES.read().get(key, {})
+    tile, shared = known.get("tile", ""), bool(known.get("shared"))
+    # a record from before shared tiles were a way (no "shared") is measured again on several threads
+    if (threads == 1 or "shared" in known) and (tile is None or (isinstance(tile, list) and tuple(tile) in tiles)):
+        return NearFieldFFT(weight, ny, nx, dtype, fft) if tile is None else \
+            TiledNearFieldFFT(weight, ny, nx, tile, dtype, fft, shared=shared and threads > 1)
     ways = {"whole": NearFieldFFT(weight, ny, nx, dtype, fft)}
     ways.update({f"{Ty}x{Tx}": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft) for Ty, Tx in tiles})
+    if threads > 1:
+        ways.update({f"{Ty}x{Tx} shared": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft, shared=True)
+                     for Ty, Tx in tiles})
     x = torch.rand((1, 3 * nz, ny, nx), dtype=dtype)
-    clock = clock_for(torch.get_num_threads())
+    clock = clock_for(threads)
     for w in ways.values():
         w(x, fresh=False)   # warm-up
     times = {k: t for k, (t,) in best_in_turns({k: whole_call(lambda w=w: w(x, fresh=False), clock)
@@ -183,7 +193,7 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
         name = "whole"
     way = ways[name]
     choices = _CHOICES.read()   # another process may have written meanwhile
-    choices[key] = {"tile": None if name == "whole" else list(way.tile),
+    choices[key] = {"tile": None if name == "whole" else list(way.tile), "shared": name.endswith("shared"),
                     "ms": {k: round(v * 1e3, 3) for k, v in times.items()},
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     _CHOICES.write(choices)
@@ -199,13 +209,18 @@ class TiledNearFieldFFT:
     method = "near-fft-tiles"
 
     def __init__(self, weight: torch.Tensor, ny: int, nx: int, tile: tuple, dtype=torch.float32,
-                 fft: str = "auto", padded: tuple | None = None):
+                 fft: str = "auto", padded: tuple | None = None, shared: bool = False):
+        """shared: the tiles split between this thread and the near-field worker
+        (engine.neural.overlap), each with a box of its own whose transforms run on one thread:
+        for two or more threads, where one whole-grid FFT on both cores is the other way."""
         nz, R = weight.shape[0] // 3, (weight.shape[-1] - 1) // 2
         (Ty, Tx), ny, nx = (int(t) for t in tile), int(ny), int(nx)
-        self.n, self.R, self.tile = (nx, ny, nz), R, (Ty, Tx)
+        self.n, self.R, self.tile, self.shared = (nx, ny, nz), R, (Ty, Tx), bool(shared)
         Gy, Gx = Ty + 2 * R, Tx + 2 * R
-        self.box = NearFieldFFT(weight, Gy, Gx, dtype, fft,
-                                padded=padded or fastest_padding((Gx, Gy, nz), near_paddings(nz, Gy, Gx, 0), dtype, "cpu", fft))
+        with torch_threads(1) if shared else nullcontext():   # the boxes' pipelines take their thread count when built
+            self.box = NearFieldFFT(weight, Gy, Gx, dtype, fft, padded=padded or fastest_padding(
+                (Gx, Gy, nz), near_paddings(nz, Gy, Gx, 0), dtype, "cpu", fft))
+            self.helper_box = NearFieldFFT(weight, Gy, Gx, dtype, fft, padded=self.box.padded) if shared else None
         self.padded = self.box.padded
         ky, kx = -(-ny // Ty), -(-nx // Tx)
         self.tiles = (ky, kx)
@@ -215,11 +230,14 @@ class TiledNearFieldFFT:
         # (the tile's box in src, where its cells go in out (cut at the grid's edge)): views, built once
         self._jobs = [(self.src[:, :, y:y + Gy, x:x + Gx], self.out[:, :, y:y + Ty, x:x + Tx])
                       for y in range(0, ny, Ty) for x in range(0, nx, Tx)]
+        half = (len(self._jobs) + 1) // 2
+        self._halves = (self._jobs[:half], self._jobs[half:])
 
     @property
     def backend(self) -> str:
         ky, kx = self.tiles
-        return f"{self.box.backend} in {ky} x {kx} tiles of {self.tile[0]} x {self.tile[1]}"
+        return (f"{self.box.backend} in {ky} x {kx} tiles of {self.tile[0]} x {self.tile[1]}"
+                + (", shared by two threads" if self.shared else ""))
 
     def input_view(self) -> torch.Tensor:
         """The (3, nz, ny, nx) interior of the source buffer: write M here, then convolve_input()."""
@@ -227,12 +245,24 @@ class TiledNearFieldFFT:
 
     def convolve_input(self) -> torch.Tensor:
         """The near field of what input_view() holds, (3, nz, ny, nx): the output buffer, the same
-        tensor every call, overwritten by the next."""
-        R, box = self.R, self.box
-        for window, dest in self._jobs:
+        tensor every call, overwritten by the next. Shared: the second half of the tiles on the
+        near-field worker meanwhile (on the worker itself, all of them here)."""
+        if self.helper_box is None or on_worker():
+            self._convolve_tiles(self.box, self._jobs)
+            return self.out
+        job = near_worker().submit(self._convolve_tiles, self.helper_box, self._halves[1])
+        try:
+            with torch_threads(1):
+                self._convolve_tiles(self.box, self._halves[0])
+        finally:
+            job.result()
+        return self.out
+
+    def _convolve_tiles(self, box, jobs) -> None:
+        R = self.R
+        for window, dest in jobs:
             h, w = dest.shape[-2:]
             dest.copy_(box._convolve(window)[:, :, R:R + h, R:R + w])
-        return self.out
 
     def __call__(self, x: torch.Tensor, fresh: bool = True) -> torch.Tensor:
         """As NearFieldFFT.__call__: x (1, 3 nz, ny, nx), layer-major channels."""

@@ -26,11 +26,15 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import torch
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+
+
+WORKER_NAME = "nmag-near"
 
 
 def _one_thread() -> None:
@@ -53,11 +57,27 @@ def near_worker() -> ThreadPoolExecutor:
     with _lock:
         if _pool is None:
             own = torch.get_num_threads()
-            pool = ThreadPoolExecutor(1, thread_name_prefix="nmag-near", initializer=_one_thread)
+            pool = ThreadPoolExecutor(1, thread_name_prefix=WORKER_NAME, initializer=_one_thread)
             pool.submit(int).result()      # the worker is up and at one thread
             torch.set_num_threads(own)     # set_num_threads there also set the process's default
             _pool = pool
         return _pool
+
+
+def on_worker() -> bool:
+    """Whether the calling thread is the near-field worker (which must never wait on itself)."""
+    return threading.current_thread().name.startswith(WORKER_NAME)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """This thread's torch thread count at n within the block, restored afterwards, even on errors."""
+    own = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own)
 
 
 def _near_without_grad(net, x, fresh=True):
@@ -68,14 +88,10 @@ def _near_without_grad(net, x, fresh=True):
 def split_forward(net, far, x: torch.Tensor) -> torch.Tensor:
     """net.forward(x, far) with net.near(x) on the worker and far(x) here, on one thread fewer
     than the caller's count (at least 1). The same numbers as net.forward (a test checks)."""
-    threads = torch.get_num_threads()
     job = near_worker().submit(_near_without_grad, net, x)
-    torch.set_num_threads(max(1, threads - 1))
-    try:
+    with torch_threads(max(1, torch.get_num_threads() - 1)):
         f = far(x)
         return net.combine(job.result(), f)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def split_compiled(net, compiled, x: torch.Tensor) -> torch.Tensor:
