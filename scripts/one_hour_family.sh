@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The one-hour family from scratch (docs/neural.md, "Why the from-scratch members missed ..."):
 # four members shipped, each trained on dz/dx 1 and 4 data with --far-loss:
-#   r24: one layer, a 24-cell exact part, for every one-layer cell (dz/dx 0.25 to 4);
+#   r16: one layer, a 16-cell exact part and a 1 x 1 U0 (98 learned multiply-adds per cell), for
+#        every one-layer cell (dz/dx 0.25 to 4);
 #   c2, c3, c4: two, three and four layers, 40-cell exact parts;
 # and c1, one layer with a 40-cell exact part: not shipped, the start of c2, c3, c4.
 # Two cores, one torch thread per process.
 #   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
-# Stage 1: c1 on one core; the layered data, then r24, on the other. Stage 2: c4 on one core;
+# Stage 1: c1 on one core; the layered data, then r16, on the other. Stage 2: c4 on one core;
 # c2, then c3, on the other. 2026-12-04 on 2 cores / 23 GiB (with r10, a 10-cell one-layer member,
-# where r24 is now): 53.3 minutes, 18.4 GB resident at the peak (c3 and c4 side by side;
+# where r16 is now): 53.3 minutes, 18.4 GB resident at the peak (c3 and c4 side by side;
 # benchmarks/results/one_hour_family/times_s23.log). With less than about 20 GB, set
 # ONE_AT_A_TIME=1: c4 then trains after the others (about 20 minutes more).
 # The members ship as resources/neural/lean_nz*_R*.pt (docs/neural.md, "Reproduce").
@@ -39,9 +40,9 @@ C1=$!
   $D --out f3.h5 --seed 917 --aspect 4.0 --nz 3 --shapes $MID ) > data2.log 2>&1
 log data2_done
 # the one-layer member, from random weights, until about when c1 ends
-nmag train --data g1.h5 --also-data f1.h5 --out r24 --far-loss --lr 2e-3 --max-minutes 21 --seed 951 --stem 4 \
-    --u0-kernel 3 --local-radius 24 --near-full 12 $T > r24.log 2>&1
-log r24_done
+nmag train --data g1.h5 --also-data f1.h5 --out r16 --far-loss --lr 2e-3 --max-minutes 21 --seed 951 --stem 4 \
+    --u0-kernel 1 --local-radius 16 --near-full 8 $T > r16.log 2>&1
+log r16_done
 wait $C1; log c1_done
 # stage 2: the layered members start from the one-layer one (its far field laid out for the layers)
 train_layered() {   # nz minutes seed
@@ -55,4 +56,4 @@ else
   wait
 fi
 log all_done
-# measure: python benchmarks/member_held_out.py r24/best.pt c2/best.pt c3/best.pt c4/best.pt
+# measure: python benchmarks/member_held_out.py r16/best.pt c2/best.pt c3/best.pt c4/best.pt

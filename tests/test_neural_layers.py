@@ -247,7 +247,7 @@ def test_layered_start_from_the_shipped_one_layer_member_is_near_the_exact_field
     from engine.neural.lean import layered_from_one_layer
     from engine.neural.weights import build_net, load_weights
     from engine.neural.card_measure import rel_err as card_rel_err
-    one, _ = load_weights(RESOURCES / "lean_nz1_dzdx1_R24.pt")
+    one, _ = load_weights(RESOURCES / "lean_nz1_dzdx1_R16.pt")
     two = build_net(dict(one.config, nz=2))
     two.load_state_dict(layered_from_one_layer(one.state_dict(), 2))
     fresh = build_net(dict(one.config, nz=2))
@@ -255,9 +255,9 @@ def test_layered_start_from_the_shipped_one_layer_member_is_near_the_exact_field
     with torch.no_grad():
         e = card_rel_err(two(torch.tensor(M)), torch.tensor(H), torch.tensor(mk).bool()).numpy()
         e0 = card_rel_err(fresh(torch.tensor(M)), torch.tensor(H), torch.tensor(mk).bool()).numpy()
-    # measured: median 0.30 % (its exact part ends at 24 cells; session 23's 10-cell member: 2.8 %),
-    # afresh 8.2 %
-    assert np.median(e) < 0.006 and np.median(e0) > 5 * np.median(e), (e, e0)
+    # measured: median 0.70 % (its exact part ends at 16 cells; session 24's 24-cell member: 0.30 %,
+    # session 23's 10-cell member: 2.8 %), afresh 12.7 %
+    assert np.median(e) < 0.01 and np.median(e0) > 5 * np.median(e), (e, e0)
 
 
 CARD = {"members": [{"file": "a.pt", "nz": 1, "dz_dx": 1.0}, {"file": "b.pt", "nz": 1, "dz_dx": 0.6},
