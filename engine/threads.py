@@ -32,6 +32,7 @@ thread's count with `threads_for_grid` each time it builds a simulation.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("KMP_BLOCKTIME", "0")     # Intel OpenMP: sleep at once when idle
@@ -97,3 +98,16 @@ def apply_thread_policy(n: int | None = None, cells: int | None = None) -> int:
     except RuntimeError:      # only allowed before any parallel work started
         pass
     return n
+
+
+@contextmanager
+def torch_threads(n: int):
+    """The calling thread's torch thread count at n within the block, restored afterwards, even on
+    errors (torch's count is per OS thread; imported here lazily: this module loads before torch)."""
+    import torch
+    own = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own)

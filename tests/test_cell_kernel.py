@@ -5,7 +5,6 @@ several materials (the exchange's harmonic mean at interfaces), vacuum cells, la
 longer than its chunk, uniaxial anisotropy, interfacial DMI with its boundary condition at grid
 edges and vacuum, cubic anisotropy with any axes, the demag it leaves to torch, a time-dependent applied field, float32 and float64; and the Runge-Kutta arithmetic
 (stage sums, the error norm, normalisation) must match the torch forms, NaN included."""
-import contextlib
 import math
 import sys
 import threading
@@ -17,6 +16,7 @@ import torch
 from engine import Material, Mesh, Problem, Simulation, SolverSpec
 from engine import cell_kernel
 from engine.cell_kernel import CellKernel, max_norm_of_sum, normalized, stage_sum
+from engine.threads import torch_threads
 from engine.llg import llg_rhs
 from engine.solvers import RK45, combine
 from engine.state import normalize, vector_length
@@ -40,17 +40,6 @@ def random_m(shape, seed=0):
     g = np.random.default_rng(seed)
     m = g.normal(size=(3,) + tuple(shape))
     return m / np.linalg.norm(m, axis=0)
-
-
-@contextlib.contextmanager
-def torch_threads(n):
-    """torch's intra-op thread count set to n for the block (the cell kernel follows it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def start_and_join(threads):

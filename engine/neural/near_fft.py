@@ -37,7 +37,8 @@ from ..demag import FFTDemag
 from ..fft_backends import cache_dir, fastest_padding, measuring
 from ..timing import best_in_turns, clock_for, whole_call
 from .lean import COMPONENT_INDEX
-from .overlap import near_worker, on_worker, torch_threads
+from ..threads import torch_threads
+from .overlap import near_worker, on_worker
 
 
 def near_padded_shape(nz: int, ny: int, nx: int, R: int, smooth: int = 5) -> tuple:

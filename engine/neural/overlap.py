@@ -26,9 +26,10 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import torch
+
+from ..threads import torch_threads
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -67,17 +68,6 @@ def near_worker() -> ThreadPoolExecutor:
 def on_worker() -> bool:
     """Whether the calling thread is the near-field worker (which must never wait on itself)."""
     return threading.current_thread().name.startswith(WORKER_NAME)
-
-
-@contextmanager
-def torch_threads(n: int):
-    """This thread's torch thread count at n within the block, restored afterwards, even on errors."""
-    own = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(own)
 
 
 def _near_without_grad(net, x, fresh=True):
