@@ -386,11 +386,11 @@ def test_the_state_path_reads_strided_m_and_refuses_what_it_cannot_read(monkeypa
     ref = nd.h_from_M(st.Ms * st.m) * st.mask
     strided = st.m.transpose(2, 3).contiguous().transpose(2, 3)     # the same m, columns outermost
     assert bound.takes_state(strided, st.Ms, st.mask)
-    assert torch.equal(bound.field_of_state(strided, st.Ms, st.mask, plan.near_field), ref)
+    assert torch.equal(bound.field_of_state(strided, st.Ms, st.mask, plan), ref)
     assert not bound.takes_state(st.m.float(), st.Ms, st.mask)        # float32 states: the torch mask
     assert not bound.takes_state(st.m, st.Ms, st.mask.double())
     assert not bound.takes_state(st.m[:, :, :, :50], st.Ms, st.mask)
-    assert bound.field_of_state(st.m.float(), st.Ms, st.mask, plan.near_field) is None
+    assert bound.field_of_state(st.m.float(), st.Ms, st.mask, plan) is None
 
 
 @needs_library
@@ -446,7 +446,7 @@ def test_the_state_program_switches_between_shared_and_unshared_rows(monkeypatch
         programs = []
         for helper in (near_worker(), None, near_worker()):
             with nd._evaluating:
-                h = plan.bound.field_of_state(st.m, st.Ms, st.mask, plan.near_field, helper)
+                h = plan.bound.field_of_state(st.m, st.Ms, st.mask, plan, helper)
             assert torch.equal(h, ref)
             programs.append(plan.bound._program)
             assert programs[-1].sharing == (helper is not None) and (programs[-1].half is not None) == (helper is not None)

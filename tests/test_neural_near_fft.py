@@ -209,6 +209,13 @@ def test_near_field_in_tiles_is_the_direct_convolution(nz, R, ny, nx, tile, shar
     assert rel(out.transpose(0, 1).reshape(1, 3 * nz, ny, nx), ref) < 1e-5
 
 
+def test_halves_cut_the_longer_side_where_each_half_is_long_enough():
+    assert nfft.halves(256, 256, 16) == [(128, 256)]
+    assert nfft.halves(100, 300, 10) == [(100, 150)]
+    assert nfft.halves(25, 100, 16) == []          # standard problem 4: halves of 25 rows are too short
+    assert nfft.halves(200, 200, 16) == []         # 100 < 8 R
+
+
 def test_tilings_keep_a_halo_budget_and_leave_short_axes_whole():
     assert nfft.tilings(1024, 1024, 10) == [(171, 171), (256, 256), (342, 342)]
     assert nfft.tilings(1024, 1024, 24) == [(205, 205), (256, 256)]   # only boxes whose tiles are >= 8 R
@@ -224,6 +231,7 @@ def tile_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NMAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("NMAG_FFT", raising=False)
     monkeypatch.setattr(nfft, "TILE_MIN_CELLS", 64 * 64)
+    monkeypatch.setattr(nfft, "SHARED_MIN_CELLS", 48 * 48)
     monkeypatch.setattr(nfft, "TILE_BOXES", (48, 64))
     return tmp_path / "cache" / nfft.CHOICE_FILE
 
@@ -262,7 +270,9 @@ def test_two_threads_also_measure_tiles_shared_with_the_worker(tile_cache, monke
         first = nfft.near_field_fft(w, 96, 80)
         rec = json.loads(tile_cache.read_text())["80x96x1:R=4:float32:threads=2"]
         tiles = [f"{a}x{b}" for a, b in nfft.tilings(96, 80, 4)]
-        assert set(rec["ms"]) == {"whole"} | set(tiles) | {t + " shared" for t in tiles}
+        cut = [f"{a}x{b}" for a, b in nfft.halves(96, 80, 4)]
+        assert cut == ["48x80"] and cut[0] not in tiles
+        assert set(rec["ms"]) == {"whole"} | set(tiles) | {t + " shared" for t in tiles + cut}
         assert getattr(first, "shared", False) == rec["shared"]
         # a record written before shared tiles were a way is measured again on two threads
         data = {"80x96x1:R=4:float32:threads=2": {"tile": None, "ms": {}}}
@@ -314,3 +324,47 @@ def test_the_network_served_through_tiles_gives_the_same_field(tile_cache, monke
     nd._buffer_plans.clear()
     ref = nd.h(st)
     assert float((h - ref).norm() / ref.norm()) < 1e-6
+
+
+def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(tile_cache, monkeypatch):
+    """On two threads with shared tiles the worker's half begins before the learned part's levels
+    (BoundFar, the state path, and CompiledFar.levels_then, h_from_M's): the same field as the
+    whole grid's near field, in the state path and in h_from_M, call after call."""
+    import json
+    from types import SimpleNamespace
+    from engine.neural.demag import NeuralDemag
+    n, R = (150, 200, 1), ModelCard.load().default_member()["near_radius"]
+    monkeypatch.setattr(nfft, "TILE_BOXES", (2 * R + 8 * R,))
+    tile = list(nfft.tilings(200, 150, R)[0])
+    tile_cache.parent.mkdir(parents=True)
+    tile_cache.write_text(json.dumps({f"150x200x1:R={R}:float32:threads=2": {"tile": tile, "shared": True}}))
+    begun = []
+    real_begin = nfft.TiledNearFieldFFT.begin
+    monkeypatch.setattr(nfft.TiledNearFieldFFT, "begin", lambda self, x=None: begun.append(x is None) or real_begin(self, x))
+    own = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
+        nd.split = False
+        begun.clear()
+        g = torch.Generator().manual_seed(5)
+        mask = torch.ones(1, 200, 150, dtype=torch.bool)
+        mask[:, 150:, 100:] = False
+        states = []
+        for _ in range(2):
+            m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
+            states.append(SimpleNamespace(m=m / m.norm(dim=0, keepdim=True) * mask, mask=mask, Ms=8e5 * mask.double()))
+        got = [nd.h(st) for st in states]
+        assert begun == [True, True]                 # the state path began the worker's half itself
+        got_M = [nd.h_from_M(st.Ms * st.m) for st in states]
+        assert begun[2:] == [False, False]            # h_from_M's levels_then: begun with x
+        near = nd.net._near_fft[(200, 150, 2)]
+        assert isinstance(near, nfft.TiledNearFieldFFT) and near.shared and near._pending is None
+        nd.net._near_fft[(200, 150, 2)] = nfft.NearFieldFFT(nd.net.near_w, 200, 150)
+        nd._buffer_plans.clear()
+        for st, h, hM in zip(states, got, got_M):
+            ref = nd.h(st)
+            assert float((h - ref).norm() / ref.norm()) < 1e-6
+            assert float((hM * st.mask - ref).norm() / ref.norm()) < 1e-6
+    finally:
+        torch.set_num_threads(own)

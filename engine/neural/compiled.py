@@ -58,6 +58,15 @@ def _u0_rows(half) -> tuple:
     return (1, 1 << 30), (1, half), (None if half is None else half + 1, 1 << 30)
 
 
+def _begin(near_field) -> None:
+    """Start near_field's work on the near-field worker where it has a `begin` (tiles shared by two
+    threads, engine.neural.near_fft): the worker transforms its half while this thread runs the
+    levels, which read the same input only."""
+    begin = getattr(near_field, "begin", None)
+    if begin is not None:
+        begin()
+
+
 def _by_rows(fn, helper, half, whole: tuple, first: tuple, second: tuple) -> None:
     """fn(*whole) on this thread; where rows are shared (half is not None), fn(*first) here and
     fn(*second) on `helper`'s thread meanwhile (each call releases the GIL)."""
@@ -274,6 +283,14 @@ class CompiledFar:
             self.features(x)
             return self.finish(near, helper)
 
+    def levels_then(self, x: torch.Tensor, near_field, helper=None) -> torch.Tensor:
+        """The same with the near field computed after the levels: near_field() (begun first where
+        it has a `begin`, so that the worker's share of it runs beside the levels)."""
+        with self._busy:
+            _begin(near_field)
+            self.features(x)
+            return self.finish(near_field(), helper)
+
     def bind(self, x: torch.Tensor) -> "BoundFar":
         """This learned part bound to one input buffer x that never moves (see BoundFar)."""
         return BoundFar(self, x)
@@ -312,6 +329,7 @@ class BoundFar:
         address and strides, checked once per tensor (an FFT pipeline that returns its own
         buffer: once)."""
         cf, lib = self.cf, self.cf.lib
+        _begin(near_field)
         lib.nm_pool(*self._pool)
         _ok(lib.nm_run(*self._run))
         near = near_field()
@@ -425,9 +443,18 @@ class StateProgram:
         H_at = H.data_ptr()
         for k in self._u0_rows:
             t[k, 9] = H_at
+        begin = getattr(near_field, "begin", None)
         if self._loads:
             _by_rows(lambda a, n: lib.nm_run(a, n), helper, self.half, (), self._loads[0], self._loads[1])
-        _ok(lib.nm_run(*self._levels))
+            _begin(near_field)
+            _ok(lib.nm_run(*self._levels))
+        elif begin is None:
+            _ok(lib.nm_run(*self._levels))   # the load, the pooling and the levels in one call
+        else:   # the load is the levels' first record: begin the near field once M is in its buffer
+            at, count = self._levels
+            _ok(lib.nm_run(at, 1))
+            begin()
+            _ok(lib.nm_run(at + OP_FIELDS * 8, count - 1))
         near = near_field()
         if near is not self._near:
             self.cf._check("near", near)

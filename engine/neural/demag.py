@@ -82,18 +82,35 @@ class _BufferPlan:
         self.shares_u0 = compiled.shared_half(threads > 1) is not None
         self.bound = compiled.bind(self.x)
         self._H = self._view = None
+        if getattr(near, "shared", False):   # tiles shared with the worker: its half starts before the levels
+            self.begin = near.begin
 
     def helper(self):
         """The near-field worker where U_0's rows are shared with it (engine.neural.overlap), else None."""
         return near_worker() if self.shares_u0 else None
 
-    def near_field(self) -> torch.Tensor:
+    def __call__(self) -> torch.Tensor:
         """The near field of what the buffer holds, as a (1, 3, ny, nx) view; the same view object
-        while the pipeline returns the same buffer (FFTW), so BoundFar checks it once."""
+        while the pipeline returns the same buffer (FFTW), so BoundFar checks it once. (The plan
+        is the near field's callable for BoundFar, with a `begin` where the near field has one.)"""
         H = self.near.convolve_input()
         if H is not self._H:
             self._H, self._view = H, H.transpose(0, 1)
         return self._view
+
+
+class _NearAfterLevels:
+    """The near field of x by shared tiles (near_fft.TiledNearFieldFFT) for CompiledFar.levels_then:
+    begin() writes x in and starts the worker's half; the call does this thread's half."""
+
+    def __init__(self, near, x):
+        self.near, self.x = near, x
+
+    def begin(self) -> None:
+        self.near.begin(self.x)
+
+    def __call__(self) -> torch.Tensor:
+        return self.near.channels(self.near.convolve_input())
 
 
 class NeuralDemag(Demag):
@@ -212,6 +229,11 @@ class NeuralDemag(Demag):
         """One way, the compiled learned part after the near field (on the process's threads);
         on two or more threads U_0 shares its rows with the near-field worker."""
         helper = near_worker() if torch.get_num_threads() > 1 else None
+        nx, ny, _ = self.n
+        near = self.net._near_fft.get((ny, nx, torch.get_num_threads()))
+        if getattr(near, "shared", False) and x.shape[0] == 1:
+            # tiles shared with the worker: its half begins, then the levels run here beside it
+            return self.compiled.levels_then(x, _NearAfterLevels(near, x), helper)
         return self.compiled(x, self.net.near(x, fresh=False), helper)   # finish() only reads the near field
 
     def _traced_far(self, net):
@@ -310,7 +332,7 @@ class NeuralDemag(Demag):
         plan = self._buffer_plan(state)
         if plan is not None:
             with self._evaluating:   # C passes and the near field's FFT on buffers that never need grad
-                H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan.near_field, plan.helper())
+                H = plan.bound.field_of_state(state.m, state.Ms, state.mask, plan, plan.helper())
             if H is not None:
                 return H
             return self._h_through_buffer(state, plan)
@@ -344,7 +366,7 @@ class NeuralDemag(Demag):
         tries BoundFar.field_of_state first: float64 ones)."""
         with torch.no_grad(), self._evaluating:
             torch.mul(state.Ms, state.m, out=plan.buf)
-            H = plan.bound(plan.near_field, plan.helper())
+            H = plan.bound(plan, plan.helper())
             out = torch.empty(state.m.shape, dtype=torch.promote_types(state.Ms.dtype, state.m.dtype))
             return torch.mul(H.transpose(0, 1), state.mask, out=out)
 

@@ -133,11 +133,25 @@ class NearFieldFFT(FFTDemag):
 # measured, so its members are not measured at all), and taken where they measured at most
 # TILE_GAIN of the whole grid's time (a margin for the noise of a shared machine)
 TILE_MIN_CELLS = 384 * 384
+# on two or more threads, tiles shared by two threads are tried from this many cells (also the grid
+# cut in two halves): the whole grid's FFT split over two threads gains little below 512^2 (256^2:
+# the exact FFT took 2.9-3.1 ms on two threads against 1.75-2.0 on one)
+SHARED_MIN_CELLS = 160 * 160
 TILE_BOXES = (192, 288, 384)
 TILE_MIN_PER_R = 8
 TILE_GAIN = 0.95
 CHOICE_FILE = "near_tiles.json"   # in engine.fft_backends.cache_dir(), beside the FFT choices
 _CHOICES = JsonObjectFile(lambda: cache_dir() / CHOICE_FILE)
+
+
+def halves(ny: int, nx: int, R: int) -> list:
+    """The grid cut in two along its longer side, [(Ty, Tx)], where each half is at least
+    TILE_MIN_PER_R x R cells long (for two threads, one half each); else []."""
+    if ny >= nx:
+        tile = (-(-ny // 2), nx)
+    else:
+        tile = (ny, -(-nx // 2))
+    return [tile] if min(tile) >= max(TILE_MIN_PER_R * R, 32) and tile != (ny, nx) else []
 
 
 def tilings(ny: int, nx: int, R: int) -> list:
@@ -167,22 +181,25 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     the whole grid."""
     nz, R = weight.shape[0] // 3, (weight.shape[-1] - 1) // 2
     ny, nx = int(ny), int(nx)
-    tiles = tilings(ny, nx, R)
-    if ny * nx < TILE_MIN_CELLS or not tiles or not measuring(fft):
-        return NearFieldFFT(weight, ny, nx, dtype, fft)
     threads = torch.get_num_threads()
+    tiles = tilings(ny, nx, R) if ny * nx >= TILE_MIN_CELLS else []
+    shared = []
+    if threads > 1 and ny * nx >= SHARED_MIN_CELLS:
+        shared = tilings(ny, nx, R) + [t for t in halves(ny, nx, R) if t not in tilings(ny, nx, R)]
+    if not (tiles or shared) or not measuring(fft):
+        return NearFieldFFT(weight, ny, nx, dtype, fft)
     key = _choice_key(nz, ny, nx, R, dtype)
     known = _CHOICES.read().get(key, {})
-    tile, shared = known.get("tile", ""), bool(known.get("shared"))
+    tile, is_shared = known.get("tile", ""), bool(known.get("shared"))
+    listed = isinstance(tile, list) and tuple(tile) in (shared if is_shared else tiles)
     # a record from before shared tiles were a way (no "shared") is measured again on several threads
-    if (threads == 1 or "shared" in known) and (tile is None or (isinstance(tile, list) and tuple(tile) in tiles)):
+    if (threads == 1 or "shared" in known) and (tile is None or listed):
         return NearFieldFFT(weight, ny, nx, dtype, fft) if tile is None else \
-            TiledNearFieldFFT(weight, ny, nx, tile, dtype, fft, shared=shared and threads > 1)
+            TiledNearFieldFFT(weight, ny, nx, tile, dtype, fft, shared=is_shared)
     ways = {"whole": NearFieldFFT(weight, ny, nx, dtype, fft)}
     ways.update({f"{Ty}x{Tx}": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft) for Ty, Tx in tiles})
-    if threads > 1:
-        ways.update({f"{Ty}x{Tx} shared": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft, shared=True)
-                     for Ty, Tx in tiles})
+    ways.update({f"{Ty}x{Tx} shared": TiledNearFieldFFT(weight, ny, nx, (Ty, Tx), dtype, fft, shared=True)
+                 for Ty, Tx in shared})
     x = torch.rand((1, 3 * nz, ny, nx), dtype=dtype)
     clock = clock_for(threads)
     for w in ways.values():
@@ -233,6 +250,7 @@ class TiledNearFieldFFT:
                       for y in range(0, ny, Ty) for x in range(0, nx, Tx)]
         half = (len(self._jobs) + 1) // 2
         self._halves = (self._jobs[:half], self._jobs[half:])
+        self._pending = None   # the worker's half, begun (begin) and not yet waited for
 
     @property
     def backend(self) -> str:
@@ -244,20 +262,42 @@ class TiledNearFieldFFT:
         """The (3, nz, ny, nx) interior of the source buffer: write M here, then convolve_input()."""
         return self._in
 
+    def begin(self, x: torch.Tensor | None = None) -> None:
+        """Shared tiles: start the worker's half of the near field of x (1, 3 nz, ny, nx), or of
+        what input_view() holds, so that this thread may do other work that only reads the input
+        (the learned part's levels) before convolve_input() does its own half and waits. Without
+        sharing (or on the worker itself) it only writes x in."""
+        if self._pending is not None:   # begun and never finished (an error between): stale, and it reads the input
+            job, self._pending = self._pending, None
+            job.result()
+        if x is not None:
+            nx, ny, nz = self.n
+            self._in.copy_(x[0].view(nz, 3, ny, nx).transpose(0, 1))
+        if self.helper_box is not None and not on_worker():
+            self._pending = near_worker().submit(self._convolve_tiles, self.helper_box, self._halves[1])
+
     def convolve_input(self) -> torch.Tensor:
         """The near field of what input_view() holds, (3, nz, ny, nx): the output buffer, the same
         tensor every call, overwritten by the next. Shared: the second half of the tiles on the
-        near-field worker meanwhile (on the worker itself, all of them here)."""
+        near-field worker meanwhile (begun here unless begin() did; on the worker itself, all of
+        them here)."""
         if self.helper_box is None or on_worker():
             self._convolve_tiles(self.box, self._jobs)
             return self.out
-        job = near_worker().submit(self._convolve_tiles, self.helper_box, self._halves[1])
+        if self._pending is None:
+            self.begin()
+        job, self._pending = self._pending, None
         try:
             with torch_threads(1):
                 self._convolve_tiles(self.box, self._halves[0])
         finally:
             job.result()
         return self.out
+
+    def channels(self, H: torch.Tensor) -> torch.Tensor:
+        """convolve_input()'s (3, nz, ny, nx) result as the network's (1, 3 nz, ny, nx) view."""
+        nx, ny, nz = self.n
+        return H.transpose(0, 1).reshape(1, 3 * nz, ny, nx)
 
     def _convolve_tiles(self, box, jobs) -> None:
         R = self.R
@@ -267,10 +307,9 @@ class TiledNearFieldFFT:
 
     def __call__(self, x: torch.Tensor, fresh: bool = True) -> torch.Tensor:
         """As NearFieldFFT.__call__: x (1, 3 nz, ny, nx), layer-major channels."""
-        nx, ny, nz = self.n
-        self._in.copy_(x[0].view(nz, 3, ny, nx).transpose(0, 1))
+        self.begin(x)
         H = self.convolve_input()
-        out = H.transpose(0, 1).reshape(1, 3 * nz, ny, nx)
+        out = self.channels(H)
         return out.clone() if fresh and out.data_ptr() == H.data_ptr() else out
 
 
