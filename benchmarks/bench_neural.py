@@ -25,7 +25,7 @@ CUDA graph, and the FFT in float32. Kept ready; not measured on this machine (no
 Threads: each size runs in a fresh process under the app's OpenMP policy (engine.threads, loaded
 before torch: idle threads sleep instead of spinning), as `nmag run` and the desktop app run;
 --omp-wait active measures under torch's default (idle threads spin) instead. The policy decides
-how two threads are best used (engine.neural.demag._choose_split), so it is printed and stored.
+how two threads are best used (engine.neural.demag._choose_way), so it is printed and stored.
 The machine these numbers come from is a shared 2-core CPU: absolute times are noisy, the
 ratio in the same process is the figure to read.
 """
@@ -106,7 +106,7 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
     fft = FFTDemag((n, n, nz), d, torch.float32, device)
     nd = NeuralDemag((n, n, nz), d, torch.float32, device, weights=served_weights(model, dz_dx) if model else None)
     assert nd.fallback is None, nd.warnings
-    run, net, split, learned = nd.h_from_M, nd.net, nd.split, nd.learned_part
+    run, net, way, learned = nd.h_from_M, nd.net, nd.way, nd.learned_part
     if str(device).startswith("cuda"):
         cr = cuda_runner(net, torch.zeros(1, 3, n, n, device=device))
         run = lambda M: cr(M[:, 0][None])   # noqa: E731
@@ -114,8 +114,9 @@ def worker(n, threads, repeats, device="cpu", model=None, nz=1, dz_dx=1.0):
     M = (torch.randn(3, nz, n, n, generator=g) * 8e5).to(device)
     t = _timer(device)
     out = {"n": n, "nz": nz, "dz_dx": dz_dx, "model": model or "shipped", "times": {},
-           # on 2+ threads: near field and learned part side by side (engine.neural.overlap)
-           "neural_split": split,
+           # on 2+ threads: each operation over the threads, the near field and the learned part side
+           # by side (engine.neural.overlap) or all on one thread (NeuralDemag._choose_way)
+           "neural_way": way, "neural_split": way == "side by side",
            # how the learned part ran: "compiled" (engine.neural.compiled), "traced" or "eager" (torch)
            "learned_part": learned}
     for th in threads:
@@ -308,7 +309,7 @@ def main(argv=None):
     sizes = [int(s) for s in a.sizes.split(",") if s]
     threads = [int(t) for t in a.threads.split(",")]
     results = []
-    print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11} {'side by side':>12} "
+    print(f"{'N':>6} {'thr':>3} {'fft ms':>10} {'neural ms':>10} {'neural/fft':>10} {'net ns/cell':>11} {'2-thread way':>12} "
           f"{'near/fft':>9} {'vs fastest':>10}")
     for n in sizes:
         rep = 3 if n >= 1024 else (5 if n >= 512 else 15)
@@ -317,7 +318,7 @@ def main(argv=None):
         for th in threads:
             x = r["times"][str(th)]
             print(f"{n:>6} {th:>3} {x['fft'] * 1e3:>10.2f} {x['neural'] * 1e3:>10.2f} {x['ratio']:>10.2f} "
-                  f"{x['neural'] / n ** 2 * 1e9:>11.2f} {('yes' if r.get('neural_split') else 'no') if th > 1 else '-':>12} "
+                  f"{x['neural'] / n ** 2 * 1e9:>11.2f} {r.get('neural_way', '?') if th > 1 else '-':>12} "
                   f"{x['near_ratio'] if 'near_ratio' in x else float('nan'):>9.2f} {x['ratio_vs_fastest']:>10.2f}",
                   flush=True)
     info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),

@@ -2,6 +2,7 @@
 the same numbers as one after the other, the thread counts left as they were, and a choice
 NeuralDemag makes by timing both ways (or as NMAG_NEURAL_SPLIT forces it)."""
 import multiprocessing
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def two_threads():
 
 
 def _field(nd, M, split):
-    nd.split = split
+    nd.split, nd.one_thread = split, False
     return nd.h_from_M(M)
 
 
@@ -65,22 +66,49 @@ def test_split_restores_the_callers_threads_when_the_learned_part_fails(two_thre
 def test_the_choice_is_timed_on_two_threads_only(monkeypatch, two_threads):
     monkeypatch.delenv("NMAG_NEURAL_SPLIT", raising=False)
     nd = NeuralDemag((64, 64, 1), D)
-    assert set(nd.split_times_s) == {False, True} and all(t > 0 for t in nd.split_times_s.values())
-    assert nd.split == (nd.split_times_s[True] < 0.95 * nd.split_times_s[False])
+    times = nd.way_times_s
+    assert set(times) == {"threads", "side by side", "one thread"} and all(t > 0 for t in times.values())
+    fastest = min(times, key=times.get)
+    assert nd.way == (fastest if times[fastest] < 0.95 * times["threads"] else "threads")
+    assert nd.split == (nd.way == "side by side") and nd.one_thread == (nd.way == "one thread")
     torch.set_num_threads(1)
     nd1 = NeuralDemag((64, 64, 1), D)
-    assert nd1.split is False and nd1.split_times_s is None
+    assert nd1.way == "threads" and nd1.split is False and nd1.way_times_s is None
     torch.set_num_threads(2)   # beyond SPLIT_MAX_CELLS: not timed, each operation split
     monkeypatch.setattr(neural_demag, "SPLIT_MAX_CELLS", 64 * 64)
     big = NeuralDemag((80, 64, 1), D)
-    assert big.split is False and big.split_times_s is None
-    assert NeuralDemag((64, 64, 1), D).split_times_s is not None
+    assert big.way == "threads" and big.way_times_s is None
+    assert NeuralDemag((64, 64, 1), D).way_times_s is not None
     monkeypatch.undo()
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "1")
     assert NeuralDemag((64, 64, 1), D).split is True
     monkeypatch.setenv("NMAG_NEURAL_SPLIT", "0")
     torch.set_num_threads(2)
-    assert NeuralDemag((64, 64, 1), D).split is False
+    assert NeuralDemag((64, 64, 1), D).way == "threads"
+
+
+def test_one_thread_way_gives_the_same_field_and_leaves_the_threads(monkeypatch, two_threads):
+    """ONE_THREAD runs h and h_from_M on one thread (the near field's one-thread FFT and no
+    worker) and gives the caller back its two threads; the field is the one of two threads."""
+    monkeypatch.setenv("NMAG_NEURAL_SPLIT", "0")
+    nd = NeuralDemag((96, 64, 1), D)
+    g = torch.Generator().manual_seed(3)
+    M = torch.randn(3, 1, 64, 96, generator=g) * 8e5
+    H2 = nd.h_from_M(M)
+    nd.one_thread = True
+    calls = []
+    run = nd._run
+    monkeypatch.setattr(nd, "_run", lambda x: calls.append(torch.get_num_threads()) or run(x))
+    H1 = nd.h_from_M(M)
+    assert calls == [1] and torch.get_num_threads() == 2
+    torch.testing.assert_close(H1, H2, rtol=1e-5, atol=1e-6 * float(H2.abs().max()))
+    m = (M / M.norm(dim=0, keepdim=True)).double()
+    state = SimpleNamespace(m=m, Ms=torch.full((1, 64, 96), 8e5, dtype=torch.float64),
+                            mask=torch.ones(1, 64, 96, dtype=torch.bool))
+    Hs = nd.h(state)
+    assert torch.get_num_threads() == 2 and 1 in nd._buffer_plans   # the one-thread way's plan
+    ref = nd.h_from_M(8e5 * m)
+    torch.testing.assert_close(Hs, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
 
 
 def _child(queue):

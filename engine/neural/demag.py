@@ -30,6 +30,7 @@ import torch
 
 from ..demag import Demag, FFTDemag
 from ..errors import warn_at_caller
+from ..threads import torch_threads
 from ..resources import resource_path
 from .overlap import near_worker, split_compiled, split_forward
 from .card import ASPECT_TOLERANCE, DEFAULT_CARD, ModelCard, load_card   # noqa: F401 - load_card re-exported
@@ -48,10 +49,13 @@ def _default_weights_path():
     return str(resource_path("neural/" + m["file"])) if m else None
 
 
-# the largest grid on which the two branches may run side by side (_choose_split times both ways
+# the largest grid on which the two branches may run side by side (_choose_way times the ways
 # up to it): at 2048^2 splitting each operation won (two threads, passive OpenMP waits: 147-177
 # against 167-197 ms per evaluation), and timing a grid that large takes seconds
 SPLIT_MAX_CELLS = 1024 * 1024
+
+# how an evaluation uses two or more threads (NeuralDemag._choose_way)
+THREADS, SIDE_BY_SIDE, ONE_THREAD = "threads", "side by side", "one thread"
 
 
 def _sizes_as_constants(graph) -> None:
@@ -128,7 +132,10 @@ class NeuralDemag(Demag):
         self.warnings: list[str] = []
         self.fallback = None
         self.net, self.meta, self.member = None, {}, None
-        self.split, self.split_times_s = False, None   # see _choose_split
+        # how two or more threads are used (see _choose_way): THREADS, SIDE_BY_SIDE or ONE_THREAD;
+        # split: side by side (the near field on the worker); way_times_s: the timings it chose by
+        self.way, self.split, self.way_times_s = THREADS, False, None
+        self.one_thread = False
         self.compiled = None   # the learned part as compiled C, see _compiled_far
         self.compiled_why = None   # why it is not, where it is not
         # how the learned part runs: "compiled", "traced" or "eager" (torch); None where the
@@ -199,7 +206,8 @@ class NeuralDemag(Demag):
             else:
                 self._run = functools.partial(self.net.forward, far=traced) if traced is not None else self.net
                 self._run_split = lambda x: split_forward(self.net, self._far, x)
-            self.split = self._choose_split()
+            self.way = self._choose_way()
+            self.split, self.one_thread = self.way == SIDE_BY_SIDE, self.way == ONE_THREAD
         self._steps = 0
         self._fft = None
         self.last_probe = None
@@ -261,48 +269,56 @@ class NeuralDemag(Demag):
             pass
         return None
 
-    def _choose_split(self, repeats: int | None = None) -> bool:
-        """Whether to run the near field and the learned part side by side, one thread each
-        (engine.neural.overlap), instead of splitting each operation over the threads: timed
-        here on this grid, each way twice in blocks (two warm-up calls, then `repeats` timed
-        ones: 3 up to 256^2 cells, else 2), best of all, kept when 5 % faster. Each call comes
-        after a little elementwise work on the process's threads, as in a simulation: with
+    def _choose_way(self, repeats: int | None = None) -> str:
+        """How this grid uses two or more threads, timed here: THREADS (each operation split over
+        them), SIDE_BY_SIDE (the near field and the learned part on one thread each,
+        engine.neural.overlap) or ONE_THREAD (the whole evaluation on one, the others idle).
+        Each way twice in blocks (two warm-up calls, then `repeats` timed ones: 3 up to 256^2
+        cells, else 2), best of all; another way than THREADS is kept when 5 % faster. Each call
+        comes after a little elementwise work on the process's threads, as in a simulation: with
         spinning OpenMP waits (torch's default) that work leaves a thread spinning on the other
         core, which the side-by-side worker then competes with (256^2, two threads, an FFT
         between calls: 5.4 against 4.0 ms), while with passive waits (engine.threads, the app's
         policy) it is each operation split over two threads that pays, by waking the other
         thread every time (256^2: 7.8 against 2.3 ms; 1024^2: 47 against 42 ms). Timed back to
-        back with nothing between, the first case looked the other way round. Only with two or
-        more threads, float32 on the CPU, up to SPLIT_MAX_CELLS; NMAG_NEURAL_SPLIT=0/1 forces
-        it."""
+        back with nothing between, the first case looked the other way round. One thread: at
+        256^2 side by side took 1.13-1.32 ms and one thread 1.13 (2026-12-05), the two threads'
+        FFTs scaling poorly on this 2-core machine; the exact FFT is raced the same way (its
+        fastest thread count). Only with two or more threads, float32 on the CPU, up to
+        SPLIT_MAX_CELLS; NMAG_NEURAL_SPLIT=0/1 forces THREADS / SIDE_BY_SIDE."""
         import os
         import time
         forced = os.environ.get("NMAG_NEURAL_SPLIT", "").strip()
         nx, ny, nz = self.n
         runnable = self._far is not None or self.compiled is not None
         if forced in ("0", "1"):
-            return forced == "1" and str(self.device) == "cpu" and runnable
+            return SIDE_BY_SIDE if forced == "1" and str(self.device) == "cpu" and runnable else THREADS
         if (torch.get_num_threads() < 2 or str(self.device) != "cpu" or not runnable
                 or ny * nx > SPLIT_MAX_CELLS or self.net_dtype != torch.float32):
-            return False
+            return THREADS
         if repeats is None:
             repeats = 3 if ny * nx <= 256 * 256 else 2
         x = torch.randn(1, 3 * nz, ny, nx, generator=torch.Generator().manual_seed(0))
         scratch = torch.empty_like(x)
-        runs = {False: lambda: self._run(x), True: lambda: self._run_split(x)}
-        best = {False: float("inf"), True: float("inf")}
+
+        def one_thread():
+            with torch_threads(1):
+                return self._run(x)
+        runs = {THREADS: lambda: self._run(x), SIDE_BY_SIDE: lambda: self._run_split(x), ONE_THREAD: one_thread}
+        best = dict.fromkeys(runs, float("inf"))
         with torch.no_grad():
             # in blocks, warmed up each time: alternating call by call measured the cost of
-            # switching between the two ways' FFT buffers (256^2: 2.3 against 1.35 ms)
-            for split in (False, True) * 2:
+            # switching between the ways' FFT buffers (256^2: 2.3 against 1.35 ms)
+            for way in tuple(runs) * 2:
                 for i in range(2 + repeats):
                     torch.mul(x, 1.0, out=scratch)     # the simulation's work between calls
                     t0 = time.perf_counter()
-                    runs[split]()
+                    runs[way]()
                     if i >= 2:
-                        best[split] = min(best[split], time.perf_counter() - t0)
-        self.split_times_s = best
-        return best[True] < 0.95 * best[False]
+                        best[way] = min(best[way], time.perf_counter() - t0)
+        self.way_times_s = best
+        fastest = min(best, key=best.get)
+        return fastest if best[fastest] < 0.95 * best[THREADS] else THREADS
 
     def _warn(self, msg):
         self.warnings.append(msg)
@@ -313,6 +329,9 @@ class NeuralDemag(Demag):
         """H_d in A/m for M in A/m, (3, nz, ny, nx)."""
         if self.fallback is not None:
             return self.fallback.h_from_M(M.to(self.fallback.dtype)).to(M.dtype)
+        if self.one_thread and torch.get_num_threads() > 1:
+            with torch_threads(1):
+                return self.h_from_M(M)
         nz, ny, nx = M.shape[1:]
         with torch.no_grad(), self._evaluating:
             x = M.to(self.net_dtype)
@@ -329,6 +348,9 @@ class NeuralDemag(Demag):
             return y.to(M.dtype)
 
     def h(self, state) -> torch.Tensor:
+        if self.one_thread and torch.get_num_threads() > 1:
+            with torch_threads(1):
+                return self.h(state)
         plan = self._buffer_plan(state)
         if plan is not None:
             with self._evaluating:   # C passes and the near field's FFT on buffers that never need grad
