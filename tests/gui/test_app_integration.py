@@ -35,11 +35,11 @@ FIRST_FRAME_MS = 60000
 NO_NET = "the shipped neural network does not load right now (resources/neural is being changed)"
 
 
-def probe_film(n: int = 24) -> Problem:
+def probe_film(n: int = 24, alpha: float = 0.5) -> Problem:
     """A small permalloy film with the neural demag and a probe every 2 steps."""
     p = Problem(title="probe film")
     p.mesh = Mesh((n, n, 1), (4.0, 4.0, 4.0))
-    p.materials = [Material(name="permalloy", alpha=0.5)]
+    p.materials = [Material(name="permalloy", alpha=alpha)]
     p.geometry = [ShapeOp("ellipse", "add", "permalloy", {"center_nm": [0, 0], "radii_nm": [40, 40]})]
     p.initial = InitialState("vortex", {})
     p.field.B_mT = (20.0, 0.0, 0.0)
@@ -232,9 +232,12 @@ def test_screenshot_of_the_3d_view_is_not_blank(window, tmp_path):
     assert (tmp_path / "view.png").stat().st_size > 1000
 
 
-def test_gif_recorded_from_the_running_window_has_the_expected_frame_count(qtbot, window, tmp_path):
+def test_gif_recorded_from_the_running_window_has_the_expected_frame_count(qtbot, open_main_window, tmp_path):
     import imageio.v3 as iio
-    w = window
+    # weak damping, so the spins still move when the frames are taken: at alpha 0.5 this small disk
+    # could settle before the first recorded frame on a busy machine, and the GIF was one frame (CI)
+    w = open_main_window(probe_film(alpha=0.005) if neural_available() else None, size=(1200, 800),
+                         timeout_ms=FIRST_FRAME_MS)
     w.view.frameDrawn.disconnect(w.exports._on_frame_drawn)   # frames are added here, one per drawn frame
     rec = w.exports.start_movie(tmp_path / "run.gif", fps=10)
     w.run()
