@@ -321,7 +321,8 @@ def main(argv=None):
                   f"{x['neural'] / n ** 2 * 1e9:>11.2f} {r.get('neural_way', '?') if th > 1 else '-':>12} "
                   f"{x['near_ratio'] if 'near_ratio' in x else float('nan'):>9.2f} {x['ratio_vs_fastest']:>10.2f}",
                   flush=True)
-    info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
+    from benchmarks.machine import describe
+    info = dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(), machine=describe(),
                 load_average=os.getloadavg(), python=platform.python_version(),
                 torch=__import__("torch").__version__, device=a.device,
                 date=time.strftime("%Y-%m-%d %H:%M"), dtype="float32", nz=a.nz, dz_dx=a.dz_dx,

@@ -36,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402 - after the path
+
 
 def first_zero(t, x):
     """First crossing of x from > 0 to <= 0, linearly interpolated (s); nan if none."""
@@ -124,7 +126,8 @@ def main(argv=None):
     paired_cpu = sorted(n["cpu_s"] / f["cpu_s"] for f, n in zip(runs["fft"], runs["neural"]))
     zf, zn = runs["fft"][0]["t_zero_s"], runs["neural"][0]["t_zero_s"]
     out = {"problem": "examples/sp4.toml (100 x 25 x 1 cells of 5 x 5 x 3 nm, relax + field 1, 1 ns)",
-           "threads": a.threads, "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"),
+           "threads": a.threads, "machine": describe(), "load_average": os.getloadavg(),
+           "date": time.strftime("%Y-%m-%d %H:%M"),
            "fft_wall_s": wf, "neural_wall_s": wn, "wall_ratio": wn / wf,
            "wall_ratio_paired": paired, "wall_ratio_paired_median": paired_median,
            "cpu_ratio_paired": paired_cpu, "cpu_ratio_paired_median": float(np.median(paired_cpu)),
