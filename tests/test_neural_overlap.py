@@ -23,7 +23,7 @@ def two_threads():
 
 
 def _field(nd, M, split):
-    nd.split, nd.one_thread = split, False
+    nd.way = "side by side" if split else "threads"
     return nd.h_from_M(M)
 
 
@@ -95,7 +95,7 @@ def test_one_thread_way_gives_the_same_field_and_leaves_the_threads(monkeypatch,
     g = torch.Generator().manual_seed(3)
     M = torch.randn(3, 1, 64, 96, generator=g) * 8e5
     H2 = nd.h_from_M(M)
-    nd.one_thread = True
+    nd.way = "one thread"
     calls = []
     run = nd._run
     monkeypatch.setattr(nd, "_run", lambda x: calls.append(torch.get_num_threads()) or run(x))

@@ -446,7 +446,8 @@ class StateProgram:
         begin = getattr(near_field, "begin", None)
         if self._loads:
             _by_rows(lambda a, n: lib.nm_run(a, n), helper, self.half, (), self._loads[0], self._loads[1])
-            _begin(near_field)
+            if begin is not None:
+                begin()
             _ok(lib.nm_run(*self._levels))
         elif begin is None:
             _ok(lib.nm_run(*self._levels))   # the load, the pooling and the levels in one call

@@ -133,9 +133,8 @@ class NeuralDemag(Demag):
         self.fallback = None
         self.net, self.meta, self.member = None, {}, None
         # how two or more threads are used (see _choose_way): THREADS, SIDE_BY_SIDE or ONE_THREAD;
-        # split: side by side (the near field on the worker); way_times_s: the timings it chose by
-        self.way, self.split, self.way_times_s = THREADS, False, None
-        self.one_thread = False
+        # way_times_s: the timings it chose by
+        self.way, self.way_times_s = THREADS, None
         self.compiled = None   # the learned part as compiled C, see _compiled_far
         self.compiled_why = None   # why it is not, where it is not
         # how the learned part runs: "compiled", "traced" or "eager" (torch); None where the
@@ -207,10 +206,19 @@ class NeuralDemag(Demag):
                 self._run = functools.partial(self.net.forward, far=traced) if traced is not None else self.net
                 self._run_split = lambda x: split_forward(self.net, self._far, x)
             self.way = self._choose_way()
-            self.split, self.one_thread = self.way == SIDE_BY_SIDE, self.way == ONE_THREAD
         self._steps = 0
         self._fft = None
         self.last_probe = None
+
+    @property
+    def split(self) -> bool:
+        """Side by side: the near field on the worker, the learned part here (engine.neural.overlap)."""
+        return self.way == SIDE_BY_SIDE
+
+    @property
+    def one_thread(self) -> bool:
+        """The whole evaluation on one thread, however many the caller has."""
+        return self.way == ONE_THREAD
 
     def _compiled_far(self, net):
         """The learned part compiled for this grid (engine.neural.compiled.CompiledFar), checked

@@ -182,10 +182,11 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     nz, R = weight.shape[0] // 3, (weight.shape[-1] - 1) // 2
     ny, nx = int(ny), int(nx)
     threads = torch.get_num_threads()
-    tiles = tilings(ny, nx, R) if ny * nx >= TILE_MIN_CELLS else []
+    tiled = tilings(ny, nx, R)
+    tiles = tiled if ny * nx >= TILE_MIN_CELLS else []
     shared = []
     if threads > 1 and ny * nx >= SHARED_MIN_CELLS:
-        shared = tilings(ny, nx, R) + [t for t in halves(ny, nx, R) if t not in tilings(ny, nx, R)]
+        shared = tiled + [t for t in halves(ny, nx, R) if t not in tiled]
     if not (tiles or shared) or not measuring(fft):
         return NearFieldFFT(weight, ny, nx, dtype, fft)
     key = _choice_key(nz, ny, nx, R, dtype)
