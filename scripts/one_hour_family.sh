@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The one-hour family from scratch (docs/neural.md, "Why the from-scratch members missed ..."):
-# four members shipped, each trained on dz/dx 1 and 4 data with --far-loss:
+# five members shipped, trained with --far-loss:
 #   r16: one layer, a 16-cell exact part and a 1 x 1 U0 (98 learned multiply-adds per cell), for
-#        every one-layer cell (dz/dx 0.25 to 4);
-#   c2, c3, c4: two, three and four layers, 40-cell exact parts;
+#        every one-layer cell (dz/dx 0.25 to 4), on dz/dx 1 and 4 data;
+#   c2, c3, c4: two, three and four layers, 40-cell exact parts, on dz/dx 1 and 4 data;
+#   c4t: four layers of tall cells (dz/dx 3.2 to 4), a 56-cell exact part, fine-tuned from c4 on
+#        dz/dx 3.2 and 4 data (a film 16 cells of dx thick needs a wider exact part than 40 cells);
 # and c1, one layer with a 40-cell exact part: not shipped, the start of c2, c3, c4.
 # Two cores, one torch thread per process.
 #   scripts/one_hour_family.sh OUTDIR        (the venv's python and nmag on PATH)
-# Stage 1: c1 on one core; the layered data, then r16, on the other. Stage 2: c4 on one core;
-# c2, then c3, on the other. 2026-12-04 on 2 cores / 23 GiB (with r10, a 10-cell one-layer member,
-# where r16 is now): 53.3 minutes, 18.4 GB resident at the peak (c3 and c4 side by side;
-# benchmarks/results/one_hour_family/times_s23.log). With less than about 20 GB, set
-# ONE_AT_A_TIME=1: c4 then trains after the others (about 20 minutes more).
+# Stage 1: c1 on one core; the layered data, then r16, on the other. Stage 2: c4 then c4t on one
+# core; the tall four-layer data, c2, then c3, on the other. Measured runs are logged in
+# benchmarks/results/one_hour_family/times_s*.log (2026-12-05, five members: 58.3 minutes, about
+# 19 GB in use at the peak, c3 and c4t side by side). With less than about 20 GB, set ONE_AT_A_TIME=1:
+# the layered members then train one after another (about 20 minutes more).
 # The members ship as resources/neural/lean_nz*_R*.pt (docs/neural.md, "Reproduce").
 set -eu
 OUT=${1:?usage: scripts/one_hour_family.sh OUTDIR}
@@ -48,12 +50,17 @@ wait $C1; log c1_done
 train_layered() {   # nz minutes seed
   nmag train --data g$1.h5 --also-data f$1.h5 --out c$1 --far-loss --lr 3e-4 --max-minutes $2 --seed $3 \
       --init c1/best.pt $T > c$1.log 2>&1; log c$1_done; }
+tall_data() { $D --out t4.h5 --seed 928 --aspect 3.2 --nz 4 --shapes $MID > t4.log 2>&1; log t4_done; }
+train_tall() {   # from c4, once the tall data exist
+  while ! grep -q t4_done times.log; do sleep 5; done
+  nmag train --data f4.h5 --also-data t4.h5 --out c4t --far-loss --lr 6e-4 --max-minutes 9 --seed 945 \
+      --init c4/best.pt --local-radius 56 --near-full 28 $T > c4t.log 2>&1; log c4t_done; }
 if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then
-  train_layered 2 9 922; train_layered 3 9 933; train_layered 4 18 934
+  tall_data; train_layered 2 9 922; train_layered 3 9 933; train_layered 4 11 934; train_tall
 else
-  ( train_layered 2 9 922; train_layered 3 9 933 ) &
-  train_layered 4 18 934
+  ( tall_data; train_layered 2 9 922; train_layered 3 9 933 ) &
+  train_layered 4 11 934; train_tall
   wait
 fi
 log all_done
-# measure: python benchmarks/member_held_out.py r16/best.pt c2/best.pt c3/best.pt c4/best.pt
+# measure: python benchmarks/member_held_out.py r16/best.pt c2/best.pt c3/best.pt c4/best.pt c4t/best.pt

@@ -32,8 +32,9 @@ from engine.resources import resource_path
 # targets themselves (median 1 %, p90 2 %) are checked by the card's measurement.
 MEDIAN_LIMIT, P90_LIMIT = 0.0014, 0.0032
 TALL_MEDIAN_LIMIT, TALL_P90_LIMIT = 0.0054, 0.0070
-# four layers are served to dz/dx 3.2: at 4 their large grids measured 1.26 / 2.43 % (p90 over 2 %)
-FOUR_LAYERS_TOP = 3.2
+# four layers: the 40-cell member to dz/dx 3.2 (at 4 session 24's measured 1.26 / 2.43 % on large
+# grids), a 56-cell member for tall cells from 3.2 to 4
+FOUR_LAYERS_TOP, TALL_FOUR_LAYERS = 3.2, (3.2, 4.0)
 
 
 def rel_l2(a, b):
@@ -115,8 +116,9 @@ def test_network_field_is_local_in_the_near_field_and_cheap():
 
 def test_card_members_and_limits():
     """The shipped family: one member per number of layers, each for dz/dx 0.25 to 4 (four layers
-    to FOUR_LAYERS_TOP). One layer: a 16-cell exact part and a 1 x 1 U0, for cubic cells, standard
-    problem 4 and the tall examples alike; two to four layers: 40-cell exact parts."""
+    to FOUR_LAYERS_TOP, and a member for tall four-layer cells above). One layer: a 16-cell exact
+    part and a 1 x 1 U0, for cubic cells, standard problem 4 and the tall examples alike; two to
+    four layers: 40-cell exact parts; tall four layers: 56 cells."""
     card = ModelCard.load()
     (one,) = [m for m in card.members if m["nz"] == 1]
     assert one["near_radius"] == 16 and one["u0_kernel"] == 1 and ModelCard.aspect_range(one) == (0.25, 4.0)
@@ -127,14 +129,19 @@ def test_card_members_and_limits():
                  (3.125e-9, 3.125e-9, 9e-9), (1e-9, 1e-9, 4e-9), (4e-9, 4e-9, 1e-9)]:
         assert card.member_for((64, 64, 1), cell)["file"] == one["file"], cell
     for nz, top in ((2, 4.0), (3, 4.0), (4, FOUR_LAYERS_TOP)):
-        (m,) = [m for m in card.members if m["nz"] == nz]
-        assert ModelCard.aspect_range(m) == (0.25, top) and m["near_radius"] == 40
-        for a in (0.25, 0.6, 1.0, 1.5, 2.88, top):
+        (m,) = [m for m in card.members if m["nz"] == nz and m["near_radius"] == 40]
+        assert ModelCard.aspect_range(m) == (0.25, top)
+        for a in (0.25, 0.6, 1.0, 1.5, 2.88):
             assert card.member_for((64, 64, nz), (1e-9, 1e-9, a * 1e-9))["file"] == m["file"], (nz, a)
+    assert len([m for m in card.members if m["nz"] in (1, 2, 3)]) == 3
+    (tall,) = [m for m in card.members if m["nz"] == 4 and m["near_radius"] == 56]
+    assert ModelCard.aspect_range(tall) == TALL_FOUR_LAYERS and tall["dz_dx"] == 4.0
+    for a in (3.3, 3.6, 4.0):
+        assert card.member_for((64, 64, 4), (1e-9, 1e-9, a * 1e-9))["file"] == tall["file"], a
     for n, d, word in [((64, 64, 1), (2.5e-9, 2.5e-9, 20e-9), "dz/dx"),        # the "network fails" example
                        ((64, 64, 5), (3e-9, 3e-9, 3e-9), "layers"),            # nz = 1 to 4 are members
                        ((64, 64, 2), (2.5e-9, 2.5e-9, 12.5e-9), "dz/dx"),      # two layers of dz/dx 5
-                       ((64, 64, 4), (3e-9, 3e-9, 12e-9), "dz/dx"),            # four layers of dz/dx 4
+                       ((64, 64, 4), (3e-9, 3e-9, 13.5e-9), "dz/dx"),          # four layers of dz/dx 4.5
                        ((64, 64, 1), (3e-9, 4e-9, 3e-9), "square"),
                        ((64, 64, 3), (5e-9, 5e-9, 1e-9), "dz/dx"),            # below the thinnest range
                        ((64, 64, 1), (5e-9, 5e-9, 1e-9), "dz/dx")]:
@@ -452,6 +459,8 @@ def test_a_member_trained_at_two_cells_is_measured_only_where_it_serves():
     assert trained_aspects(1.0, [{"val_median": {"64x64": 0.01, "512x512@4": 0.02, "40x160@4": 0.01}}]) == [1.0, 4.0]
     assert trained_aspects(1.0, []) == [1.0]
     shipped = {m["file"]: m for m in ModelCard.load().members}
+    tall = "lean_nz4_dzdx4_R56.pt"   # tall four layers: trained at dz/dx 4 and 3.2
+    assert shipped.pop(tall)["trained_dz_dx"] == [3.2, 4.0]
     assert all(m["trained_dz_dx"] == [1.0, 4.0] for m in shipped.values())
 
 
