@@ -50,9 +50,10 @@ wait $C1; log c1_done
 train_layered() {   # nz minutes seed
   nmag train --data g$1.h5 --also-data f$1.h5 --out c$1 --far-loss --lr 3e-4 --max-minutes $2 --seed $3 \
       --init c1/best.pt $T > c$1.log 2>&1; log c$1_done; }
-tall_data() { $D --out t4.h5 --seed 928 --aspect 3.2 --nz 4 --shapes $MID > t4.log 2>&1; log t4_done; }
+rm -f t4.done   # a file from an earlier run in this folder must not start c4t early
+tall_data() { $D --out t4.h5 --seed 928 --aspect 3.2 --nz 4 --shapes $MID > t4.log 2>&1; touch t4.done; log t4_done; }
 train_tall() {   # from c4, once the tall data exist
-  while ! grep -q t4_done times.log; do sleep 5; done
+  while [ ! -e t4.done ]; do sleep 5; done
   nmag train --data f4.h5 --also-data t4.h5 --out c4t --far-loss --lr 6e-4 --max-minutes 9 --seed 945 \
       --init c4/best.pt --local-radius 56 --near-full 28 $T > c4t.log 2>&1; log c4t_done; }
 if [ "${ONE_AT_A_TIME:-0}" = 1 ]; then

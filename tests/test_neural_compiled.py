@@ -14,7 +14,7 @@ import torch
 from engine.neural import compiled
 from engine.neural.card import ModelCard
 from engine.neural.compiled import CompiledFar
-from engine.neural.demag import NeuralDemag
+from engine.neural.demag import SIDE_BY_SIDE, THREADS, NeuralDemag
 from engine.neural.weights import load_weights
 from engine.resources import resource_path
 
@@ -310,7 +310,7 @@ def test_a_simulation_writes_m_into_the_near_fields_buffer_and_gets_the_same_fie
     torch.set_num_threads(threads)
     try:
         nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=dtype)
-        nd.way = "threads"   # one way, as standard problem 4 runs
+        nd.way = THREADS   # one way, as standard problem 4 runs
         st = _film_state(n, dtype)
         assert nd._buffer_plan(st) is not None   # the path under test is taken
         h = nd.h(st)
@@ -329,7 +329,7 @@ def test_a_pipeline_without_a_buffer_of_its_own_takes_the_general_path(monkeypat
         pytest.skip("scipy's FFT is not installed")
     monkeypatch.setenv("NMAG_FFT", "scipy")
     nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=torch.float64)
-    nd.way = "threads"
+    nd.way = THREADS
     st = _film_state((100, 25, 1), torch.float64)
     assert nd._buffer_plan(st) is None
     assert torch.equal(nd.h(st), nd.h_from_M(st.Ms * st.m) * st.mask)
@@ -340,7 +340,7 @@ def test_films_it_cannot_write_into_take_the_general_path(one_torch_thread):
     nd = NeuralDemag((32, 32, 2), (3e-9, 3e-9, 3e-9))
     assert nd.fallback is None and nd._buffer_plan(_film_state((32, 32, 2), torch.float64)) is None
     nd = NeuralDemag((32, 32, 1), (3e-9, 3e-9, 3e-9))
-    nd.way = "side by side"   # the near field runs on the worker
+    nd.way = SIDE_BY_SIDE   # the near field runs on the worker
     assert nd._buffer_plan(_film_state((32, 32, 1), torch.float64)) is None
 
 
@@ -379,7 +379,7 @@ def test_a_cache_reached_through_a_link_below_a_shared_folder_is_not_used(monkey
 def test_the_state_path_reads_strided_m_and_refuses_what_it_cannot_read(monkeypatch, one_torch_thread):
     monkeypatch.setenv("NMAG_FFT", "torch")
     nd = NeuralDemag((100, 25, 1), (5e-9, 5e-9, 3e-9), dtype=torch.float64)
-    nd.way = "threads"
+    nd.way = THREADS
     st = _film_state((100, 25, 1), torch.float64)
     plan = nd._buffer_plan(st)
     bound = plan.bound
@@ -401,7 +401,7 @@ def test_the_state_program_follows_new_and_edited_inputs(monkeypatch, one_torch_
     monkeypatch.setenv("NMAG_FFT", "torch")
     n = (100, 25, 1)
     nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=torch.float64)
-    nd.way = "threads"
+    nd.way = THREADS
     st = _film_state(n, torch.float64)
 
     def expect():
@@ -439,7 +439,7 @@ def test_the_state_program_switches_between_shared_and_unshared_rows(monkeypatch
     torch.set_num_threads(1)
     try:
         nd = NeuralDemag(n, (5e-9, 5e-9, 3e-9), dtype=torch.float64)
-        nd.way = "threads"
+        nd.way = THREADS
         st = _film_state(n, torch.float64)
         plan = nd._buffer_plan(st)
         ref = nd.h_from_M(st.Ms * st.m) * st.mask

@@ -285,8 +285,9 @@ def test_card_sentences_with_a_two_layer_member():
 # 0.05 / 0.11 (0.5), 0.10 / 0.15 (1), 0.15 / 0.19 (1.6), 0.33 / 0.42 (4); session 23's run of the
 # same recipe within 0.01 of these. Four layers, session 27's run (the 40-cell member 11 minutes,
 # then the tall 56-cell member 9 minutes from it): 0.04 / 0.12 (0.25), 0.12 / 0.22 (1), 0.17 / 0.27
-# (1.6), 0.35 / 0.39 (3.2, the end of the 40-cell member's range), 0.39 / 0.48 (4, the tall member). The members before them (sessions 6-13) measured
-# medians of 0.17-0.75 % at cubic cells on the same set.
+# (1.6), 0.35 / 0.39 (3.2, the end of the 40-cell member's range), 0.39 / 0.48 (4, the tall
+# member). The members before them (sessions 6-13) measured medians of 0.17-0.75 % at cubic cells
+# on the same set.
 # The model card (resources/neural/model_card.md) states each member's error on 54 held-out samples
 # per dz/dx up to 1024 x 1024 against issue 8's targets (median 1 %, p90 2 %). The bounds leave
 # about 1.4x for weights retrained within sampling noise: regression guards, not the targets.

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from engine import fft_backends as fb
 from engine.neural.card import ModelCard
+from engine.neural.demag import THREADS
 from engine.neural.lean import LeanFilmNet, retargeted_near_kernel
 from engine.neural.near_fft import NearFieldFFT, near_padded_shape, near_paddings, smooth_length
 from engine.neural.weights import load_weights
@@ -308,7 +309,7 @@ def test_the_network_served_through_tiles_gives_the_same_field(tile_cache, monke
     tile_cache.parent.mkdir(parents=True)
     tile_cache.write_text(json.dumps({f"150x200x1:R={R}:float32:threads=1": {"tile": tile}}))
     nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
-    nd.way = "threads"
+    nd.way = THREADS
     assert nd.member["near_radius"] == R
     g = torch.Generator().manual_seed(3)
     m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
@@ -345,7 +346,7 @@ def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(t
     torch.set_num_threads(2)
     try:
         nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
-        nd.way = "threads"
+        nd.way = THREADS
         begun.clear()
         g = torch.Generator().manual_seed(5)
         mask = torch.ones(1, 200, 150, dtype=torch.bool)

@@ -9,7 +9,7 @@ import torch
 
 from engine.neural import overlap
 from engine.neural import demag as neural_demag
-from engine.neural.demag import NeuralDemag
+from engine.neural.demag import ONE_THREAD, SIDE_BY_SIDE, THREADS, NeuralDemag
 
 D = (3e-9, 3e-9, 3e-9)
 
@@ -23,7 +23,7 @@ def two_threads():
 
 
 def _field(nd, M, split):
-    nd.way = "side by side" if split else "threads"
+    nd.way = SIDE_BY_SIDE if split else THREADS
     return nd.h_from_M(M)
 
 
@@ -95,7 +95,7 @@ def test_one_thread_way_gives_the_same_field_and_leaves_the_threads(monkeypatch,
     g = torch.Generator().manual_seed(3)
     M = torch.randn(3, 1, 64, 96, generator=g) * 8e5
     H2 = nd.h_from_M(M)
-    nd.way = "one thread"
+    nd.way = ONE_THREAD
     calls = []
     run = nd._run
     monkeypatch.setattr(nd, "_run", lambda x: calls.append(torch.get_num_threads()) or run(x))
