@@ -218,12 +218,18 @@ def test_halves_cut_the_longer_side_where_each_half_is_long_enough():
 
 
 def test_tilings_keep_a_halo_budget_and_leave_short_axes_whole():
-    assert nfft.tilings(1024, 1024, 10) == [(171, 171), (256, 256), (342, 342)]
-    assert nfft.tilings(1024, 1024, 24) == [(205, 205), (256, 256)]   # only boxes whose tiles are >= 8 R
+    # tiles as equal as the grid allows, each starting on a multiple of TILE_ALIGN (4) cells
+    assert nfft.tilings(1024, 1024, 10) == [(172, 172), (256, 256), (344, 344)]
+    assert nfft.tilings(1024, 1024, 24) == [(208, 208), (256, 256)]   # only boxes whose tiles are >= 8 R
     assert nfft.tilings(1024, 1024, 40) == []                    # a halo of 80 cells: never measured
-    assert nfft.tilings(2000, 100, 10) == [(167, 100), (250, 100), (334, 100)]
+    assert nfft.tilings(2000, 100, 10) == [(168, 100), (252, 100), (336, 100)]
     assert nfft.tilings(100, 100, 10) == []                       # fits one box of each size
-    assert all(t <= b - 2 * 10 for (t, _), b in zip(nfft.tilings(1000, 1000, 10), nfft.TILE_BOXES))
+    for n, R in ((1000, 10), (2048, 16), (517, 12), (1030, 16)):
+        for (Ty, Tx), B in zip(nfft.tilings(n, n, R), nfft.TILE_BOXES):
+            assert Ty == Tx <= B - 2 * R and Ty % nfft.TILE_ALIGN == 0 and -(-n // Ty) * Ty >= n
+    # 2048 in boxes of 192: 13 tiles of 158 would do, 160 keeps every tile's start on the coarse grid
+    assert nfft._tile_length(2048, 160) == 160 and nfft._tile_length(500, 171) == 168
+    assert nfft._tile_length(150, 171) == 150                      # one tile: the axis stays whole
 
 
 @pytest.fixture
@@ -325,6 +331,71 @@ def test_the_network_served_through_tiles_gives_the_same_field(tile_cache, monke
     nd._buffer_plans.clear()
     ref = nd.h(st)
     assert float((h - ref).norm() / ref.norm()) < 1e-6
+
+
+@pytest.mark.parametrize("tile", [(64, 48), (200, 52)])
+def test_the_learned_part_added_tile_by_tile_gives_the_same_field(tile_cache, monkeypatch, one_torch_thread, tile):
+    """Tiles starting on the coarse grid (multiples of 4; the last tiles cut by the grid's edge,
+    an axis left whole): each tile's near field gathered straight from M (zero where the halo
+    leaves the grid) and U_0 added over it (CompiledFar.in_tiles, BoundFar, StateProgram's masked
+    pass) give h_from_M's and h's field of the whole grid's near field, call after call."""
+    import json
+    from types import SimpleNamespace
+    from engine.neural import compiled
+    from engine.neural.demag import NeuralDemag
+    n, R = (150, 200, 1), ModelCard.load().default_member()["near_radius"]
+    tile_cache.parent.mkdir(parents=True)
+    tile_cache.write_text(json.dumps({f"150x200x1:R={R}:float32:threads=1": {"tile": list(tile)}}))
+    monkeypatch.setattr(nfft, "tilings", lambda ny, nx, R: [tile])
+    tiles_done = []
+    real = compiled.CompiledFar.u0_tile
+    monkeypatch.setattr(compiled.CompiledFar, "u0_tile", lambda self, *a, **k: tiles_done.append(a[2:4]) or real(self, *a, **k))
+    nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
+    nd.way = THREADS
+    if nd.compiled is None:
+        pytest.skip(f"no compiled learned part here: {nd.compiled_why}")
+    g = torch.Generator().manual_seed(7)
+    mask = torch.ones(1, 200, 150, dtype=torch.bool)
+    mask[:, :30, :40] = False
+    states = []
+    for _ in range(2):
+        m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
+        states.append(SimpleNamespace(m=m / m.norm(dim=0, keepdim=True) * mask, mask=mask, Ms=8e5 * mask.double()))
+    got = [nd.h(st) for st in states]                                     # StateProgram, float64
+    got32 = [nd.h(SimpleNamespace(m=st.m.float(), mask=st.mask, Ms=st.Ms.float())) for st in states]   # BoundFar
+    got_M = [nd.h_from_M(st.Ms * st.m) for st in states]                 # CompiledFar.in_tiles
+    near = nd.net._near_fft[(200, 150, 1)]
+    assert isinstance(near, nfft.TiledNearFieldFFT) and near.tile == tile and nd.compiled.fuses(near)
+    origins = sorted({(y, x) for y in range(0, 200, tile[0]) for x in range(0, 150, tile[1])})
+    assert sorted(set(tiles_done)) == origins and len(tiles_done) == 6 * len(origins)
+    nd.net._near_fft[(200, 150, 1)] = nfft.NearFieldFFT(nd.net.near_w, 200, 150)
+    nd._buffer_plans.clear()
+    for st, h, h32, hM in zip(states, got, got32, got_M):
+        ref = nd.h(st)
+        assert float((h - ref).norm() / ref.norm()) < 1e-6
+        assert float((h32.double() - ref).norm() / ref.norm()) < 1e-5
+        assert float((hM * st.mask - ref).norm() / ref.norm()) < 1e-6
+        assert float((hM - nd.h_from_M(st.Ms * st.m)).norm() / ref.norm()) < 1e-6   # outside the mask too
+
+
+def test_tiles_off_the_coarse_grid_shared_or_layered_are_not_fused():
+    """U_0 reads the level buffer from a tile's coarse cell: tiles starting between coarse cells
+    (a cut at 75), tiles shared with the worker, or several layers (each component's layers are
+    not one channel stride apart) keep the whole grid's U_0 pass."""
+    from engine.neural.demag import NeuralDemag
+    d = (3e-9, 3e-9, 3e-9)
+    nd = NeuralDemag((150, 200, 1), d, dtype=torch.float32)
+    if nd.compiled is None:
+        pytest.skip(f"no compiled learned part here: {nd.compiled_why}")
+    w, cf = nd.net.near_w, nd.compiled
+    assert cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (64, 48)))
+    assert cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (52, 150)))        # x left whole
+    assert not cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (200, 75)))    # the second tile starts at x = 75
+    assert not cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (64, 48), shared=True))
+    assert not cf.fuses(nfft.NearFieldFFT(w, 200, 150))
+    two = NeuralDemag((150, 200, 2), d, dtype=torch.float32)
+    if two.compiled is not None and two.fallback is None:
+        assert not two.compiled.fuses(nfft.TiledNearFieldFFT(two.net.near_w, 200, 150, (64, 48)))
 
 
 def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(tile_cache, monkeypatch):

@@ -112,6 +112,8 @@ def _declare(lib) -> None:
     lib.nm_decode.restype = None
     lib.nm_u0.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, I, I]
     lib.nm_u0.restype = I
+    lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L, I, I]
+    lib.nm_u0_masked.restype = I
     lib.nm_pool.argtypes = [P, L, L, L, I, I, I, I, P, I, I, I, P]
     lib.nm_pool.restype = None
     lib.nm_down.argtypes = [P, I, I, I, I, P, I]
@@ -266,6 +268,43 @@ class CompiledFar:
         _by_rows(lambda a, b: self._u0(out, near, (a, b)), helper, half, *_u0_rows(half))
         return out
 
+    def fuses(self, near_field, helper=None) -> bool:
+        """Whether in_tiles can run with near_field: a one-layer film's near field in tiles on one
+        thread (engine.neural.near_fft.TiledNearFieldFFT, not shared) whose first cells fall on
+        the coarse grid (tiles a multiple of the stem), and U_0's rows not shared with `helper`
+        (as finish() would share them)."""
+        return (self.C == 3 and callable(getattr(near_field, "each_tile", None)) and not near_field.shared
+                and all(y % self.stem == 0 and x % self.stem == 0 for y, x in near_field.origins)
+                and self.shared_half(helper is not None) is None)
+
+    def in_tiles(self, x: torch.Tensor, near_field) -> torch.Tensor:
+        """The field of x (1, 3, ny, nx) as __call__ gives it, with the near field computed tile by
+        tile after the levels (near_field.each_tile, gathered from x) and U_0 added to each tile's
+        near field while that is in the CPU's cache (see fuses): a new tensor."""
+        self._check("x", x)
+        with self._busy:
+            self.features(x)
+            out = torch.empty((1, self.C, self.ny, self.nx), dtype=torch.float32)
+            for (y, x0), field in near_field.each_tile(x):
+                self.u0_tile(out[0], field, y, x0)
+        return out
+
+    def u0_tile(self, dst: torch.Tensor, field: torch.Tensor, y: int, x: int, mask: torch.Tensor | None = None) -> None:
+        """U_0's prolongation plus the near field over one tile: field (3, 1, h, w) the tile's near
+        field, whose first cell (y, x) (multiples of the stem) is dst's (dst (3, ny, nx), float32;
+        with `mask` (ny, nx) bool: float64 and times the mask, as nm_u0_masked). U_0's input is
+        the level buffer from the tile's coarse cell on, so its window reads the neighbouring
+        tiles' coarse cells as the whole grid's pass does."""
+        in0, irow, w, K, CO, _, _, alpha = self._u0_head
+        f, d = field[:, 0], dst[:, y:, x:]
+        at = in0 + ((y // self.stem) * irow + x // self.stem) * CHANNELS * 4
+        head = (at, irow, w, K, CO, f.shape[-2], f.shape[-1], alpha, d.data_ptr(), *d.stride(), f.data_ptr(), *f.stride())
+        if mask is None:
+            _ok(self.lib.nm_u0(*head, 1, 1 << 30))
+        else:
+            m = mask[y:, x:]
+            _ok(self.lib.nm_u0_masked(*head, m.data_ptr(), *m.stride(), 1, 1 << 30))
+
     def prolonged(self) -> torch.Tensor:
         """far_scale x the learned part's last prolongation alone, a new (1, 3 nz, ny, nx)
         tensor: what finish() adds to the near field, for a caller that adds it itself."""
@@ -343,6 +382,13 @@ class BoundFar:
         call: the levels, near_field(), then U_0 plus it (with `helper` as finish())."""
         cf, lib = self.cf, self.cf.lib
         with cf._busy:
+            tiles = getattr(near_field, "each_tile", None)
+            if tiles is not None and cf.shared_half(helper is not None) is None:
+                lib.nm_pool(*self._pool)   # the levels, then each tile's near field and U_0 over it
+                _ok(lib.nm_run(*self._run))
+                for (y, x), field in tiles():
+                    cf.u0_tile(self.out[0], field, y, x)
+                return self.out
             near = self._levels_then_near(near_field)
             half = cf.shared_half(helper is not None)
             _by_rows(lambda a, b: _ok(lib.nm_u0(*self._u0, *near, a, b)), helper, half, *_u0_rows(half))
@@ -456,6 +502,11 @@ class StateProgram:
             _ok(lib.nm_run(at, 1))
             begin()
             _ok(lib.nm_run(at + OP_FIELDS * 8, count - 1))
+        tiles = getattr(near_field, "each_tile", None)
+        if tiles is not None and self.half is None:   # each tile's near field, U_0 over it while in cache
+            for (y, x), field in tiles():
+                self.cf.u0_tile(H[:, 0], field, y, x, self.mask[0])
+            return
         near = near_field()
         if near is not self._near:
             self.cf._check("near", near)

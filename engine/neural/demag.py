@@ -88,6 +88,8 @@ class _BufferPlan:
         self._H = self._view = None
         if getattr(near, "shared", False):   # tiles shared with the worker: its half starts before the levels
             self.begin = near.begin
+        elif compiled.fuses(near, self.helper()):   # tiles on one thread: U_0 over each tile's near field
+            self.each_tile = near.each_tile
 
     def helper(self):
         """The near-field worker where U_0's rows are shared with it (engine.neural.overlap), else None."""
@@ -250,6 +252,8 @@ class NeuralDemag(Demag):
         if getattr(near, "shared", False) and x.shape[0] == 1:
             # tiles shared with the worker: its half begins, then the levels run here beside it
             return self.compiled.levels_then(x, _NearAfterLevels(near, x), helper)
+        if self.compiled.fuses(near, helper):   # tiles on one thread: U_0 over each tile's near field
+            return self.compiled.in_tiles(x, near)
         return self.compiled(x, self.net.near(x, fresh=False), helper)   # finish() only reads the near field
 
     def _traced_far(self, net):
