@@ -378,10 +378,10 @@ def test_the_learned_part_added_tile_by_tile_gives_the_same_field(tile_cache, mo
         assert float((hM - nd.h_from_M(st.Ms * st.m)).norm() / ref.norm()) < 1e-6   # outside the mask too
 
 
-def test_tiles_off_the_coarse_grid_shared_or_layered_are_not_fused():
+def test_tiles_off_the_coarse_grid_or_layered_are_not_fused():
     """U_0 reads the level buffer from a tile's coarse cell: tiles starting between coarse cells
-    (a cut at 75), tiles shared with the worker, or several layers (each component's layers are
-    not one channel stride apart) keep the whole grid's U_0 pass."""
+    (a cut at 75) or several layers (each component's layers are not one channel stride apart)
+    keep the whole grid's U_0 pass; tiles shared with the worker share U_0 tile by tile."""
     from engine.neural.demag import NeuralDemag
     d = (3e-9, 3e-9, 3e-9)
     nd = NeuralDemag((150, 200, 1), d, dtype=torch.float32)
@@ -391,23 +391,32 @@ def test_tiles_off_the_coarse_grid_shared_or_layered_are_not_fused():
     assert cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (64, 48)))
     assert cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (52, 150)))        # x left whole
     assert not cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (200, 75)))    # the second tile starts at x = 75
-    assert not cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (64, 48), shared=True))
+    assert cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (64, 48), shared=True))
+    assert not cf.fuses(nfft.TiledNearFieldFFT(w, 200, 150, (100, 75), shared=True))
     assert not cf.fuses(nfft.NearFieldFFT(w, 200, 150))
     two = NeuralDemag((150, 200, 2), d, dtype=torch.float32)
     if two.compiled is not None and two.fallback is None:
         assert not two.compiled.fuses(nfft.TiledNearFieldFFT(two.net.near_w, 200, 150, (64, 48)))
 
 
-def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(tile_cache, monkeypatch):
-    """On two threads with shared tiles the worker's half begins before the learned part's levels
-    (BoundFar, the state path, and CompiledFar.levels_then, h_from_M's): the same field as the
-    whole grid's near field, in the state path and in h_from_M, call after call."""
+@pytest.mark.parametrize("tile", [[100, 75], [100, 76]])
+def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(tile_cache, monkeypatch, tile):
+    """On two threads with shared tiles: tiles off the coarse grid (x cut at 75) begin the
+    worker's half of the near field before the learned part's levels (BoundFar, the state path,
+    and CompiledFar.levels_then, h_from_M's); tiles on it (76) run the levels first, then half
+    of the tiles with U_0 over each on the worker and half here (for_each_tile). Either way the
+    same field as the whole grid's near field, in the state path and in h_from_M, call after call."""
     import json
     from types import SimpleNamespace
+    from engine.neural import compiled
     from engine.neural.demag import NeuralDemag
     n, R = (150, 200, 1), ModelCard.load().default_member()["near_radius"]
-    monkeypatch.setattr(nfft, "TILE_BOXES", (2 * R + 8 * R,))
-    tile = list(nfft.tilings(200, 150, R)[0])
+    monkeypatch.setattr(nfft, "tilings", lambda ny, nx, R: [tuple(tile)])
+    fused = tile[1] % 4 == 0
+    on_threads = []
+    real_u0 = compiled.CompiledFar.u0_tile
+    monkeypatch.setattr(compiled.CompiledFar, "u0_tile",
+                        lambda self, *a, **k: on_threads.append(nfft.on_worker()) or real_u0(self, *a, **k))
     tile_cache.parent.mkdir(parents=True)
     tile_cache.write_text(json.dumps({f"150x200x1:R={R}:float32:threads=2": {"tile": tile, "shared": True}}))
     begun = []
@@ -419,6 +428,7 @@ def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(t
         nd = NeuralDemag(n, (3e-9, 3e-9, 3e-9), dtype=torch.float64)
         nd.way = THREADS
         begun.clear()
+        on_threads.clear()
         g = torch.Generator().manual_seed(5)
         mask = torch.ones(1, 200, 150, dtype=torch.bool)
         mask[:, 150:, 100:] = False
@@ -427,11 +437,13 @@ def test_the_network_through_tiles_shared_with_the_worker_gives_the_same_field(t
             m = torch.randn(3, 1, 200, 150, dtype=torch.float64, generator=g)
             states.append(SimpleNamespace(m=m / m.norm(dim=0, keepdim=True) * mask, mask=mask, Ms=8e5 * mask.double()))
         got = [nd.h(st) for st in states]
-        assert begun == [True, True]                 # the state path began the worker's half itself
+        assert begun == ([] if fused else [True, True])     # the state path began the worker's half itself
         got_M = [nd.h_from_M(st.Ms * st.m) for st in states]
-        assert begun[2:] == [False, False]            # h_from_M's levels_then: begun with x
+        assert begun[2:] == ([] if fused else [False, False])   # h_from_M's levels_then: begun with x
         near = nd.net._near_fft[(200, 150, 2)]
         assert isinstance(near, nfft.TiledNearFieldFFT) and near.shared and near._pending is None
+        # fused: 2 x 2 tiles, U_0 over the first two here and the other two on the worker, 4 calls
+        assert sorted(on_threads) == ([False] * 8 + [True] * 8 if fused else [])
         nd.net._near_fft[(200, 150, 2)] = nfft.NearFieldFFT(nd.net.near_w, 200, 150)
         nd._buffer_plans.clear()
         for st, h, hM in zip(states, got, got_M):

@@ -269,24 +269,24 @@ class CompiledFar:
         return out
 
     def fuses(self, near_field, helper=None) -> bool:
-        """Whether in_tiles can run with near_field: a one-layer film's near field in tiles on one
-        thread (engine.neural.near_fft.TiledNearFieldFFT, not shared) whose first cells fall on
-        the coarse grid (tiles a multiple of the stem), and U_0's rows not shared with `helper`
-        (as finish() would share them)."""
-        return (self.C == 3 and callable(getattr(near_field, "each_tile", None)) and not near_field.shared
+        """Whether in_tiles can run with near_field: a one-layer film's near field in tiles
+        (engine.neural.near_fft.TiledNearFieldFFT) whose first cells fall on the coarse grid
+        (tiles a multiple of the stem); tiles on one thread only where U_0's rows would not be
+        shared with `helper` (as finish() shares them), shared tiles share U_0 tile by tile."""
+        return (self.C == 3 and callable(getattr(near_field, "for_each_tile", None))
                 and all(y % self.stem == 0 and x % self.stem == 0 for y, x in near_field.origins)
-                and self.shared_half(helper is not None) is None)
+                and (near_field.shared or self.shared_half(helper is not None) is None))
 
     def in_tiles(self, x: torch.Tensor, near_field) -> torch.Tensor:
         """The field of x (1, 3, ny, nx) as __call__ gives it, with the near field computed tile by
-        tile after the levels (near_field.each_tile, gathered from x) and U_0 added to each tile's
-        near field while that is in the CPU's cache (see fuses): a new tensor."""
+        tile after the levels (near_field.for_each_tile, gathered from x; shared tiles half on
+        the near-field worker) and U_0 added to each tile's near field while that is in the CPU's
+        cache (see fuses): a new tensor."""
         self._check("x", x)
         with self._busy:
             self.features(x)
             out = torch.empty((1, self.C, self.ny, self.nx), dtype=torch.float32)
-            for (y, x0), field in near_field.each_tile(x):
-                self.u0_tile(out[0], field, y, x0)
+            near_field.for_each_tile(lambda at, field: self.u0_tile(out[0], field, *at), x)
         return out
 
     def u0_tile(self, dst: torch.Tensor, field: torch.Tensor, y: int, x: int, mask: torch.Tensor | None = None) -> None:
@@ -382,12 +382,11 @@ class BoundFar:
         call: the levels, near_field(), then U_0 plus it (with `helper` as finish())."""
         cf, lib = self.cf, self.cf.lib
         with cf._busy:
-            tiles = getattr(near_field, "each_tile", None)
-            if tiles is not None and cf.shared_half(helper is not None) is None:
+            tiles = getattr(near_field, "for_each_tile", None)   # set where CompiledFar.fuses
+            if tiles is not None:
                 lib.nm_pool(*self._pool)   # the levels, then each tile's near field and U_0 over it
                 _ok(lib.nm_run(*self._run))
-                for (y, x), field in tiles():
-                    cf.u0_tile(self.out[0], field, y, x)
+                tiles(lambda at, field: cf.u0_tile(self.out[0], field, *at))
                 return self.out
             near = self._levels_then_near(near_field)
             half = cf.shared_half(helper is not None)
@@ -502,10 +501,9 @@ class StateProgram:
             _ok(lib.nm_run(at, 1))
             begin()
             _ok(lib.nm_run(at + OP_FIELDS * 8, count - 1))
-        tiles = getattr(near_field, "each_tile", None)
-        if tiles is not None and self.half is None:   # each tile's near field, U_0 over it while in cache
-            for (y, x), field in tiles():
-                self.cf.u0_tile(H[:, 0], field, y, x, self.mask[0])
+        tiles = getattr(near_field, "for_each_tile", None)   # set where CompiledFar.fuses
+        if tiles is not None:   # each tile's near field, U_0 over it while in cache
+            tiles(lambda at, field: self.cf.u0_tile(H[:, 0], field, *at, self.mask[0]))
             return
         near = near_field()
         if near is not self._near:

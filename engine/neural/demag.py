@@ -86,10 +86,10 @@ class _BufferPlan:
         self.shares_u0 = compiled.shared_half(threads > 1) is not None
         self.bound = compiled.bind(self.x)
         self._H = self._view = None
-        if getattr(near, "shared", False):   # tiles shared with the worker: its half starts before the levels
+        if compiled.fuses(near, self.helper()):   # tiles: U_0 over each tile's near field, after the levels
+            self.for_each_tile = near.for_each_tile
+        elif getattr(near, "shared", False):   # tiles shared with the worker: its half starts before the levels
             self.begin = near.begin
-        elif compiled.fuses(near, self.helper()):   # tiles on one thread: U_0 over each tile's near field
-            self.each_tile = near.each_tile
 
     def helper(self):
         """The near-field worker where U_0's rows are shared with it (engine.neural.overlap), else None."""
@@ -249,11 +249,11 @@ class NeuralDemag(Demag):
         helper = near_worker() if torch.get_num_threads() > 1 else None
         nx, ny, _ = self.n
         near = self.net._near_fft.get((ny, nx, torch.get_num_threads()))
+        if self.compiled.fuses(near, helper):   # tiles: U_0 over each tile's near field, after the levels
+            return self.compiled.in_tiles(x, near)
         if getattr(near, "shared", False) and x.shape[0] == 1:
             # tiles shared with the worker: its half begins, then the levels run here beside it
             return self.compiled.levels_then(x, _NearAfterLevels(near, x), helper)
-        if self.compiled.fuses(near, helper):   # tiles on one thread: U_0 over each tile's near field
-            return self.compiled.in_tiles(x, near)
         return self.compiled(x, self.net.near(x, fresh=False), helper)   # finish() only reads the near field
 
     def _traced_far(self, net):

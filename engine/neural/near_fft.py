@@ -268,7 +268,7 @@ class TiledNearFieldFFT:
         # (the tile's box in src, where its cells go in out (cut at the grid's edge)): views, built once
         self._origins = [(y, x) for y in range(0, ny, Ty) for x in range(0, nx, Tx)]
         self._jobs = [(self.src[:, :, y:y + Gy, x:x + Gx], self.out[:, :, y:y + Ty, x:x + Tx]) for y, x in self._origins]
-        self._gathers = None   # each box's copy from the grid straight into its FFT input (_gather_plan)
+        self._gathers = {}   # per box (id): each tile's copy from the grid straight into its FFT input
         half = (len(self._jobs) + 1) // 2
         self._halves = (self._jobs[:half], self._jobs[half:])
         self._pending = None   # the worker's half, begun (begin) and not yet waited for
@@ -338,24 +338,57 @@ class TiledNearFieldFFT:
         near field, a view of the box's FFT output that the next tile overwrites. With x (1, 3 nz,
         ny, nx), each box is gathered straight from x into the box's FFT input (zero where the
         halo leaves the grid; a pipeline without an input buffer of its own copies x into the
-        source buffer first); without, the boxes are read from what input_view() holds. One
-        thread's work: not for tiles shared with the worker.
+        source buffer first); without, the boxes are read from what input_view() holds. All tiles
+        on this thread (shared tiles too: for_each_tile shares them).
 
         Why: the whole near field written into one buffer and read back by U_0 made the grid's
         near field travel through memory twice more, and the copy of x into the source buffer
         once more; at 512^2 on one thread (the near field about 13 MB, more than this CPU's
         cache holds) the evaluation took 10.7 ms against 9.5 gathered and fused (medians of 21,
         each after the exact FFT, 2026-12-05)."""
-        if self.shared:
-            raise ValueError("each_tile runs on one thread: these tiles are shared with the worker")
-        R, box = self.R, self.box
+        yield from self._fields(self.box, range(len(self._jobs)), x)
+
+    def for_each_tile(self, use, x: torch.Tensor | None = None) -> None:
+        """use((y, x), field) for every tile, as each_tile yields them. Shared tiles: the second
+        half on the near-field worker (its own box, one thread) while this thread does the first
+        half on one thread, so `use` must be safe to run on two threads at once for different
+        tiles (U_0 over a tile writes that tile's cells only)."""
+        every = range(len(self._jobs))
+        if self.helper_box is None or on_worker():
+            for origin, field in self._fields(self.box, every, x):
+                use(origin, field)
+            return
+        if self._pending is not None:   # a begun half never finished: it reads the source buffer
+            job, self._pending = self._pending, None
+            job.result()
+        half = (len(self._jobs) + 1) // 2
+        source = None if x is None else self._components(x)
+        if source is not None and (self._gather_plan(self.box) is None or self._gather_plan(self.helper_box) is None):
+            self._in.copy_(source)      # a pipeline without an input buffer: both halves read src
+            x = None
+
+        def second():
+            for origin, field in self._fields(self.helper_box, every[half:], x):
+                use(origin, field)
+        job = near_worker().submit(second)
+        try:
+            with torch_threads(1):
+                for origin, field in self._fields(self.box, every[:half], x):
+                    use(origin, field)
+        finally:
+            job.result()
+
+    def _fields(self, box, indices, x):
+        """((y, x), field) of the tiles `indices` through `box` (see each_tile)."""
+        R = self.R
         gathers = None
         if x is not None:
-            gathers = self._gather_plan()
+            gathers = self._gather_plan(box)
             source = self._components(x)
             if gathers is None:
                 self._in.copy_(source)
-        for k, ((y, x0), (window, dest)) in enumerate(zip(self._origins, self._jobs)):
+        for k in indices:
+            (y, x0), (window, dest) = self._origins[k], self._jobs[k]
             h, w = dest.shape[-2:]
             if gathers is None:
                 H = box._convolve(window)
@@ -372,13 +405,14 @@ class TiledNearFieldFFT:
         nx, ny, nz = self.n
         return x[0].view(nz, 3, ny, nx).transpose(0, 1)
 
-    def _gather_plan(self) -> list | None:
-        """Per tile (the parts of the box's FFT input outside the grid, to zero; the part inside;
-        the grid's rows and columns it takes), built once; None where the box's pipeline has no
-        input buffer of its own (scipy)."""
-        if self._gathers is None:
-            inp = self.box.input_view()
+    def _gather_plan(self, box) -> list | None:
+        """Per tile (the parts of `box`'s FFT input outside the grid, to zero; the part inside;
+        the grid's rows and columns it takes), built once per box; None where the box's pipeline
+        has no input buffer of its own (scipy)."""
+        if id(box) not in self._gathers:
+            inp = box.input_view()
             if inp is None:
+                self._gathers[id(box)] = None
                 return None
             nx, ny, _ = self.n
             R, (Gy, Gx) = self.R, inp.shape[-2:]
@@ -390,8 +424,8 @@ class TiledNearFieldFFT:
                                             (inp[..., oy:oy + hy, :ox], ox == 0),
                                             (inp[..., oy:oy + hy, ox + hx:], ox + hx == Gx)) if not empty]
                 plan.append((zeros, inp[..., oy:oy + hy, ox:ox + hx], (ys, ye, xs, xe)))
-            self._gathers = plan
-        return self._gathers
+            self._gathers[id(box)] = plan
+        return self._gathers[id(box)]
 
     def __call__(self, x: torch.Tensor, fresh: bool = True) -> torch.Tensor:
         """As NearFieldFFT.__call__: x (1, 3 nz, ny, nx), layer-major channels."""
@@ -400,8 +434,7 @@ class TiledNearFieldFFT:
             H = self.convolve_input()
         else:   # each box gathered from x: no copy of x into the source buffer
             for (y, x0), field in self.each_tile(x):
-                h, w = field.shape[-2:]
-                self.out[:, :, y:y + h, x0:x0 + w].copy_(field)
+                self.out[:, :, y:y + field.shape[-2], x0:x0 + field.shape[-1]].copy_(field)
             H = self.out
         out = self.channels(H)
         return out.clone() if fresh and out.data_ptr() == H.data_ptr() else out
