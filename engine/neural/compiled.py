@@ -114,6 +114,8 @@ def _declare(lib) -> None:
     lib.nm_u0.restype = I
     lib.nm_u0_masked.argtypes = [P, I, P, I, I, I, I, F, P, L, L, L, P, L, L, L, P, L, L, I, I]
     lib.nm_u0_masked.restype = I
+    lib.nm_load.argtypes = [P, I, L, L, L, P, L, L, P, L, L, L, I, I, I, I, I]
+    lib.nm_load.restype = None
     lib.nm_pool.argtypes = [P, L, L, L, I, I, I, I, P, I, I, I, P]
     lib.nm_pool.restype = None
     lib.nm_down.argtypes = [P, I, I, I, I, P, I]

@@ -13,9 +13,9 @@ The network is linear in M, so H = net(M) directly in A/m (no Ms scaling); it ru
 whatever the state's precision (its error, ~1 %, is far above float32 rounding). Per call on
 small grids nothing is rebuilt: weights are fixed tensors, the input is a view of M (nz = 1),
 and the thread count is torch's current one (never raised here). On two or more threads the
-near field and the learned part may run side by side, one thread each, where that was timed
-faster for the grid (engine.neural.overlap; with the app's passive OpenMP waits, 128^2 to 512^2
-and often 1024^2).
+near field and the learned part may run side by side, one thread each (engine.neural.overlap),
+or the grid in two parts, one per thread (engine.neural.two_parts), where that was timed faster
+for the grid (_choose_way).
 
 With probe_every > 0 the Simulation's after_step hook computes the exact FFT field beside the
 network's every probe_every steps and stores `last_probe` (engine.neural.probe.ProbeResult).
@@ -56,6 +56,11 @@ SPLIT_MAX_CELLS = 1024 * 1024
 
 # how an evaluation uses two or more threads (NeuralDemag._choose_way)
 THREADS, SIDE_BY_SIDE, ONE_THREAD = "threads", "side by side", "one thread"
+TWO_PARTS = "two parts"   # engine.neural.two_parts: the grid cut in two, one part per thread
+
+# the largest grid the two-parts way is timed on: above it the near field's tiles, shared with
+# the worker, are the way (whole-part boxes leave the cache)
+TWO_PARTS_MAX_CELLS = 640 * 640
 
 
 def _sizes_as_constants(graph) -> None:
@@ -134,9 +139,10 @@ class NeuralDemag(Demag):
         self.warnings: list[str] = []
         self.fallback = None
         self.net, self.meta, self.member = None, {}, None
-        # how two or more threads are used (see _choose_way): THREADS, SIDE_BY_SIDE or ONE_THREAD;
-        # way_times_s: the timings it chose by
+        # how two or more threads are used (see _choose_way): THREADS, SIDE_BY_SIDE, ONE_THREAD or
+        # TWO_PARTS; way_times_s: the timings it chose by
         self.way, self.way_times_s = THREADS, None
+        self._two_parts = None   # engine.neural.two_parts.TwoParts where _choose_way built one
         self.compiled = None   # the learned part as compiled C, see _compiled_far
         self.compiled_why = None   # why it is not, where it is not
         # how the learned part runs: "compiled", "traced" or "eager" (torch); None where the
@@ -218,6 +224,11 @@ class NeuralDemag(Demag):
         return self.way == SIDE_BY_SIDE
 
     @property
+    def in_two_parts(self) -> bool:
+        """The grid in two parts, one per thread (engine.neural.two_parts)."""
+        return self.way == TWO_PARTS and self._two_parts is not None
+
+    @property
     def one_thread(self) -> bool:
         """The whole evaluation on one thread, however many the caller has."""
         return self.way == ONE_THREAD
@@ -284,7 +295,9 @@ class NeuralDemag(Demag):
     def _choose_way(self, repeats: int | None = None) -> str:
         """How this grid uses two or more threads, timed here: THREADS (each operation split over
         them), SIDE_BY_SIDE (the near field and the learned part on one thread each,
-        engine.neural.overlap) or ONE_THREAD (the whole evaluation on one, the others idle).
+        engine.neural.overlap), ONE_THREAD (the whole evaluation on one, the others idle) or
+        TWO_PARTS (one-layer films up to TWO_PARTS_MAX_CELLS: the grid cut in two, one part's near
+        field on the worker beside the levels, engine.neural.two_parts).
         Each way twice in blocks (two warm-up calls, then `repeats` timed ones: 3 up to 256^2
         cells, else 2), best of all; another way than THREADS is kept when 5 % faster. Each call
         comes after a little elementwise work on the process's threads, as in a simulation: with
@@ -317,6 +330,11 @@ class NeuralDemag(Demag):
             with torch_threads(1):
                 return self._run(x)
         runs = {THREADS: lambda: self._run(x), SIDE_BY_SIDE: lambda: self._run_split(x), ONE_THREAD: one_thread}
+        if ny * nx <= TWO_PARTS_MAX_CELLS:
+            from .two_parts import TwoParts
+            self._two_parts = TwoParts.build(self.compiled, self.net.near_w, ny, nx)
+            if self._two_parts is not None:
+                runs[TWO_PARTS] = lambda: self._two_parts(x)
         best = dict.fromkeys(runs, float("inf"))
         with torch.no_grad():
             # in blocks, warmed up each time: alternating call by call measured the cost of
@@ -354,6 +372,8 @@ class NeuralDemag(Demag):
                 y = self.net(x)
             elif self.split and torch.get_num_threads() > 1:
                 y = self._run_split(x)
+            elif self.in_two_parts and torch.get_num_threads() > 1:
+                y = self._two_parts(x)
             else:
                 y = self._run(x)
             y = y[0][:, None] if nz == 1 else y[0].reshape(nz, 3, ny, nx).transpose(0, 1)
@@ -363,6 +383,11 @@ class NeuralDemag(Demag):
         if self.one_thread and torch.get_num_threads() > 1:
             with torch_threads(1):
                 return self.h(state)
+        if self.in_two_parts and torch.get_num_threads() > 1:
+            with self._evaluating:
+                H = self._two_parts.field_of_state(state.m, state.Ms, state.mask)
+            if H is not None:
+                return H
         plan = self._buffer_plan(state)
         if plan is not None:
             with self._evaluating:   # C passes and the near field's FFT on buffers that never need grad
@@ -375,10 +400,11 @@ class NeuralDemag(Demag):
     def _buffer_plan(self, state):
         """What h needs to write M straight into the near field's FFT input buffer, for this
         thread count (_BufferPlan): one layer, the compiled learned part, one way (not side by
-        side), a CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW,
+        side, not in two parts: those go through h_from_M), a CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW,
         torch); else None."""
         nx, ny, nz = self.n
-        if self.compiled is None or nz != 1 or self.split or not state.m.is_cpu or state.m.shape[1:] != (nz, ny, nx):
+        if (self.compiled is None or nz != 1 or self.split or self.in_two_parts or not state.m.is_cpu
+                or state.m.shape[1:] != (nz, ny, nx)):
             return None
         threads = torch.get_num_threads()
         plan = self._buffer_plans.get(threads, False)
