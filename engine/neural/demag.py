@@ -298,8 +298,11 @@ class NeuralDemag(Demag):
         engine.neural.overlap), ONE_THREAD (the whole evaluation on one, the others idle) or
         TWO_PARTS (one-layer films up to TWO_PARTS_MAX_CELLS: the grid cut in two, one part's near
         field on the worker beside the levels, engine.neural.two_parts).
-        Each way twice in blocks (two warm-up calls, then `repeats` timed ones: 3 up to 256^2
-        cells, else 2), best of all; another way than THREADS is kept when 5 % faster. Each call
+        Each way three times in blocks (two warm-up calls, then `repeats` timed ones: 3 up to
+        256^2 cells, else 2), best of all; another way than THREADS is kept when 5 % faster. (With
+        two blocks each, one benchmark run of four, in a slow spell of this shared host (the FFT
+        at 1.5x its usual time), kept THREADS at 256^2: 0.75 of the FFT, where the other three
+        chose two parts at 0.54-0.57.) Each call
         comes after a little elementwise work on the process's threads, as in a simulation: with
         spinning OpenMP waits (torch's default) that work leaves a thread spinning on the other
         core, which the side-by-side worker then competes with (256^2, two threads, an FFT
@@ -339,7 +342,7 @@ class NeuralDemag(Demag):
         with torch.no_grad():
             # in blocks, warmed up each time: alternating call by call measured the cost of
             # switching between the ways' FFT buffers (256^2: 2.3 against 1.35 ms)
-            for way in tuple(runs) * 2:
+            for way in tuple(runs) * 3:
                 for i in range(2 + repeats):
                     torch.mul(x, 1.0, out=scratch)     # the simulation's work between calls
                     t0 = time.perf_counter()
