@@ -18,3 +18,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+@pytest.fixture
+def two_threads():
+    """Tests of the network's ways to use two threads (engine.neural.overlap, two_parts): torch
+    at two threads whatever the machine, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -14,14 +14,6 @@ from engine.neural.demag import ONE_THREAD, SIDE_BY_SIDE, THREADS, NeuralDemag
 D = (3e-9, 3e-9, 3e-9)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def _field(nd, M, split):
     nd.way = SIDE_BY_SIDE if split else THREADS
     return nd.h_from_M(M)

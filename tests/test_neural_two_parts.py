@@ -13,14 +13,6 @@ from engine.neural.two_parts import MIN_PART, TwoParts
 D = (3e-9, 3e-9, 3e-9)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def _state(n, seed=5):
     nx, ny, _ = n
     g = torch.Generator().manual_seed(seed)
