@@ -238,6 +238,20 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     return way
 
 
+def halo_gather(inp: torch.Tensor, y: int, x: int, R: int, ny: int, nx: int) -> tuple:
+    """How a box's FFT input inp (..., Gy, Gx) is filled for the tile whose first cell is the
+    grid's (y, x), the box starting R cells before it: (the parts of inp outside the grid, to
+    zero; the part inside, a view to copy the grid's cells into; those cells' rows and columns
+    (ys, ye, xs, xe) in the (ny, nx) grid)."""
+    Gy, Gx = inp.shape[-2:]
+    ys, ye, xs, xe = max(0, y - R), min(ny, y - R + Gy), max(0, x - R), min(nx, x - R + Gx)
+    oy, ox, hy, hx = ys - (y - R), xs - (x - R), ye - ys, xe - xs
+    zeros = [v for v, empty in ((inp[..., :oy, :], oy == 0), (inp[..., oy + hy:, :], oy + hy == Gy),
+                                (inp[..., oy:oy + hy, :ox], ox == 0),
+                                (inp[..., oy:oy + hy, ox + hx:], ox + hx == Gx)) if not empty]
+    return zeros, inp[..., oy:oy + hy, ox:ox + hx], (ys, ye, xs, xe)
+
+
 class TiledNearFieldFFT:
     """NearFieldFFT's convolution by overlap-save tiles (see the module docstring): M is written
     into a zero-bordered source buffer (input_view); each tile's box, the tile plus R cells of
@@ -415,16 +429,7 @@ class TiledNearFieldFFT:
                 self._gathers[id(box)] = None
                 return None
             nx, ny, _ = self.n
-            R, (Gy, Gx) = self.R, inp.shape[-2:]
-            plan = []
-            for y, x in self._origins:
-                ys, ye, xs, xe = max(0, y - R), min(ny, y - R + Gy), max(0, x - R), min(nx, x - R + Gx)
-                oy, ox, hy, hx = ys - (y - R), xs - (x - R), ye - ys, xe - xs
-                zeros = [v for v, empty in ((inp[..., :oy, :], oy == 0), (inp[..., oy + hy:, :], oy + hy == Gy),
-                                            (inp[..., oy:oy + hy, :ox], ox == 0),
-                                            (inp[..., oy:oy + hy, ox + hx:], ox + hx == Gx)) if not empty]
-                plan.append((zeros, inp[..., oy:oy + hy, ox:ox + hx], (ys, ye, xs, xe)))
-            self._gathers[id(box)] = plan
+            self._gathers[id(box)] = [halo_gather(inp, y, x, self.R, ny, nx) for y, x in self._origins]
         return self._gathers[id(box)]
 
     def __call__(self, x: torch.Tensor, fresh: bool = True) -> torch.Tensor:

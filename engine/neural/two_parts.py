@@ -31,7 +31,7 @@ import torch
 
 from ..fft_backends import fastest_padding
 from ..threads import torch_threads
-from .near_fft import NearFieldFFT, near_paddings
+from .near_fft import NearFieldFFT, halo_gather, near_paddings
 from .overlap import near_worker, on_worker
 
 WORKER_SHARE = 9 / 16   # the worker's part of the longer side (see the module docstring)
@@ -61,14 +61,8 @@ class _Part:
         # the grid's cells this box reads (the part and its halo, cut at the grid's edge) and
         # where they go in the box's input; the rest of the input is zeroed every call (an
         # FFT pipeline may overwrite its input)
-        y0, x0 = self.origin
-        ys, ye, xs, xe = max(0, y0 - R), min(ny, y0 + h + R), max(0, x0 - R), min(nx, x0 + w + R)
-        oy, ox = ys - (y0 - R), xs - (x0 - R)
+        self.zeros, self.into, (ys, ye, xs, xe) = halo_gather(inp, *self.origin, R, ny, nx)
         self.rows, self.cols = (ys, ye), (xs, xe)
-        self.into = inp[..., oy:oy + ye - ys, ox:ox + xe - xs]
-        self.zeros = [v for v in (inp[..., :oy, :], inp[..., oy + ye - ys:, :],
-                                  inp[..., oy:oy + ye - ys, :ox], inp[..., oy:oy + ye - ys, ox + xe - xs:])
-                      if v.numel()]
 
     def field(self, comps: torch.Tensor) -> torch.Tensor:
         """The part's near field of comps (3, 1, ny, nx): (3, 1, h, w), a view of the box's
