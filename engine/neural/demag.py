@@ -302,10 +302,9 @@ class NeuralDemag(Demag):
         256^2 cells, else 2), best of all; another way than THREADS is kept when 5 % faster. (With
         two blocks each, one benchmark run of four, in a slow spell of this shared host (the FFT
         at 1.5x its usual time), kept THREADS at 256^2: 0.75 of the FFT, where the other three
-        chose two parts at 0.54-0.57.) Each call
-        comes after a little elementwise work on the process's threads, as in a simulation: with
-        spinning OpenMP waits (torch's default) that work leaves a thread spinning on the other
-        core, which the side-by-side worker then competes with (256^2, two threads, an FFT
+        chose two parts at 0.54-0.57.) Each call comes after a little elementwise work on the
+        process's threads, as in a simulation: with spinning OpenMP waits (torch's default) that
+        work leaves a thread spinning on the other core, which the side-by-side worker then competes with (256^2, two threads, an FFT
         between calls: 5.4 against 4.0 ms), while with passive waits (engine.threads, the app's
         policy) it is each operation split over two threads that pays, by waking the other
         thread every time (256^2: 7.8 against 2.3 ms; 1024^2: 47 against 42 ms). Timed back to
@@ -403,8 +402,9 @@ class NeuralDemag(Demag):
     def _buffer_plan(self, state):
         """What h needs to write M straight into the near field's FFT input buffer, for this
         thread count (_BufferPlan): one layer, the compiled learned part, one way (not side by
-        side, not in two parts: those go through h_from_M), a CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW,
-        torch); else None."""
+        side, which goes through h_from_M, nor two parts, which has a state path of its own), a
+        CPU state of this grid and an FFT pipeline with a buffer of its own (FFTW, torch); else
+        None."""
         nx, ny, nz = self.n
         if (self.compiled is None or nz != 1 or self.split or self.in_two_parts or not state.m.is_cpu
                 or state.m.shape[1:] != (nz, ny, nx)):

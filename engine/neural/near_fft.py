@@ -238,6 +238,26 @@ def near_field_fft(weight: torch.Tensor, ny: int, nx: int, dtype=torch.float32, 
     return way
 
 
+def tile_box(weight: torch.Tensor, Gy: int, Gx: int, dtype=torch.float32, fft: str = "auto",
+             padded: tuple | None = None) -> NearFieldFFT:
+    """The NearFieldFFT of one tile's box of Gy x Gx cells (the tile and its halo, already in the
+    box: padded by nothing more), over `padded` or the fastest measured box for it. Its pipeline
+    takes the caller's thread count."""
+    nz = weight.shape[0] // 3
+    return NearFieldFFT(weight, Gy, Gx, dtype, fft, padded=padded or fastest_padding(
+        (Gx, Gy, nz), near_paddings(nz, Gy, Gx, 0), dtype, "cpu", fft))
+
+
+def convolve_gathered(box: NearFieldFFT, gather: tuple, source: torch.Tensor) -> torch.Tensor:
+    """box's near field of one tile: its input filled as halo_gather's `gather` says from source
+    (3, nz, ny, nx), then transformed (a view of the box's output, overwritten by its next call)."""
+    zeros, into, (ys, ye, xs, xe) = gather
+    for z in zeros:
+        z.zero_()
+    into.copy_(source[:, :, ys:ye, xs:xe])
+    return box.convolve_input()
+
+
 def halo_gather(inp: torch.Tensor, y: int, x: int, R: int, ny: int, nx: int) -> tuple:
     """How a box's FFT input inp (..., Gy, Gx) is filled for the tile whose first cell is the
     grid's (y, x), the box starting R cells before it: (the parts of inp outside the grid, to
@@ -270,8 +290,7 @@ class TiledNearFieldFFT:
         self.n, self.R, self.tile, self.shared = (nx, ny, nz), R, (Ty, Tx), bool(shared)
         Gy, Gx = Ty + 2 * R, Tx + 2 * R
         with torch_threads(1) if shared else nullcontext():   # the boxes' pipelines take their thread count when built
-            self.box = NearFieldFFT(weight, Gy, Gx, dtype, fft, padded=padded or fastest_padding(
-                (Gx, Gy, nz), near_paddings(nz, Gy, Gx, 0), dtype, "cpu", fft))
+            self.box = tile_box(weight, Gy, Gx, dtype, fft, padded)
             self.helper_box = NearFieldFFT(weight, Gy, Gx, dtype, fft, padded=self.box.padded) if shared else None
         self.padded = self.box.padded
         ky, kx = -(-ny // Ty), -(-nx // Tx)
@@ -407,11 +426,7 @@ class TiledNearFieldFFT:
             if gathers is None:
                 H = box._convolve(window)
             else:
-                zeros, into, (ys, ye, xs, xe) = gathers[k]
-                for z in zeros:
-                    z.zero_()
-                into.copy_(source[:, :, ys:ye, xs:xe])
-                H = box.convolve_input()
+                H = convolve_gathered(box, gathers[k], source)
             yield (y, x0), H[:, :, R:R + h, R:R + w]
 
     def _components(self, x: torch.Tensor) -> torch.Tensor:

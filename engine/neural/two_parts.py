@@ -1,5 +1,5 @@
 """One evaluation of a one-layer network in two parts of the grid, one per thread (NeuralDemag's
-way TWO_PARTS, for two or more threads on grids of 128^2 to 512^2).
+way TWO_PARTS, for two or more threads on grids up to demag.TWO_PARTS_MAX_CELLS, 640^2).
 
 Why: on this 2-core machine waking the other thread costs about 0.1 ms, and the other ways
 leave a thread idle. Side by side (engine.neural.overlap) puts the exact near field, about four
@@ -29,9 +29,8 @@ import threading
 
 import torch
 
-from ..fft_backends import fastest_padding
 from ..threads import torch_threads
-from .near_fft import NearFieldFFT, halo_gather, near_paddings
+from .near_fft import convolve_gathered, halo_gather, tile_box
 from .overlap import near_worker, on_worker
 
 WORKER_SHARE = 9 / 16   # the worker's part of the longer side (see the module docstring)
@@ -50,27 +49,19 @@ class _Part:
         self.origin = (start, 0) if along_y else (0, start)
         h, w = (stop - start, nx) if along_y else (ny, stop - start)
         self.shape = (h, w)
-        Gy, Gx = h + 2 * R, w + 2 * R
         with torch_threads(1):   # the box's pipeline takes its thread count when built
-            self.box = NearFieldFFT(weight, Gy, Gx, torch.float32, fft, padded=fastest_padding(
-                (Gx, Gy, 1), near_paddings(1, Gy, Gx, 0), torch.float32, "cpu", fft))
+            self.box = tile_box(weight, h + 2 * R, w + 2 * R, torch.float32, fft)
         inp = self.box.input_view()
         self.ready = inp is not None
-        if not self.ready:
-            return
         # the grid's cells this box reads (the part and its halo, cut at the grid's edge) and
         # where they go in the box's input; the rest of the input is zeroed every call (an
         # FFT pipeline may overwrite its input)
-        self.zeros, self.into, (ys, ye, xs, xe) = halo_gather(inp, *self.origin, R, ny, nx)
-        self.rows, self.cols = (ys, ye), (xs, xe)
+        self.gather = halo_gather(inp, *self.origin, R, ny, nx) if self.ready else None
 
     def field(self, comps: torch.Tensor) -> torch.Tensor:
         """The part's near field of comps (3, 1, ny, nx): (3, 1, h, w), a view of the box's
         output that its next call overwrites."""
-        for z in self.zeros:
-            z.zero_()
-        self.into.copy_(comps[..., self.rows[0]:self.rows[1], self.cols[0]:self.cols[1]])
-        H = self.box.convolve_input()
+        H = convolve_gathered(self.box, self.gather, comps)
         R, (h, w) = self.R, self.shape
         return H[..., R:R + h, R:R + w]
 
